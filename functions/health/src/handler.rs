@@ -1,0 +1,155 @@
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_kms::types::KeyState;
+use aws_sdk_sqs::types::QueueAttributeName;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use shared::aws::AwsClients;
+use shared::config::Resources;
+use shared::http::{ApiError, json};
+use shared::resources::{PARTITION_KEY, QUEUES, SORT_KEY, TABLES};
+use shared::telemetry::error_chain;
+use std::time::Duration;
+use tracing::{instrument, warn};
+
+/// How long one dependency may take before it counts as down. Load balancers and
+/// API Gateway give up after a few seconds, so a slow dependency is a failing one.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Deps {
+    clients: AwsClients,
+    resources: Resources,
+}
+
+impl Deps {
+    pub fn new(clients: AwsClients, resources: Resources) -> Self {
+        Self { clients, resources }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Check {
+    Ok,
+    Error,
+}
+
+#[derive(Debug, Serialize)]
+struct Checks {
+    dynamodb: Check,
+    sqs: Check,
+    kms: Check,
+}
+
+impl Checks {
+    fn all_ok(&self) -> bool {
+        [self.dynamodb, self.sqs, self.kms].iter().all(|c| *c == Check::Ok)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    status: &'static str,
+    checks: Checks,
+}
+
+/// Routes on API Gateway's route key, so the function answers only for the routes it is
+/// deployed behind.
+#[instrument(skip_all, fields(request_id = %request_id(&request)))]
+pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+    let route_key = request.request_context_ref().and_then(|ctx| match ctx {
+        lambda_http::request::RequestContext::ApiGatewayV2(c) => c.route_key.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    });
+    let response = match route_key.as_deref() {
+        Some("GET /api/health/live") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        Some("GET /api/health" | "GET /api/health/ready") => readiness(deps).await,
+        _ => ApiError::NotFound.into_response(),
+    };
+    Ok(response)
+}
+
+fn request_id(request: &Request) -> String {
+    request
+        .request_context_ref()
+        .and_then(|ctx| match ctx {
+            lambda_http::request::RequestContext::ApiGatewayV2(c) => c.request_id.clone(),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+async fn readiness(deps: &Deps) -> Response<Body> {
+    let (dynamodb, sqs, kms) = tokio::join!(
+        check("dynamodb", dynamodb_ok(deps)),
+        check("sqs", sqs_ok(deps)),
+        check("kms", kms_ok(deps)),
+    );
+    let checks = Checks { dynamodb, sqs, kms };
+    if checks.all_ok() {
+        json(StatusCode::OK, &Report { status: "ok", checks })
+    } else {
+        json(StatusCode::SERVICE_UNAVAILABLE, &Report { status: "unavailable", checks })
+    }
+}
+
+type CheckResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+async fn check(name: &'static str, probe: impl Future<Output = CheckResult>) -> Check {
+    match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
+        Ok(Ok(())) => Check::Ok,
+        Ok(Err(e)) => {
+            warn!(check = name, error = %error_chain(e.as_ref()), "health check failed");
+            Check::Error
+        }
+        Err(_) => {
+            warn!(
+                check = name,
+                timeout_ms = CHECK_TIMEOUT.as_millis() as u64,
+                "health check timed out"
+            );
+            Check::Error
+        }
+    }
+}
+
+/// A point read of a key that never exists, on every table: proves the table exists and is
+/// readable with this role, costs half a read unit, and (unlike DescribeTable, limited to
+/// 10 calls a second per account) scales with traffic.
+async fn dynamodb_ok(deps: &Deps) -> CheckResult {
+    for table in TABLES {
+        deps.clients
+            .dynamodb
+            .get_item()
+            .table_name(deps.resources.table_name(&table))
+            .key(PARTITION_KEY, AttributeValue::S("HEALTH".into()))
+            .key(SORT_KEY, AttributeValue::S("HEALTH".into()))
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+async fn sqs_ok(deps: &Deps) -> CheckResult {
+    for queue in QUEUES {
+        deps.clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(deps.resources.queue_url(&queue))
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+/// The key must exist and be enabled: a disabled key means no credential can be read.
+async fn kms_ok(deps: &Deps) -> CheckResult {
+    let out = deps.clients.kms.describe_key().key_id(&deps.resources.kms_key_id).send().await?;
+    match out.key_metadata().and_then(|m| m.key_state()) {
+        Some(KeyState::Enabled) => Ok(()),
+        state => Err(format!("key state is {state:?}").into()),
+    }
+}

@@ -1,0 +1,68 @@
+//! The local stack: what API Gateway and Lambda's SQS event-source mappings do in AWS, on
+//! one machine.
+//!
+//! - [`gateway`]: every route of [`shared::routes::ROUTES`] on one port. Each request is
+//!   turned into the API Gateway v2 (HTTP API) event the function would receive in AWS, and
+//!   the function's handler is invoked in-process.
+//! - [`poller`]: polls each queue and invokes its processor with a real SQS event, deleting
+//!   what succeeded and leaving reported failures for SQS to redeliver (and, after the
+//!   queue's receive limit, move to its dead-letter queue).
+
+pub mod functions;
+pub mod gateway;
+pub mod poller;
+
+use functions::Functions;
+use shared::aws::AwsClients;
+use shared::config::Resources;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A built, bound local stack; `run_until_stopped` serves it.
+pub struct Application {
+    listener: TcpListener,
+    functions: Arc<Functions>,
+    pollers: Vec<poller::Poller>,
+}
+
+impl Application {
+    /// Binds `addr` (port 0 picks a free one, for tests) and wires every function once,
+    /// as their `main`s would on a cold start.
+    pub async fn build(
+        addr: SocketAddr,
+        clients: AwsClients,
+        resources: Resources,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let functions = Arc::new(Functions::new(&clients, &resources));
+        let pollers = functions::processors(&clients, &resources);
+        Ok(Self { listener, functions, pollers })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops the pollers and drains connections.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let poller_tasks: Vec<_> =
+            self.pollers.into_iter().map(|p| tokio::spawn(p.run(stop_rx.clone()))).collect();
+        let router = gateway::router(self.functions);
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        for task in poller_tasks {
+            let _ = task.await;
+        }
+        served
+    }
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# `make dev`: the whole system on this machine.
+#   - the AWS emulator (moto) on 127.0.0.1:$MOTO_PORT, unless AWS_ENDPOINT_URL points
+#     elsewhere (LocalStack, say);
+#   - the WhatsApp Cloud API sandbox on 127.0.0.1:$SANDBOX_PORT;
+#   - the local stack on 127.0.0.1:$PORT: every route, and the queue processors; it
+#     creates the tables, queues and key under $STACK_PREFIX if they are missing.
+# Ctrl-C (or SIGTERM) stops all of them.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+export PORT="${PORT:-3000}"
+export SANDBOX_PORT="${SANDBOX_PORT:-3001}"
+MOTO_PORT="${MOTO_PORT:-5000}"
+export STACK_PREFIX="${STACK_PREFIX:-switchboard-local}"
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export RUST_LOG="${RUST_LOG:-info,aws_config=warn,aws_smithy_runtime=warn}"
+logs="$root/.dev/logs"
+mkdir -p "$logs"
+
+port_free() {
+  python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+PY
+}
+
+wait_http() { # url, name, pid
+  python3 - "$1" "$2" "$3" <<'PY'
+import os, sys, time, urllib.request
+url, name, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+deadline = time.time() + 120
+while time.time() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(f"{name} exited during start-up; see .dev/logs/")
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        sys.exit(0)
+    except urllib.error.HTTPError:
+        sys.exit(0)  # it answers, whatever it says
+    except Exception:
+        time.sleep(0.2)
+sys.exit(f"{name} did not answer {url} within 120 s; see .dev/logs/")
+PY
+}
+
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+}
+trap stop EXIT
+trap 'echo; echo "stopping"; exit 130' INT
+trap 'exit 143' TERM
+
+for p in "$PORT" "$SANDBOX_PORT"; do
+  port_free "$p" || { echo "port $p is in use (another make dev?); set PORT / SANDBOX_PORT" >&2; exit 1; }
+done
+
+scripts/venv.sh
+echo "==> building the local stack and the sandbox" >&2
+cargo build --quiet -p local -p sandbox
+
+if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
+  port_free "$MOTO_PORT" || { echo "port $MOTO_PORT is in use; set MOTO_PORT" >&2; exit 1; }
+  .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" > "$logs/moto.log" 2>&1 &
+  pids+=($!)
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+  wait_http "$AWS_ENDPOINT_URL/moto-api/" "moto_server" "${pids[-1]}"
+fi
+
+target/debug/whatsapp-sandbox > "$logs/sandbox.log" 2>&1 &
+pids+=($!)
+servers=($!)
+wait_http "http://127.0.0.1:$SANDBOX_PORT/health" "whatsapp-sandbox" "${pids[-1]}"
+
+target/debug/switchboard-local > "$logs/local.log" 2>&1 &
+pids+=($!)
+servers+=($!)
+wait_http "http://127.0.0.1:$PORT/api/health/live" "switchboard-local" "${pids[-1]}"
+
+echo "Switchboard is ready: API http://127.0.0.1:$PORT, WhatsApp sandbox http://127.0.0.1:$SANDBOX_PORT, AWS $AWS_ENDPOINT_URL (Ctrl-C stops; logs: tail -f .dev/logs/local.log)"
+
+# Either server ending ends the whole stack. The emulator is not watched: when it dies
+# the API stays up and /api/health says 503, as it would in an AWS outage.
+wait -n "${servers[@]}"
+echo "a component stopped; shutting the stack down (see .dev/logs/)" >&2
+exit 1

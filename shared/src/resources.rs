@@ -1,0 +1,190 @@
+//! The AWS resources Switchboard owns, defined once.
+//!
+//! `infra/template.yaml` declares the same tables, queues and key for CloudFormation; the
+//! local stack creates them from these definitions (see [`crate::aws::bootstrap`]). The test
+//! `infra_agreement` fails when the two disagree.
+//!
+//! Every name is `{prefix}-{suffix}`: the prefix is the CloudFormation stack name in AWS,
+//! `switchboard-local` under `make dev`, and unique per test so tests never share state.
+
+/// Every table uses the same generic key: partition key `pk`, sort key `sk`, both strings;
+/// what an item is lives in the key's prefix (single-table design within each concern).
+pub const PARTITION_KEY: &str = "pk";
+pub const SORT_KEY: &str = "sk";
+/// Items that expire (raw webhook events, idempotency records, refresh tokens, leases)
+/// carry their expiry here, in epoch seconds.
+pub const TTL_ATTRIBUTE: &str = "expiresAt";
+
+/// A global secondary index; both keys are strings and every attribute is projected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub partition_key: &'static str,
+    pub sort_key: &'static str,
+}
+
+/// A DynamoDB table (on-demand billing, `pk`/`sk` keys, TTL on [`TTL_ATTRIBUTE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSpec {
+    /// The resource's logical id in `infra/template.yaml`.
+    pub logical_id: &'static str,
+    pub suffix: &'static str,
+    /// The environment variable through which functions learn the table's name.
+    pub env_var: &'static str,
+    pub indexes: &'static [IndexSpec],
+}
+
+/// A standard SQS queue and its dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub logical_id: &'static str,
+    pub suffix: &'static str,
+    /// The environment variable through which functions learn the queue's URL.
+    pub env_var: &'static str,
+    /// At least six times the consuming function's timeout, as AWS advises for SQS sources.
+    pub visibility_timeout_secs: u32,
+    /// Receives before a message moves to the dead-letter queue.
+    pub max_receive_count: u32,
+    pub dlq_logical_id: &'static str,
+}
+
+impl QueueSpec {
+    pub fn dlq_suffix(&self) -> String {
+        format!("{}-dlq", self.suffix)
+    }
+}
+
+/// How long a message may wait in a main queue (4 days) and in a dead-letter queue
+/// (14 days, the SQS maximum, so that an operator has time to look).
+pub const QUEUE_RETENTION_SECS: u32 = 4 * 24 * 3600;
+pub const DLQ_RETENTION_SECS: u32 = 14 * 24 * 3600;
+
+/// The symmetric KMS key that envelope-encrypts every stored credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    pub logical_id: &'static str,
+    pub alias_logical_id: &'static str,
+    pub alias_suffix: &'static str,
+    pub env_var: &'static str,
+}
+
+const GSI1: IndexSpec = IndexSpec { name: "gsi1", partition_key: "gsi1pk", sort_key: "gsi1sk" };
+const GSI2: IndexSpec = IndexSpec { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk" };
+
+/// Tenants, users, platforms, API keys, channel config, webhook subscriptions, audit.
+/// gsi1 answers look-ups by a secondary id (API-key prefix, phone number id, platform);
+/// gsi2 lists a platform's users in creation order.
+pub const TENANTS_TABLE: TableSpec = TableSpec {
+    logical_id: "TenantsTable",
+    suffix: "tenants",
+    env_var: "TENANTS_TABLE",
+    indexes: &[GSI1, GSI2],
+};
+
+/// Session-host pools: connections, slots, leases, session state.
+/// gsi1 finds connections of a tier with free slots, and expired leases.
+pub const POOL_TABLE: TableSpec =
+    TableSpec { logical_id: "PoolTable", suffix: "pool", env_var: "POOL_TABLE", indexes: &[GSI1] };
+
+/// Raw webhook events, conversations, messages, status history, idempotency records,
+/// usage counters, webhook deliveries.
+/// gsi1 finds a message by Meta's `wamid`; gsi2 lists conversations by latest activity.
+pub const MESSAGES_TABLE: TableSpec = TableSpec {
+    logical_id: "MessagesTable",
+    suffix: "messages",
+    env_var: "MESSAGES_TABLE",
+    indexes: &[GSI1, GSI2],
+};
+
+pub const TABLES: [TableSpec; 3] = [TENANTS_TABLE, POOL_TABLE, MESSAGES_TABLE];
+
+/// Verified Meta webhook events waiting for the webhook processor.
+pub const INBOUND_EVENTS_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "InboundEventsQueue",
+    suffix: "inbound-events",
+    env_var: "INBOUND_EVENTS_QUEUE_URL",
+    visibility_timeout_secs: 180,
+    max_receive_count: 5,
+    dlq_logical_id: "InboundEventsDlq",
+};
+
+/// Outbound messages of enterprise and enterprise_b2b tenants.
+pub const OUTBOUND_HIGH_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "OutboundHighQueue",
+    suffix: "outbound-high",
+    env_var: "OUTBOUND_HIGH_QUEUE_URL",
+    visibility_timeout_secs: 180,
+    max_receive_count: 8,
+    dlq_logical_id: "OutboundHighDlq",
+};
+
+/// Outbound messages of standard and professional tenants.
+pub const OUTBOUND_STANDARD_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "OutboundStandardQueue",
+    suffix: "outbound-standard",
+    env_var: "OUTBOUND_STANDARD_QUEUE_URL",
+    visibility_timeout_secs: 180,
+    max_receive_count: 8,
+    dlq_logical_id: "OutboundStandardDlq",
+};
+
+/// Events to deliver to partners' webhook endpoints.
+pub const PARTNER_EVENTS_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "PartnerEventsQueue",
+    suffix: "partner-events",
+    env_var: "PARTNER_EVENTS_QUEUE_URL",
+    visibility_timeout_secs: 180,
+    max_receive_count: 10,
+    dlq_logical_id: "PartnerEventsDlq",
+};
+
+pub const QUEUES: [QueueSpec; 4] =
+    [INBOUND_EVENTS_QUEUE, OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE, PARTNER_EVENTS_QUEUE];
+
+pub const CREDENTIALS_KEY: KeySpec = KeySpec {
+    logical_id: "CredentialsKey",
+    alias_logical_id: "CredentialsKeyAlias",
+    alias_suffix: "credentials",
+    env_var: "KMS_KEY_ID",
+};
+
+/// `{prefix}-{suffix}`, the physical name of a table or queue.
+pub fn physical_name(prefix: &str, suffix: &str) -> String {
+    format!("{prefix}-{suffix}")
+}
+
+/// `alias/{prefix}-credentials`: functions address the key by this alias.
+pub fn key_alias(prefix: &str) -> String {
+    format!("alias/{}", physical_name(prefix, CREDENTIALS_KEY.alias_suffix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_resource_has_its_own_logical_id_and_env_var() {
+        let mut ids = HashSet::new();
+        let mut vars = HashSet::new();
+        for t in TABLES {
+            assert!(ids.insert(t.logical_id), "duplicate logical id {}", t.logical_id);
+            assert!(vars.insert(t.env_var), "duplicate env var {}", t.env_var);
+        }
+        for q in QUEUES {
+            assert!(ids.insert(q.logical_id), "duplicate logical id {}", q.logical_id);
+            assert!(ids.insert(q.dlq_logical_id), "duplicate logical id {}", q.dlq_logical_id);
+            assert!(vars.insert(q.env_var), "duplicate env var {}", q.env_var);
+        }
+        assert!(ids.insert(CREDENTIALS_KEY.logical_id));
+        assert!(ids.insert(CREDENTIALS_KEY.alias_logical_id));
+        assert!(vars.insert(CREDENTIALS_KEY.env_var));
+    }
+
+    #[test]
+    fn names_carry_the_prefix() {
+        assert_eq!(physical_name("stack", "tenants"), "stack-tenants");
+        assert_eq!(INBOUND_EVENTS_QUEUE.dlq_suffix(), "inbound-events-dlq");
+        assert_eq!(key_alias("stack"), "alias/stack-credentials");
+    }
+}

@@ -1,0 +1,176 @@
+//! Every HTTP route and the function that serves it: the one list that both the SAM
+//! template (`infra/template.yaml`, checked by the `infra_agreement` test) and the local
+//! stack's gateway follow.
+//!
+//! Paths use API Gateway's template syntax: `{name}` matches one segment, `{name+}` the
+//! rest of the path. When several routes match, the most specific wins, segment by segment
+//! (a literal beats a parameter, which beats a greedy parameter), as in API Gateway.
+
+/// A deployed function's name: its crate is `functions/{name}`.
+pub type FunctionName = &'static str;
+
+pub const HEALTH: FunctionName = "health";
+
+/// Every function that serves HTTP routes.
+pub const HTTP_FUNCTIONS: &[FunctionName] = &[HEALTH];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub function: FunctionName,
+}
+
+impl Route {
+    const fn get(path: &'static str, function: FunctionName) -> Self {
+        Self { method: "GET", path, function }
+    }
+
+    /// API Gateway's route key, as it appears in the request context: `GET /api/health`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+pub const ROUTES: &[Route] = &[
+    Route::get("/api/health", HEALTH),
+    Route::get("/api/health/live", HEALTH),
+    Route::get("/api/health/ready", HEALTH),
+];
+
+/// A request matched to its route, with the decoded path parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    pub route: &'static Route,
+    pub path_parameters: PathParameters,
+}
+
+/// Finds the route for a request, as API Gateway would; `None` is API Gateway's 404.
+pub fn find(method: &str, path: &str) -> Option<Matched> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    ROUTES
+        .iter()
+        .filter(|route| route.method.eq_ignore_ascii_case(method))
+        .filter_map(|route| {
+            let (params, specificity) = match_template(route.path, &segments)?;
+            Some((specificity, Matched { route, path_parameters: params }))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, matched)| matched)
+}
+
+type PathParameters = Vec<(String, String)>;
+/// Per segment: 2 literal, 1 parameter, 0 greedy; compared left to right.
+type Specificity = Vec<u8>;
+
+fn match_template(template: &str, segments: &[&str]) -> Option<(PathParameters, Specificity)> {
+    let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    let mut params = Vec::new();
+    let mut specificity = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix("+}")) {
+            let rest = segments.get(i..).filter(|r| !r.is_empty() && !r[0].is_empty())?;
+            params.push((name.to_owned(), percent_decode(&rest.join("/"))));
+            specificity.push(0);
+            return Some((params, specificity));
+        }
+        let segment = segments.get(i)?;
+        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            if segment.is_empty() {
+                return None;
+            }
+            params.push((name.to_owned(), percent_decode(segment)));
+            specificity.push(1);
+        } else if part == segment {
+            specificity.push(2);
+        } else {
+            return None;
+        }
+    }
+    (parts.len() == segments.len()).then_some((params, specificity))
+}
+
+/// Decodes `%XX` escapes (path parameters arrive decoded from API Gateway). Invalid
+/// escapes are kept as they are.
+fn percent_decode(input: &str) -> String {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) =
+                (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn routes_are_unique_and_served_by_known_functions() {
+        let mut keys = HashSet::new();
+        for route in ROUTES {
+            assert!(keys.insert(route.key()), "duplicate route {}", route.key());
+            assert!(HTTP_FUNCTIONS.contains(&route.function), "{} has no function", route.key());
+            assert!(route.path.starts_with("/api/"), "{}", route.path);
+        }
+    }
+
+    #[test]
+    fn literal_paths_match_exactly() {
+        let m = find("GET", "/api/health/live").expect("route");
+        assert_eq!(m.route.path, "/api/health/live");
+        assert!(find("GET", "/api/health/lives").is_none());
+        assert!(find("POST", "/api/health").is_none());
+        assert!(find("GET", "/api/health/").is_none());
+    }
+
+    #[test]
+    fn parameters_match_one_segment_and_are_decoded() {
+        let (p, spec) =
+            match_template("/api/users/{id}", &["api", "users", "a%20b"]).expect("match");
+        assert_eq!(p, vec![("id".to_owned(), "a b".to_owned())]);
+        assert_eq!(spec, vec![2, 2, 1]);
+        assert!(match_template("/api/users/{id}", &["api", "users", ""]).is_none());
+        assert!(match_template("/api/users/{id}", &["api", "users", "a", "b"]).is_none());
+    }
+
+    #[test]
+    fn greedy_parameters_take_the_rest() {
+        let (p, _) =
+            match_template("/api/files/{path+}", &["api", "files", "a", "b"]).expect("match");
+        assert_eq!(p, vec![("path".to_owned(), "a/b".to_owned())]);
+        assert!(match_template("/api/files/{path+}", &["api", "files"]).is_none());
+    }
+
+    #[test]
+    fn literals_beat_parameters() {
+        let literal =
+            match_template("/api/webhooks/deliveries", &["api", "webhooks", "deliveries"]);
+        let param = match_template("/api/webhooks/{id}", &["api", "webhooks", "deliveries"]);
+        assert!(literal.expect("literal").1 > param.expect("param").1);
+    }
+
+    #[test]
+    fn percent_decoding_keeps_invalid_escapes() {
+        assert_eq!(percent_decode("%2B15551234567"), "+15551234567");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn route_keys_are_api_gateway_route_keys() {
+        assert_eq!(ROUTES[0].key(), "GET /api/health");
+    }
+}

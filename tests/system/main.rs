@@ -1,0 +1,6 @@
+//! The system driven from outside: HTTP against the local stack, real SQS events, all
+//! against a moto emulator that the suite starts itself.
+
+mod health;
+mod infra_agreement;
+mod poller;
