@@ -18,8 +18,21 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export RUST_LOG="${RUST_LOG:-info,aws_config=warn,aws_smithy_runtime=warn}"
+export OPERATOR_EMAIL="${OPERATOR_EMAIL:-operator@switchboard.local}"
+export OPERATOR_PASSWORD="${OPERATOR_PASSWORD:-switchboard-operator}"
 logs="$root/.dev/logs"
 mkdir -p "$logs"
+
+# A JWT key ring for this checkout, kept across runs so that tokens survive a restart.
+if [ -z "${JWT_SIGNING_KEYS:-}" ]; then
+  keys_file="$root/.dev/jwt-signing-keys"
+  if [ ! -s "$keys_file" ]; then
+    python3 -c 'import base64, secrets; print("dev:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode())' > "$keys_file"
+    chmod 600 "$keys_file"
+  fi
+  JWT_SIGNING_KEYS="$(cat "$keys_file")"
+  export JWT_SIGNING_KEYS
+fi
 
 port_free() {
   python3 - "$1" <<'PY'
@@ -91,6 +104,7 @@ pids+=($!)
 servers+=($!)
 wait_http "http://127.0.0.1:$PORT/api/health/live" "switchboard-local" "${pids[-1]}"
 
+echo "==> operator login: POST /api/auth/login {\"email\":\"$OPERATOR_EMAIL\",\"password\":\"$OPERATOR_PASSWORD\"}" >&2
 echo "Switchboard is ready: API http://127.0.0.1:$PORT, WhatsApp sandbox http://127.0.0.1:$SANDBOX_PORT, AWS $AWS_ENDPOINT_URL (Ctrl-C stops; logs: tail -f .dev/logs/local.log)"
 
 # Either server ending ends the whole stack. The emulator is not watched: when it dies

@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod poller;
 
 use functions::Functions;
+pub use functions::Settings;
 use shared::aws::AwsClients;
 use shared::config::Resources;
 use std::net::SocketAddr;
@@ -34,9 +35,12 @@ impl Application {
         addr: SocketAddr,
         clients: AwsClients,
         resources: Resources,
+        settings: Settings,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        let functions = Arc::new(Functions::new(&clients, &resources));
+        let functions =
+            Functions::new(&clients, &resources, &settings).map_err(std::io::Error::other)?;
+        let functions = Arc::new(functions);
         let pollers = functions::processors(&clients, &resources);
         Ok(Self { listener, functions, pollers })
     }

@@ -1,9 +1,15 @@
 //! `switchboard-local`: the whole system on one machine. Reads where the emulator is from
 //! the standard AWS variables (`AWS_ENDPOINT_URL`), creates the resources under
-//! `STACK_PREFIX` if they are missing, then serves every route on `PORT`.
+//! `STACK_PREFIX` if they are missing, creates the operator account from `OPERATOR_EMAIL`
+//! and `OPERATOR_PASSWORD` if given, then serves every route on `PORT`.
 
+use shared::auth::passwords::Passwords;
+use shared::aws::secrets::token_keys_from_env;
 use shared::aws::{AwsClients, bootstrap};
+use shared::domain::user::Email;
+use shared::store::tenants::TenantStore;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,10 +19,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let clients = AwsClients::from_env().await;
     let resources = bootstrap::ensure(&clients, &prefix).await?;
+    let settings = local::Settings {
+        token_keys: Arc::new(token_keys_from_env(&clients).await?),
+        lockout: auth::LockoutPolicy::from_env()?,
+    };
+
+    if let (Ok(email), Ok(password)) =
+        (std::env::var("OPERATOR_EMAIL"), std::env::var("OPERATOR_PASSWORD"))
+    {
+        let email = Email::parse(&email).map_err(|e| format!("OPERATOR_EMAIL {e}"))?;
+        let hash = Passwords::new()?.hash(&password).await?;
+        let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());
+        if store.ensure_operator(&email, "Operator", &hash).await? {
+            tracing::info!(email = %email.redacted(), "operator account created");
+        }
+    }
+
     let app = local::Application::build(
         SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         clients,
         resources,
+        settings,
     )
     .await?;
     tracing::info!(addr = %app.local_addr()?, prefix, "local stack listening");

@@ -22,6 +22,17 @@ pub fn port(name: &str, default: u16) -> Result<u16, ConfigError> {
     }
 }
 
+/// A whole number from `name`, or `default` when unset.
+pub fn number(name: &str, default: i64) -> Result<i64, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) => value.trim().parse().map_err(|_| ConfigError::Invalid {
+            name: name.to_owned(),
+            reason: format!("{value:?} is not a whole number"),
+        }),
+        Err(_) => Ok(default),
+    }
+}
+
 /// Physical names of everything in [`resources`], as one deployment sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resources {

@@ -5,38 +5,81 @@
 //! Paths use API Gateway's template syntax: `{name}` matches one segment, `{name+}` the
 //! rest of the path. When several routes match, the most specific wins, segment by segment
 //! (a literal beats a parameter, which beats a greedy parameter), as in API Gateway.
+//!
+//! Each route also says who may call it: public, or the [`Action`] it performs, which the
+//! permission table in [`crate::domain::access`] answers for every caller.
+
+use crate::domain::access::Action;
 
 /// A deployed function's name: its crate is `functions/{name}`.
 pub type FunctionName = &'static str;
 
 pub const HEALTH: FunctionName = "health";
+pub const AUTH: FunctionName = "auth";
+pub const TENANTS: FunctionName = "tenants";
 
 /// Every function that serves HTTP routes.
-pub const HTTP_FUNCTIONS: &[FunctionName] = &[HEALTH];
+pub const HTTP_FUNCTIONS: &[FunctionName] = &[HEALTH, AUTH, TENANTS];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials (health, sign-up, login, token refresh, signed webhooks).
+    Public,
+    /// A user or API key whose caller kind the permission table allows this action.
+    Requires(Action),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub function: FunctionName,
+    pub access: Access,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    function: FunctionName,
+    access: Access,
+) -> Route {
+    Route { method, path, function, access }
 }
 
 impl Route {
-    const fn get(path: &'static str, function: FunctionName) -> Self {
-        Self { method: "GET", path, function }
-    }
-
     /// API Gateway's route key, as it appears in the request context: `GET /api/health`.
     pub fn key(&self) -> String {
         format!("{} {}", self.method, self.path)
     }
 }
 
+use Access::{Public, Requires};
+
 pub const ROUTES: &[Route] = &[
-    Route::get("/api/health", HEALTH),
-    Route::get("/api/health/live", HEALTH),
-    Route::get("/api/health/ready", HEALTH),
+    route("GET", "/api/health", HEALTH, Public),
+    route("GET", "/api/health/live", HEALTH, Public),
+    route("GET", "/api/health/ready", HEALTH, Public),
+    route("POST", "/api/auth/register", AUTH, Public),
+    route("POST", "/api/auth/login", AUTH, Public),
+    route("POST", "/api/auth/refresh", AUTH, Public),
+    route("POST", "/api/auth/logout", AUTH, Requires(Action::ReadOwnProfile)),
+    route("GET", "/api/auth/me", AUTH, Requires(Action::ReadOwnProfile)),
+    route("GET", "/api/tenant", TENANTS, Requires(Action::ReadTenant)),
+    route("PATCH", "/api/tenant", TENANTS, Requires(Action::UpdateTenant)),
+    route("POST", "/api/users", TENANTS, Requires(Action::ManageUsers)),
+    route("GET", "/api/users", TENANTS, Requires(Action::ManageUsers)),
+    route("PATCH", "/api/users/{id}", TENANTS, Requires(Action::ManageUsers)),
+    route("DELETE", "/api/users/{id}", TENANTS, Requires(Action::ManageUsers)),
+    route("POST", "/api/api-keys", TENANTS, Requires(Action::ManageApiKeys)),
+    route("GET", "/api/api-keys", TENANTS, Requires(Action::ManageApiKeys)),
+    route("DELETE", "/api/api-keys/{id}", TENANTS, Requires(Action::ManageApiKeys)),
 ];
+
+/// The route with API Gateway's route key `key` (`DELETE /api/users/{id}`).
+pub fn by_key(key: &str) -> Option<&'static Route> {
+    let (method, path) = key.split_once(' ')?;
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
+}
 
 /// A request matched to its route, with the decoded path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,5 +215,16 @@ mod tests {
     #[test]
     fn route_keys_are_api_gateway_route_keys() {
         assert_eq!(ROUTES[0].key(), "GET /api/health");
+        for route in ROUTES {
+            assert_eq!(by_key(&route.key()), Some(route));
+        }
+        assert_eq!(by_key("GET /api/nothing"), None);
+    }
+
+    #[test]
+    fn parameterised_routes_match_their_ids() {
+        let m = find("DELETE", "/api/users/usr_1").expect("route");
+        assert_eq!(m.route.path, "/api/users/{id}");
+        assert_eq!(m.path_parameters, vec![("id".to_owned(), "usr_1".to_owned())]);
     }
 }

@@ -113,12 +113,73 @@ pub struct Stack {
     pub resources: Resources,
 }
 
+/// Logs go to the test harness's capture: shown for failing tests only.
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(
+            |_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"),
+        ))
+        .try_init();
+}
+
 impl Stack {
     pub async fn new(emulator: &Emulator) -> Stack {
+        init_logs();
         let prefix = unique_prefix();
         let clients = emulator.clients().await;
         let resources = bootstrap::ensure(&clients, &prefix).await.expect("bootstrap resources");
         Stack { prefix, clients, resources }
+    }
+
+    /// How many items the tenants table holds (to show that refused input wrote nothing).
+    pub async fn tenants_items(&self) -> i32 {
+        let out = self
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&self.resources.tenants_table)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .expect("scan");
+        out.count()
+    }
+
+    /// Moves a tenant to another tier, as billing would (tenants cannot change their own).
+    pub async fn set_tier(&self, tenant_id: &str, tier: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.clients
+            .dynamodb
+            .update_item()
+            .table_name(&self.resources.tenants_table)
+            .key("pk", AttributeValue::S(format!("TENANT#{tenant_id}")))
+            .key("sk", AttributeValue::S("TENANT".into()))
+            .update_expression("SET tier = :tier")
+            .expression_attribute_values(":tier", AttributeValue::S(tier.into()))
+            .send()
+            .await
+            .expect("set tier");
+    }
+
+    /// The actions of a tenant's audit entries, read straight from the table.
+    pub async fn audit_actions(&self, tenant_id: &str) -> Vec<String> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let out = self
+            .clients
+            .dynamodb
+            .query()
+            .table_name(&self.resources.tenants_table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("TENANT#{tenant_id}")))
+            .expression_attribute_values(":audit", AttributeValue::S("AUDIT#".into()))
+            .send()
+            .await
+            .expect("query audit");
+        out.items()
+            .iter()
+            .filter_map(|i| i.get("action").and_then(|a| a.as_s().ok()).cloned())
+            .collect()
     }
 
     /// Removes the test's resources (the emulator outlives the test).
@@ -131,15 +192,35 @@ impl Stack {
 pub struct App {
     pub base_url: String,
     pub http: reqwest::Client,
+    /// The key ring the app signs with (tests forge tokens with it).
+    pub token_keys_spec: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A fresh key ring, `test-kid:<random secret>`.
+pub fn test_key_spec() -> String {
+    shared::auth::tokens::generate_spec("test-kid").expect("random")
 }
 
 impl App {
     pub async fn spawn(stack: &Stack) -> App {
+        Self::spawn_with(stack, auth::LockoutPolicy::default()).await
+    }
+
+    pub async fn spawn_with(stack: &Stack, lockout: auth::LockoutPolicy) -> App {
+        let spec = test_key_spec();
+        let keys = shared::auth::tokens::TokenKeys::parse(
+            &spec,
+            shared::auth::tokens::DEFAULT_ISSUER,
+            "test",
+        )
+        .expect("key ring");
+        let settings = local::Settings { token_keys: std::sync::Arc::new(keys), lockout };
         let app = local::Application::build(
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             stack.clients.clone(),
             stack.resources.clone(),
+            settings,
         )
         .await
         .expect("build local stack");
@@ -154,6 +235,7 @@ impl App {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("http client"),
+            token_keys_spec: spec,
             stop: Some(stop),
         }
     }
@@ -165,6 +247,124 @@ impl App {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.expect("request")
     }
+
+    /// Sends `method path` with an optional bearer token and JSON body; returns the status
+    /// and the body (JSON, or `Null` when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        let value = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            })
+        };
+        (status, value)
+    }
+
+    /// Sends a raw body (for malformed-input tests).
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let value: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+        if status >= 400 {
+            assert_eq!(
+                content_type, "application/problem+json",
+                "errors are problem+json: {value}"
+            );
+        }
+        (status, value)
+    }
+
+    /// Registers a new tenant; returns (tenant id, admin access token, refresh token, body).
+    pub async fn register(&self, email: &str) -> Registered {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/auth/register",
+                None,
+                Some(serde_json::json!({
+                    "tenantName": format!("Tenant of {email}"),
+                    "email": email,
+                    "password": PASSWORD,
+                    "name": "Admin",
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        Registered {
+            tenant_id: body["tenant"]["id"].as_str().expect("tenant id").to_owned(),
+            user_id: body["user"]["id"].as_str().expect("user id").to_owned(),
+            access_token: body["accessToken"].as_str().expect("access token").to_owned(),
+            refresh_token: body["refreshToken"].as_str().expect("refresh token").to_owned(),
+        }
+    }
+
+    /// Logs in; returns the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/auth/login",
+                None,
+                Some(serde_json::json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["accessToken"].as_str().expect("access token").to_owned()
+    }
+}
+
+/// The password every test account uses.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Registered {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// A unique email for one test account.
+pub fn email(name: &str) -> String {
+    format!("{name}-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
 impl Drop for App {

@@ -1,6 +1,8 @@
 //! The system driven from outside: HTTP against the local stack, real SQS events, all
 //! against a moto emulator that the suite starts itself.
 
+mod auth;
 mod health;
 mod infra_agreement;
 mod poller;
+mod tenants;

@@ -1,0 +1,370 @@
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use shared::auth::passwords::Passwords;
+use shared::auth::principal::Authenticator;
+use shared::auth::secrets::{new_refresh_token, sha256_hex};
+use shared::auth::tokens::{ACCESS_TOKEN_TTL, TokenKeys};
+use shared::domain::Violation;
+use shared::domain::access::Action;
+use shared::domain::ids::UserId;
+use shared::domain::tenant::Tier;
+use shared::domain::user::{Email, Role, check_name, check_password};
+use shared::http::{ApiError, empty, into_response, json};
+use shared::request::{DEFAULT_BODY_LIMIT, json_body, route_key, source_ip};
+use shared::store::attrs::now_secs;
+use shared::store::tenants::{
+    AuditEntry, NewUser, RefreshGrant, RotateOutcome, TenantStore, UserRecord,
+};
+use std::sync::Arc;
+use tracing::{info, instrument, warn};
+
+/// A login (refresh-token family) lasts at most this long; each refresh token too.
+pub const REFRESH_TTL_SECS: i64 = 30 * 24 * 3600;
+
+/// When repeated login failures lock an email or a client address out.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub max_failures_per_email: i64,
+    pub max_failures_per_ip: i64,
+    pub window_secs: i64,
+    pub lock_secs: i64,
+}
+
+impl Default for LockoutPolicy {
+    /// 5 failures for one email, or 20 from one address, within 15 minutes lock that
+    /// email or address for 15 minutes.
+    fn default() -> Self {
+        Self {
+            max_failures_per_email: 5,
+            max_failures_per_ip: 20,
+            window_secs: 900,
+            lock_secs: 900,
+        }
+    }
+}
+
+impl LockoutPolicy {
+    /// The defaults, each overridable: `LOGIN_MAX_FAILURES_PER_EMAIL`,
+    /// `LOGIN_MAX_FAILURES_PER_IP`, `LOGIN_FAILURE_WINDOW_SECS`, `LOGIN_LOCK_SECS`.
+    pub fn from_env() -> Result<Self, shared::config::ConfigError> {
+        use shared::config::number;
+        let d = Self::default();
+        Ok(Self {
+            max_failures_per_email: number(
+                "LOGIN_MAX_FAILURES_PER_EMAIL",
+                d.max_failures_per_email,
+            )?,
+            max_failures_per_ip: number("LOGIN_MAX_FAILURES_PER_IP", d.max_failures_per_ip)?,
+            window_secs: number("LOGIN_FAILURE_WINDOW_SECS", d.window_secs)?,
+            lock_secs: number("LOGIN_LOCK_SECS", d.lock_secs)?,
+        })
+    }
+}
+
+pub struct Deps {
+    store: TenantStore,
+    keys: Arc<TokenKeys>,
+    passwords: Passwords,
+    authenticator: Authenticator,
+    lockout: LockoutPolicy,
+}
+
+impl Deps {
+    pub fn new(
+        store: TenantStore,
+        keys: Arc<TokenKeys>,
+        passwords: Passwords,
+        lockout: LockoutPolicy,
+    ) -> Self {
+        let authenticator = Authenticator::new(keys.clone(), store.clone());
+        Self { store, keys, passwords, authenticator, lockout }
+    }
+}
+
+#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+    let result = match route_key(&request) {
+        Some("POST /api/auth/register") => register(deps, &request).await,
+        Some("POST /api/auth/login") => login(deps, &request).await,
+        Some("POST /api/auth/refresh") => refresh(deps, &request).await,
+        Some("POST /api/auth/logout") => logout(deps, &request).await,
+        Some("GET /api/auth/me") => me(deps, &request).await,
+        _ => Err(ApiError::NotFound),
+    };
+    Ok(into_response(result))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserView {
+    id: UserId,
+    email: String,
+    name: String,
+    role: Role,
+}
+
+impl From<&UserRecord> for UserView {
+    fn from(u: &UserRecord) -> Self {
+        Self { id: u.id.clone(), email: u.email.clone(), name: u.name.clone(), role: u.role }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Tokens {
+    access_token: String,
+    refresh_token: String,
+    expires_in: u64,
+    token_type: &'static str,
+}
+
+fn violations(list: Vec<Violation>) -> Result<(), ApiError> {
+    if list.is_empty() { Ok(()) } else { Err(ApiError::Validation(list)) }
+}
+
+/// A new access token and the first refresh token of a new login.
+async fn start_login(deps: &Deps, user: &UserRecord) -> Result<Tokens, ApiError> {
+    let now = now_secs();
+    let access_token = deps
+        .keys
+        .issue(&user.id, &user.tenant_id, user.role, now.max(0) as u64)
+        .map_err(ApiError::internal)?;
+    let refresh_token = new_refresh_token().map_err(ApiError::internal)?;
+    let family_id = uuid_like()?;
+    let grant =
+        RefreshGrant { user_id: user.id.clone(), tenant_id: user.tenant_id.clone(), family_id };
+    deps.store.start_login(&grant, &sha256_hex(&refresh_token), now + REFRESH_TTL_SECS).await?;
+    Ok(Tokens {
+        access_token,
+        refresh_token,
+        expires_in: ACCESS_TOKEN_TTL.as_secs(),
+        token_type: "Bearer",
+    })
+}
+
+fn uuid_like() -> Result<String, ApiError> {
+    shared::auth::secrets::random_token(16).map_err(ApiError::internal)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterBody {
+    tenant_name: String,
+    email: String,
+    password: String,
+    name: String,
+}
+
+async fn register(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: RegisterBody = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let mut errors = Vec::new();
+    let tenant_name = check_name(&body.tenant_name)
+        .map_err(|m| errors.push(Violation::new("tenantName", m)))
+        .ok();
+    let name = check_name(&body.name).map_err(|m| errors.push(Violation::new("name", m))).ok();
+    let email = Email::parse(&body.email).map_err(|m| errors.push(Violation::new("email", m))).ok();
+    if let Err(m) = check_password(&body.password) {
+        errors.push(Violation::new("password", m));
+    }
+    violations(errors)?;
+    let (Some(tenant_name), Some(name), Some(email)) = (tenant_name, name, email) else {
+        return Err(ApiError::internal("validated fields missing"));
+    };
+
+    let password_hash = deps.passwords.hash(&body.password).await.map_err(ApiError::internal)?;
+    let admin =
+        NewUser { id: UserId::generate(), email, name, role: Role::TenantAdmin, password_hash };
+    let (scope, tenant) = deps.store.register(&tenant_name, Tier::Standard, &admin).await?;
+    let user = deps
+        .store
+        .get_user(&scope, &admin.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("user vanished"))?;
+    let tokens = start_login(deps, &user).await?;
+    audit(deps, &user, "tenant.registered", None, serde_json::json!({})).await;
+    info!(tenant_id = %tenant.id, "tenant registered");
+
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "tenant": { "id": tenant.id, "name": tenant.name, "tier": tenant.tier },
+            "user": UserView::from(&user),
+            "accessToken": tokens.access_token,
+            "refreshToken": tokens.refresh_token,
+            "expiresIn": tokens.expires_in,
+            "tokenType": tokens.token_type,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn login(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: LoginBody = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let email = Email::parse(&body.email)
+        .map_err(|m| ApiError::Validation(vec![Violation::new("email", m)]))?;
+    let policy = deps.lockout;
+    let email_scope = format!("email#{}", sha256_hex(email.as_str()));
+    let ip_scope = format!("ip#{}", source_ip(request));
+
+    for scope in [&email_scope, &ip_scope] {
+        if let Some(left) = deps.store.locked_for(scope).await? {
+            return Err(ApiError::RateLimited { retry_after_secs: left.max(1) as u64 });
+        }
+    }
+
+    let user = deps.store.find_user_by_email(&email).await?;
+    let ok = deps
+        .passwords
+        .verify(&body.password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await;
+    let Some(user) = user.filter(|_| ok) else {
+        let email_locked = deps
+            .store
+            .record_failure(
+                &email_scope,
+                policy.max_failures_per_email,
+                policy.window_secs,
+                policy.lock_secs,
+            )
+            .await?;
+        let ip_locked = deps
+            .store
+            .record_failure(
+                &ip_scope,
+                policy.max_failures_per_ip,
+                policy.window_secs,
+                policy.lock_secs,
+            )
+            .await?;
+        warn!(email = %email.redacted(), "login failed");
+        if email_locked || ip_locked {
+            if email_locked && let Some(user) = deps.store.find_user_by_email(&email).await? {
+                let detail = serde_json::json!({ "email": email.redacted(), "sourceIp": source_ip(request) });
+                audit(deps, &user, "login.locked", Some(user.id.to_string()), detail).await;
+            }
+            return Err(ApiError::RateLimited { retry_after_secs: policy.lock_secs.max(1) as u64 });
+        }
+        return Err(ApiError::Unauthorized);
+    };
+
+    deps.store.clear_failures(&email_scope).await?;
+    let tokens = start_login(deps, &user).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "accessToken": tokens.access_token,
+            "refreshToken": tokens.refresh_token,
+            "expiresIn": tokens.expires_in,
+            "tokenType": tokens.token_type,
+            "user": UserView::from(&user),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: RefreshBody = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let now = now_secs();
+    let next = new_refresh_token().map_err(ApiError::internal)?;
+    let outcome = deps
+        .store
+        .rotate_refresh(
+            &sha256_hex(&body.refresh_token),
+            &sha256_hex(&next),
+            now + REFRESH_TTL_SECS,
+        )
+        .await?;
+    let (grant, scope) = match outcome {
+        RotateOutcome::Rotated(grant, scope) => (grant, scope),
+        RotateOutcome::Reused => {
+            if let Some(grant) = deps.store.refresh_grant(&sha256_hex(&body.refresh_token)).await? {
+                let entry = AuditEntry {
+                    action: "login.refresh_reuse_revoked",
+                    actor_id: Some(grant.user_id.to_string()),
+                    target_id: Some(grant.family_id.clone()),
+                    detail: serde_json::json!({ "sourceIp": source_ip(request) }),
+                };
+                if let Err(e) = deps.store.audit(&grant.tenant_id, entry).await {
+                    warn!(error = %e, "audit entry not written");
+                }
+            }
+            warn!("spent refresh token presented again; login revoked");
+            return Err(ApiError::Unauthorized);
+        }
+        RotateOutcome::Invalid => return Err(ApiError::Unauthorized),
+    };
+    let Some(user) = deps.store.get_user(&scope, &grant.user_id).await? else {
+        deps.store.revoke_login(&grant.family_id).await?;
+        return Err(ApiError::Unauthorized);
+    };
+    let access_token = deps
+        .keys
+        .issue(&user.id, &user.tenant_id, user.role, now.max(0) as u64)
+        .map_err(ApiError::internal)?;
+    Ok(json(
+        StatusCode::OK,
+        &Tokens {
+            access_token,
+            refresh_token: next,
+            expires_in: ACCESS_TOKEN_TTL.as_secs(),
+            token_type: "Bearer",
+        },
+    ))
+}
+
+async fn logout(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let principal = deps.authenticator.authenticate(request.headers()).await?;
+    principal.require(Action::ReadOwnProfile)?;
+    let body: RefreshBody = json_body(request, DEFAULT_BODY_LIMIT)?;
+    // Only the caller's own login ends; an unknown or foreign token changes nothing, and
+    // the answer is the same so that tokens cannot be probed.
+    if let Some(grant) = deps.store.refresh_grant(&sha256_hex(&body.refresh_token)).await?
+        && Some(&grant.user_id) == principal.user_id()
+        && &grant.tenant_id == principal.tenant_id()
+    {
+        deps.store.revoke_login(&grant.family_id).await?;
+    }
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn me(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let principal = deps.authenticator.authenticate(request.headers()).await?;
+    principal.require(Action::ReadOwnProfile)?;
+    let user_id = principal.user_id().ok_or(ApiError::Forbidden)?;
+    let user =
+        deps.store.get_user(principal.scope(), user_id).await?.ok_or(ApiError::Unauthorized)?;
+    let tenant = deps.store.get_tenant(principal.scope()).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "user": UserView::from(&user),
+            "tenant": { "id": tenant.id, "name": tenant.name, "tier": tenant.tier },
+        }),
+    ))
+}
+
+async fn audit(
+    deps: &Deps,
+    user: &UserRecord,
+    action: &'static str,
+    target: Option<String>,
+    detail: serde_json::Value,
+) {
+    let entry =
+        AuditEntry { action, actor_id: Some(user.id.to_string()), target_id: target, detail };
+    // NOTE: a lost audit entry must not fail the user's request; it is logged instead.
+    if let Err(e) = deps.store.audit(&user.tenant_id, entry).await {
+        warn!(error = %e, action, "audit entry not written");
+    }
+}

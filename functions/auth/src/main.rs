@@ -1,0 +1,20 @@
+use auth::{Deps, LockoutPolicy};
+use lambda_http::{Error, service_fn};
+use shared::auth::passwords::Passwords;
+use shared::aws::AwsClients;
+use shared::aws::secrets::token_keys_from_env;
+use shared::config::Resources;
+use shared::store::tenants::TenantStore;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let resources = Resources::from_env()?;
+    let clients = AwsClients::from_env().await;
+    let keys = Arc::new(token_keys_from_env(&clients).await?);
+    let lockout = LockoutPolicy::from_env()?;
+    let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table);
+    let deps = Deps::new(store, keys, Passwords::new()?, lockout);
+    lambda_http::run(service_fn(|request| auth::handle(&deps, request))).await
+}

@@ -1,0 +1,329 @@
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use shared::auth::passwords::Passwords;
+use shared::auth::principal::{Authenticator, Principal};
+use shared::auth::secrets::ApiKeySecret;
+use shared::domain::Violation;
+use shared::domain::access::Action;
+use shared::domain::ids::{ApiKeyId, UserId};
+use shared::domain::tenant::{Branding, Settings};
+use shared::domain::user::{Email, Role, check_name, check_password};
+use shared::http::{ApiError, empty, into_response, json};
+use shared::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, route_key};
+use shared::routes::{Access, by_key};
+use shared::store::page;
+use shared::store::tenants::{AuditEntry, NewUser, TenantStore};
+use tracing::{instrument, warn};
+
+pub struct Deps {
+    store: TenantStore,
+    passwords: Passwords,
+    authenticator: Authenticator,
+}
+
+impl Deps {
+    pub fn new(store: TenantStore, authenticator: Authenticator, passwords: Passwords) -> Self {
+        Self { store, passwords, authenticator }
+    }
+}
+
+#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(into_response(dispatch(deps, &request).await))
+}
+
+async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let key = route_key(request).unwrap_or_default();
+    let Some(Access::Requires(action)) = by_key(key).map(|r| r.access) else {
+        return Err(ApiError::NotFound);
+    };
+    let principal = deps.authenticator.authenticate(request.headers()).await?;
+    let ctx = Ctx { deps, request, principal, action };
+    match key {
+        "GET /api/tenant" => ctx.get_tenant().await,
+        "PATCH /api/tenant" => ctx.patch_tenant().await,
+        "POST /api/users" => ctx.create_user().await,
+        "GET /api/users" => ctx.list_users().await,
+        "PATCH /api/users/{id}" => ctx.update_user().await,
+        "DELETE /api/users/{id}" => ctx.delete_user().await,
+        "POST /api/api-keys" => ctx.create_api_key().await,
+        "GET /api/api-keys" => ctx.list_api_keys().await,
+        "DELETE /api/api-keys/{id}" => ctx.revoke_api_key().await,
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// One request: who calls, and the action its route performs (from the route table).
+struct Ctx<'a> {
+    deps: &'a Deps,
+    request: &'a Request,
+    principal: Principal,
+    action: Action,
+}
+
+fn check(errors: Vec<Violation>) -> Result<(), ApiError> {
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
+}
+
+impl Ctx<'_> {
+    /// Collection routes: the permission check comes first.
+    fn require(&self) -> Result<(), ApiError> {
+        self.principal.require(self.action)
+    }
+
+    async fn audit(&self, action: &'static str, target: Option<String>, detail: serde_json::Value) {
+        let entry = AuditEntry {
+            action,
+            actor_id: Some(self.principal.actor_id()),
+            target_id: target,
+            detail,
+        };
+        if let Err(e) = self.deps.store.audit(self.principal.tenant_id(), entry).await {
+            warn!(error = %e, action, "audit entry not written");
+        }
+    }
+
+    fn user_id(&self) -> Result<UserId, ApiError> {
+        path_param(self.request, "id").and_then(|id| UserId::parse(&id)).ok_or(ApiError::NotFound)
+    }
+
+    fn page_params(&self) -> Result<(i32, Option<String>), ApiError> {
+        let limit = page::limit(query_param(self.request, "limit").as_deref())?;
+        Ok((limit, query_param(self.request, "cursor")))
+    }
+
+    async fn tenant_view(&self) -> Result<serde_json::Value, ApiError> {
+        let tenant = self.deps.store.get_tenant(self.principal.scope()).await?;
+        let mut view = serde_json::to_value(&tenant).map_err(ApiError::internal)?;
+        view["limits"] = serde_json::to_value(tenant.tier.limits()).map_err(ApiError::internal)?;
+        Ok(view)
+    }
+
+    async fn get_tenant(&self) -> Result<Response<Body>, ApiError> {
+        self.require()?;
+        Ok(json(StatusCode::OK, &self.tenant_view().await?))
+    }
+
+    /// Each top-level field given replaces the stored one; `tier` and `limits` follow the
+    /// plan and are read-only here.
+    async fn patch_tenant(&self) -> Result<Response<Body>, ApiError> {
+        self.require()?;
+        let body: serde_json::Map<String, serde_json::Value> =
+            json_body(self.request, DEFAULT_BODY_LIMIT)?;
+        let mut errors = Vec::new();
+        for field in body.keys() {
+            match field.as_str() {
+                "name" | "branding" | "settings" => {}
+                "tier" | "limits" | "id" | "createdAt" | "updatedAt" => {
+                    errors.push(Violation::new(field.as_str(), "is read-only"))
+                }
+                _ => errors.push(Violation::new(field.as_str(), "is not a tenant field")),
+            }
+        }
+        let name = match body.get("name") {
+            Some(serde_json::Value::String(n)) => {
+                check_name(n).map_err(|m| errors.push(Violation::new("name", m))).ok()
+            }
+            Some(_) => {
+                errors.push(Violation::new("name", "must be a string"));
+                None
+            }
+            None => None,
+        };
+        let branding: Option<Branding> = parse_field(&body, "branding", &mut errors);
+        let settings: Option<Settings> = parse_field(&body, "settings", &mut errors);
+        if let Some(b) = &branding {
+            b.validate(&mut errors);
+        }
+        if let Some(s) = &settings {
+            s.validate(&mut errors);
+        }
+        check(errors)?;
+        self.deps
+            .store
+            .update_tenant(
+                self.principal.scope(),
+                name.as_deref(),
+                branding.as_ref(),
+                settings.as_ref(),
+            )
+            .await?;
+        let fields: Vec<&String> = body.keys().collect();
+        self.audit("tenant.updated", None, serde_json::json!({ "fields": fields })).await;
+        Ok(json(StatusCode::OK, &self.tenant_view().await?))
+    }
+
+    async fn create_user(&self) -> Result<Response<Body>, ApiError> {
+        self.require()?;
+        #[derive(Deserialize)]
+        struct Body {
+            email: String,
+            name: String,
+            role: String,
+            password: String,
+        }
+        let body: Body = json_body(self.request, DEFAULT_BODY_LIMIT)?;
+        let mut errors = Vec::new();
+        let email =
+            Email::parse(&body.email).map_err(|m| errors.push(Violation::new("email", m))).ok();
+        let name = check_name(&body.name).map_err(|m| errors.push(Violation::new("name", m))).ok();
+        let role = assignable_role(&body.role, &mut errors);
+        if let Err(m) = check_password(&body.password) {
+            errors.push(Violation::new("password", m));
+        }
+        check(errors)?;
+        let (Some(email), Some(name), Some(role)) = (email, name, role) else {
+            return Err(ApiError::internal("validated fields missing"));
+        };
+        let password_hash =
+            self.deps.passwords.hash(&body.password).await.map_err(ApiError::internal)?;
+        let user = NewUser { id: UserId::generate(), email, name, role, password_hash };
+        let created = self.deps.store.create_user(self.principal.scope(), &user).await?;
+        self.audit(
+            "user.created",
+            Some(created.id.to_string()),
+            serde_json::json!({ "role": created.role }),
+        )
+        .await;
+        Ok(json(StatusCode::CREATED, &created))
+    }
+
+    async fn list_users(&self) -> Result<Response<Body>, ApiError> {
+        self.require()?;
+        let (limit, cursor) = self.page_params()?;
+        let page =
+            self.deps.store.list_users(self.principal.scope(), limit, cursor.as_deref()).await?;
+        Ok(json(StatusCode::OK, &page))
+    }
+
+    /// Changes a user's role or name. Demoting the last TENANT_ADMIN fails.
+    async fn update_user(&self) -> Result<Response<Body>, ApiError> {
+        let id = self.user_id()?;
+        let user = self
+            .deps
+            .store
+            .get_user(self.principal.scope(), &id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        self.require()?;
+        #[derive(Deserialize)]
+        struct Body {
+            name: Option<String>,
+            role: Option<String>,
+        }
+        let body: Body = json_body(self.request, DEFAULT_BODY_LIMIT)?;
+        let mut errors = Vec::new();
+        let name = body
+            .name
+            .as_deref()
+            .and_then(|n| check_name(n).map_err(|m| errors.push(Violation::new("name", m))).ok());
+        let role = body.role.as_deref().and_then(|r| assignable_role(r, &mut errors));
+        check(errors)?;
+        let updated = self
+            .deps
+            .store
+            .update_user(self.principal.scope(), &user, name.as_deref(), role)
+            .await?;
+        if role.is_some_and(|r| r != user.role) {
+            let detail = serde_json::json!({ "from": user.role, "to": updated.role });
+            self.audit("user.role_changed", Some(user.id.to_string()), detail).await;
+        }
+        Ok(json(StatusCode::OK, &updated))
+    }
+
+    /// Another tenant's user is a 404 whoever asks: the look-up, scoped to the caller's
+    /// tenant, comes before the permission check.
+    async fn delete_user(&self) -> Result<Response<Body>, ApiError> {
+        let id = self.user_id()?;
+        let user = self
+            .deps
+            .store
+            .get_user(self.principal.scope(), &id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        self.require()?;
+        self.deps.store.delete_user(self.principal.scope(), &user).await?;
+        self.audit(
+            "user.removed",
+            Some(user.id.to_string()),
+            serde_json::json!({ "role": user.role }),
+        )
+        .await;
+        Ok(empty(StatusCode::NO_CONTENT))
+    }
+
+    async fn create_api_key(&self) -> Result<Response<Body>, ApiError> {
+        self.require()?;
+        #[derive(Deserialize)]
+        struct Body {
+            name: String,
+        }
+        let body: Body = json_body(self.request, DEFAULT_BODY_LIMIT)?;
+        let name = check_name(&body.name)
+            .map_err(|m| ApiError::Validation(vec![Violation::new("name", m)]))?;
+        let secret = ApiKeySecret::generate().map_err(ApiError::internal)?;
+        let id = ApiKeyId::generate();
+        let record = self
+            .deps
+            .store
+            .create_api_key(self.principal.scope(), &id, &name, &secret.lookup_id, &secret.digest())
+            .await?;
+        self.audit("api_key.created", Some(id.to_string()), serde_json::json!({ "name": name }))
+            .await;
+        let mut view = serde_json::to_value(&record).map_err(ApiError::internal)?;
+        // The only time the key is ever shown.
+        view["key"] = serde_json::Value::String(secret.key);
+        Ok(json(StatusCode::CREATED, &view))
+    }
+
+    async fn list_api_keys(&self) -> Result<Response<Body>, ApiError> {
+        self.require()?;
+        let (limit, cursor) = self.page_params()?;
+        let page =
+            self.deps.store.list_api_keys(self.principal.scope(), limit, cursor.as_deref()).await?;
+        Ok(json(StatusCode::OK, &page))
+    }
+
+    async fn revoke_api_key(&self) -> Result<Response<Body>, ApiError> {
+        let id = path_param(self.request, "id")
+            .and_then(|id| ApiKeyId::parse(&id))
+            .ok_or(ApiError::NotFound)?;
+        let record = self
+            .deps
+            .store
+            .get_api_key(self.principal.scope(), &id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        self.require()?;
+        self.deps.store.revoke_api_key(self.principal.scope(), &record).await?;
+        self.audit(
+            "api_key.revoked",
+            Some(id.to_string()),
+            serde_json::json!({ "name": record.name }),
+        )
+        .await;
+        Ok(empty(StatusCode::NO_CONTENT))
+    }
+}
+
+fn assignable_role(raw: &str, errors: &mut Vec<Violation>) -> Option<Role> {
+    match Role::parse(raw) {
+        Some(role) if role.assignable() => Some(role),
+        _ => {
+            errors.push(Violation::new("role", "must be TENANT_ADMIN, AGENT or BILLING_ADMIN"));
+            None
+        }
+    }
+}
+
+fn parse_field<T: serde::de::DeserializeOwned>(
+    body: &serde_json::Map<String, serde_json::Value>,
+    field: &str,
+    errors: &mut Vec<Violation>,
+) -> Option<T> {
+    let value = body.get(field)?.clone();
+    serde_json::from_value(value)
+        .map_err(|e| errors.push(Violation::new(field, format!("is invalid: {e}"))))
+        .ok()
+}

@@ -1,0 +1,84 @@
+//! DynamoDB adapters. Every item of tenant data is keyed under `TENANT#<id>`, and the
+//! methods that read or write it take a [`TenantScope`], which only authentication (or
+//! registration) can produce: a handler cannot name another tenant's data.
+
+pub mod attrs;
+pub mod page;
+pub mod tenants;
+
+use crate::domain::ids::TenantId;
+
+/// Proof that the caller acts for this tenant. Constructed only inside this crate, by
+/// `auth::principal` after verifying a token or key, and by registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantScope(TenantId);
+
+impl TenantScope {
+    pub(crate) fn new(tenant: TenantId) -> Self {
+        Self(tenant)
+    }
+
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.0
+    }
+
+    /// The partition key of everything this tenant owns.
+    pub(crate) fn pk(&self) -> String {
+        format!("TENANT#{}", self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("email already registered")]
+    EmailTaken,
+    #[error("the last tenant admin cannot be removed")]
+    LastAdmin,
+    #[error("the plan limit for {0} is reached")]
+    LimitReached(&'static str),
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error("a concurrent change won")]
+    Conflict,
+    #[error("dynamodb: {0}")]
+    Dynamo(String),
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for crate::http::ApiError {
+    fn from(err: StoreError) -> Self {
+        use crate::http::ApiError;
+        match err {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::EmailTaken => ApiError::Conflict {
+                code: "email_taken",
+                detail: "An account with this email already exists.".into(),
+            },
+            StoreError::LastAdmin => ApiError::Conflict {
+                code: "last_tenant_admin",
+                detail: "A tenant keeps at least one TENANT_ADMIN.".into(),
+            },
+            StoreError::LimitReached(what) => ApiError::Conflict {
+                code: "plan_limit_reached",
+                detail: format!("The plan's limit of {what} is reached."),
+            },
+            StoreError::InvalidCursor => ApiError::Validation(vec![crate::http::FieldError::new(
+                "cursor",
+                "is not a cursor from this list",
+            )]),
+            StoreError::Conflict => ApiError::Conflict {
+                code: "concurrent_change",
+                detail: "The resource changed meanwhile; retry.".into(),
+            },
+            StoreError::Dynamo(e) => ApiError::unavailable("dynamodb", e),
+            StoreError::Corrupt(e) => ApiError::internal(e),
+        }
+    }
+}
+
+pub(crate) fn dynamo_err(err: impl std::error::Error + 'static) -> StoreError {
+    StoreError::Dynamo(crate::telemetry::error_chain(&err))
+}
