@@ -429,3 +429,43 @@ async fn the_sample_events_are_answered_by_the_auth_and_tenants_handlers() {
 fn request_of(event: &str) -> lambda_http::Request {
     lambda_http::request::from_str(event).expect("API Gateway v2 event")
 }
+
+#[tokio::test]
+async fn failures_spread_over_many_emails_lock_the_client_address() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let policy = auth::LockoutPolicy {
+        max_failures_per_email: 100,
+        max_failures_per_ip: 3,
+        window_secs: 60,
+        lock_secs: 60,
+    };
+    let app = App::spawn_with(&stack, policy).await;
+    let address = email("victim");
+    app.register(&address).await;
+
+    for attempt in 0..2 {
+        let (status, _) = app
+            .call("POST", "/api/auth/login", None, Some(json!({"email": email(&format!("guess{attempt}")), "password": "guessing here"})))
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, body) = app
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": email("guess2"), "password": "guessing here"})),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")));
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": address, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 429, "the address stays locked, whatever account it tries");
+    stack.remove().await;
+}
