@@ -1,12 +1,11 @@
 //! `switchboard-local`: the whole system on one machine. Reads where the emulator is from
 //! the standard AWS variables (`AWS_ENDPOINT_URL`), creates the resources under
 //! `STACK_PREFIX` if they are missing, creates the operator account from `OPERATOR_EMAIL`
-//! and `OPERATOR_PASSWORD` if given, then serves every route on `PORT`.
+//! and `OPERATOR_PASSWORD` if given (see `shared::auth::operator`), then serves every route on `PORT`.
 
-use shared::auth::passwords::Passwords;
+use shared::auth::operator::ensure_operator_from_env;
 use shared::aws::secrets::token_keys_from_env;
 use shared::aws::{AwsClients, bootstrap};
-use shared::domain::user::Email;
 use shared::store::tenants::TenantStore;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -24,15 +23,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         lockout: auth::LockoutPolicy::from_env()?,
     };
 
-    if let (Ok(email), Ok(password)) =
-        (std::env::var("OPERATOR_EMAIL"), std::env::var("OPERATOR_PASSWORD"))
-    {
-        let email = Email::parse(&email).map_err(|e| format!("OPERATOR_EMAIL {e}"))?;
-        let hash = Passwords::new()?.hash(&password).await?;
-        let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());
-        if store.ensure_operator(&email, "Operator", &hash).await? {
-            tracing::info!(email = %email.redacted(), "operator account created");
-        }
+    let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());
+    if let Some(email) = ensure_operator_from_env(&clients, &store).await? {
+        tracing::info!(email, "operator account created");
     }
 
     let app = local::Application::build(

@@ -469,3 +469,46 @@ async fn failures_spread_over_many_emails_lock_the_client_address() {
     assert_eq!(status, 429, "the address stays locked, whatever account it tries");
     stack.remove().await;
 }
+
+#[tokio::test]
+async fn the_operator_is_created_once_with_the_password_from_secrets_manager() {
+    use shared::auth::operator::{OperatorConfig, ensure_operator};
+    use shared::store::tenants::TenantStore;
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let store =
+        TenantStore::new(stack.clients.dynamodb.clone(), stack.resources.tenants_table.clone());
+    let secret = stack
+        .clients
+        .secrets
+        .create_secret()
+        .name(format!("{}-operator", stack.prefix))
+        .secret_string("generated operator password")
+        .send()
+        .await
+        .expect("secret");
+    let address = email("ops");
+    let config = OperatorConfig {
+        email: Some(address.clone()),
+        password: None,
+        password_secret_id: secret.arn().map(str::to_owned),
+    };
+
+    let created = ensure_operator(&stack.clients, &store, &config).await.expect("operator");
+    assert!(
+        created.is_some_and(|redacted| !redacted.contains(&address)),
+        "logs see a redacted email"
+    );
+    assert_eq!(
+        ensure_operator(&stack.clients, &store, &config).await.expect("again"),
+        None,
+        "idempotent"
+    );
+    let token = app.login(&address, "generated operator password").await;
+    let (status, me) = app.call("GET", "/api/auth/me", Some(&token), None).await;
+    assert_eq!((status, me["user"]["role"].as_str()), (200, Some("SYSTEM_ADMIN")));
+
+    let no_password = OperatorConfig { email: Some(email("other")), ..OperatorConfig::default() };
+    assert!(ensure_operator(&stack.clients, &store, &no_password).await.is_err());
+    stack.remove().await;
+}

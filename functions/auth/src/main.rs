@@ -1,5 +1,6 @@
 use auth::{Deps, LockoutPolicy};
 use lambda_http::{Error, service_fn};
+use shared::auth::operator::ensure_operator_from_env;
 use shared::auth::passwords::Passwords;
 use shared::aws::AwsClients;
 use shared::aws::secrets::token_keys_from_env;
@@ -15,6 +16,9 @@ async fn main() -> Result<(), Error> {
     let keys = Arc::new(token_keys_from_env(&clients).await?);
     let lockout = LockoutPolicy::from_env()?;
     let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table);
+    if let Some(email) = ensure_operator_from_env(&clients, &store).await? {
+        tracing::info!(email, "operator account created");
+    }
     let deps = Deps::new(store, keys, Passwords::new()?, lockout);
     lambda_http::run(service_fn(|request| auth::handle(&deps, request))).await
 }
