@@ -18,6 +18,12 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export RUST_LOG="${RUST_LOG:-info,aws_config=warn,aws_smithy_runtime=warn}"
+# The local WhatsApp sandbox stands in for Meta: tenants with `provider: sandbox` use these
+# credentials, and the Graph API base points at it, so nothing local ever calls Meta.
+export SANDBOX_APP_SECRET="${SANDBOX_APP_SECRET:-local-sandbox-app-secret}"
+export SANDBOX_VERIFY_TOKEN="${SANDBOX_VERIFY_TOKEN:-local-sandbox-verify-token}"
+export SANDBOX_URL="${SANDBOX_URL:-http://127.0.0.1:$SANDBOX_PORT}"
+export GRAPH_API_BASE="${GRAPH_API_BASE:-$SANDBOX_URL}"
 export OPERATOR_EMAIL="${OPERATOR_EMAIL:-operator@switchboard.local}"
 export OPERATOR_PASSWORD="${OPERATOR_PASSWORD:-switchboard-operator}"
 logs="$root/.dev/logs"

@@ -1,14 +1,20 @@
 //! The deployed functions, wired once like their `main`s do, and invoked by name.
 
-use crate::poller::Poller;
+use crate::poller::{Processor, ProcessorFuture};
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::auth::passwords::{HashError, Passwords};
 use shared::auth::principal::Authenticator;
 use shared::auth::tokens::TokenKeys;
 use shared::aws::AwsClients;
+use shared::aws::envelope::Envelopes;
+use shared::channel::{Channels, SandboxCredentials};
 use shared::config::Resources;
-use shared::routes::{AUTH, FunctionName, HEALTH, TENANTS};
+use shared::resources::{INBOUND_EVENTS_QUEUE, QueueSpec};
+use shared::routes::{AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS};
+use shared::store::channels::ChannelStore;
+use shared::store::messages::MessageStore;
 use shared::store::tenants::TenantStore;
 use std::sync::Arc;
 
@@ -17,12 +23,17 @@ use std::sync::Arc;
 pub struct Settings {
     pub token_keys: Arc<TokenKeys>,
     pub lockout: auth::LockoutPolicy,
+    pub sandbox: SandboxCredentials,
+    pub health_targets: channel::HealthTargets,
 }
 
 pub struct Functions {
     health: health::Deps,
     auth: auth::Deps,
     tenants: tenants::Deps,
+    channel: channel::Deps,
+    meta_webhook: meta_webhook::Deps,
+    messages: messages::Deps,
 }
 
 impl Functions {
@@ -34,6 +45,13 @@ impl Functions {
         let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());
         let passwords = Passwords::new()?;
         let authenticator = Authenticator::new(settings.token_keys.clone(), store.clone());
+        let channels = Channels::new(
+            ChannelStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+            Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
+            settings.sandbox.clone(),
+        );
+        let message_store =
+            MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone());
         Ok(Self {
             health: health::Deps::new(clients.clone(), resources.clone()),
             auth: auth::Deps::new(
@@ -42,7 +60,21 @@ impl Functions {
                 passwords.clone(),
                 settings.lockout,
             ),
-            tenants: tenants::Deps::new(store, authenticator, passwords),
+            tenants: tenants::Deps::new(store.clone(), authenticator.clone(), passwords),
+            channel: channel::Deps::new(
+                channels.clone(),
+                store,
+                authenticator.clone(),
+                settings.health_targets.clone(),
+            ),
+            meta_webhook: meta_webhook::Deps::new(
+                channels,
+                message_store.clone(),
+                clients.sqs.clone(),
+                resources.inbound_events_queue_url.clone(),
+                resources.dlq_url(&INBOUND_EVENTS_QUEUE).to_owned(),
+            ),
+            messages: messages::Deps::new(message_store, authenticator),
         })
     }
 
@@ -53,6 +85,9 @@ impl Functions {
             HEALTH => health::handle(&self.health, request).await,
             AUTH => auth::handle(&self.auth, request).await,
             TENANTS => tenants::handle(&self.tenants, request).await,
+            CHANNEL => channel::handle(&self.channel, request).await,
+            META_WEBHOOK => meta_webhook::handle(&self.meta_webhook, request).await,
+            MESSAGES => messages::handle(&self.messages, request).await,
             other => Err(format!("the local stack does not host function {other}").into()),
         };
         result.unwrap_or_else(|err| {
@@ -65,12 +100,28 @@ impl Functions {
 
     /// Whether `invoke` knows the function; the gateway test holds every route to it.
     pub fn hosts(function: FunctionName) -> bool {
-        matches!(function, HEALTH | AUTH | TENANTS)
+        matches!(function, HEALTH | AUTH | TENANTS | CHANNEL | META_WEBHOOK | MESSAGES)
     }
 }
 
-/// One poller per queue that has a processor. The processors arrive with the inbound and
-/// outbound pipelines; until then no queue is consumed.
-pub fn processors(_clients: &AwsClients, _resources: &Resources) -> Vec<Poller> {
-    Vec::new()
+/// The webhook processor as the inbound-events queue's event source invokes it.
+pub struct WebhookProcessor(pub webhook_processor::Deps);
+
+impl Processor for WebhookProcessor {
+    fn process(&self, event: SqsEvent) -> ProcessorFuture<'_> {
+        Box::pin(async move { Ok(webhook_processor::handle(&self.0, event).await) })
+    }
+}
+
+/// Each queue that has a processor, with it (the SAM template's SQS event sources).
+pub fn processors(
+    clients: &AwsClients,
+    resources: &Resources,
+) -> Vec<(QueueSpec, Arc<dyn Processor>)> {
+    let inbound = webhook_processor::Deps::new(
+        MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
+        clients.sqs.clone(),
+        resources.partner_events_queue_url.clone(),
+    );
+    vec![(INBOUND_EVENTS_QUEUE, Arc::new(WebhookProcessor(inbound)))]
 }

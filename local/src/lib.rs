@@ -41,7 +41,20 @@ impl Application {
         let functions =
             Functions::new(&clients, &resources, &settings).map_err(std::io::Error::other)?;
         let functions = Arc::new(functions);
-        let pollers = functions::processors(&clients, &resources);
+        let mut pollers = Vec::new();
+        for (queue, processor) in functions::processors(&clients, &resources) {
+            let url = resources.queue_url(&queue).to_owned();
+            let arn = shared::aws::bootstrap::queue_arn(&clients, &url)
+                .await
+                .map_err(std::io::Error::other)?;
+            pollers.push(poller::Poller::new(
+                queue.suffix,
+                clients.sqs.clone(),
+                url,
+                arn,
+                processor,
+            ));
+        }
         Ok(Self { listener, functions, pollers })
     }
 

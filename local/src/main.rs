@@ -21,6 +21,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = local::Settings {
         token_keys: Arc::new(token_keys_from_env(&clients).await?),
         lockout: auth::LockoutPolicy::from_env()?,
+        sandbox: shared::channel::SandboxCredentials::from_env(),
+        health_targets: channel::HealthTargets::from_env(),
     };
 
     let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());

@@ -43,6 +43,8 @@ pub struct Resources {
     pub outbound_high_queue_url: String,
     pub outbound_standard_queue_url: String,
     pub partner_events_queue_url: String,
+    /// Dead-letter queues, by the logical id of their main queue.
+    pub dlq_urls: std::collections::BTreeMap<&'static str, String>,
     /// A key id, ARN or alias (`alias/...`); functions use the alias.
     pub kms_key_id: String,
 }
@@ -68,6 +70,10 @@ impl Resources {
             outbound_high_queue_url: get(resources::OUTBOUND_HIGH_QUEUE.env_var)?,
             outbound_standard_queue_url: get(resources::OUTBOUND_STANDARD_QUEUE.env_var)?,
             partner_events_queue_url: get(resources::PARTNER_EVENTS_QUEUE.env_var)?,
+            dlq_urls: resources::QUEUES
+                .iter()
+                .map(|q| Ok((q.logical_id, get(q.dlq_env_var)?)))
+                .collect::<Result<_, ConfigError>>()?,
             kms_key_id: get(resources::CREDENTIALS_KEY.env_var)?,
         })
     }
@@ -75,7 +81,8 @@ impl Resources {
     /// The same names as environment variables: what a function deployed with these
     /// resources is given (the SAM template sets exactly these).
     pub fn to_env(&self) -> HashMap<&'static str, String> {
-        HashMap::from([
+        let dlqs = resources::QUEUES.iter().map(|q| (q.dlq_env_var, self.dlq_url(q).to_owned()));
+        let mut env = HashMap::from([
             (resources::TENANTS_TABLE.env_var, self.tenants_table.clone()),
             (resources::POOL_TABLE.env_var, self.pool_table.clone()),
             (resources::MESSAGES_TABLE.env_var, self.messages_table.clone()),
@@ -84,7 +91,13 @@ impl Resources {
             (resources::OUTBOUND_STANDARD_QUEUE.env_var, self.outbound_standard_queue_url.clone()),
             (resources::PARTNER_EVENTS_QUEUE.env_var, self.partner_events_queue_url.clone()),
             (resources::CREDENTIALS_KEY.env_var, self.kms_key_id.clone()),
-        ])
+        ]);
+        env.extend(dlqs);
+        env
+    }
+
+    pub fn dlq_url(&self, queue: &QueueSpec) -> &str {
+        self.dlq_urls.get(queue.logical_id).map(String::as_str).unwrap_or_default()
     }
 
     pub fn table_name(&self, table: &TableSpec) -> &str {
@@ -122,6 +135,10 @@ mod tests {
             outbound_high_queue_url: "q2".into(),
             outbound_standard_queue_url: "q3".into(),
             partner_events_queue_url: "q4".into(),
+            dlq_urls: resources::QUEUES
+                .iter()
+                .map(|q| (q.logical_id, format!("{}-dlq", q.suffix)))
+                .collect(),
             kms_key_id: "alias/k".into(),
         };
         r.to_env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
@@ -131,7 +148,8 @@ mod tests {
     fn when_every_variable_is_set_then_the_names_round_trip() {
         let env = full_env();
         let r = Resources::from_lookup(|k| env.get(k).cloned()).expect("complete env");
-        assert_eq!(r.to_env().len(), 8);
+        assert_eq!(r.to_env().len(), 12);
+        assert_eq!(r.dlq_url(&resources::INBOUND_EVENTS_QUEUE), "inbound-events-dlq");
         assert_eq!(r.kms_key_id, "alias/k");
         assert_eq!(r.table_name(&resources::POOL_TABLE), "p");
         assert_eq!(r.queue_url(&resources::OUTBOUND_STANDARD_QUEUE), "q3");

@@ -16,6 +16,7 @@ pub mod domain;
 
 pub mod auth;
 pub mod aws;
+pub mod channel;
 pub mod config;
 pub mod http;
 pub mod request;

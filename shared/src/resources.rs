@@ -46,6 +46,8 @@ pub struct QueueSpec {
     /// Receives before a message moves to the dead-letter queue.
     pub max_receive_count: u32,
     pub dlq_logical_id: &'static str,
+    /// The environment variable through which functions learn the DLQ's URL.
+    pub dlq_env_var: &'static str,
 }
 
 impl QueueSpec {
@@ -106,6 +108,7 @@ pub const INBOUND_EVENTS_QUEUE: QueueSpec = QueueSpec {
     visibility_timeout_secs: 180,
     max_receive_count: 5,
     dlq_logical_id: "InboundEventsDlq",
+    dlq_env_var: "INBOUND_EVENTS_DLQ_URL",
 };
 
 /// Outbound messages of enterprise and enterprise_b2b tenants.
@@ -116,6 +119,7 @@ pub const OUTBOUND_HIGH_QUEUE: QueueSpec = QueueSpec {
     visibility_timeout_secs: 180,
     max_receive_count: 8,
     dlq_logical_id: "OutboundHighDlq",
+    dlq_env_var: "OUTBOUND_HIGH_DLQ_URL",
 };
 
 /// Outbound messages of standard and professional tenants.
@@ -126,6 +130,7 @@ pub const OUTBOUND_STANDARD_QUEUE: QueueSpec = QueueSpec {
     visibility_timeout_secs: 180,
     max_receive_count: 8,
     dlq_logical_id: "OutboundStandardDlq",
+    dlq_env_var: "OUTBOUND_STANDARD_DLQ_URL",
 };
 
 /// Events to deliver to partners' webhook endpoints.
@@ -136,6 +141,7 @@ pub const PARTNER_EVENTS_QUEUE: QueueSpec = QueueSpec {
     visibility_timeout_secs: 180,
     max_receive_count: 10,
     dlq_logical_id: "PartnerEventsDlq",
+    dlq_env_var: "PARTNER_EVENTS_DLQ_URL",
 };
 
 pub const QUEUES: [QueueSpec; 4] =
@@ -175,6 +181,7 @@ mod tests {
             assert!(ids.insert(q.logical_id), "duplicate logical id {}", q.logical_id);
             assert!(ids.insert(q.dlq_logical_id), "duplicate logical id {}", q.dlq_logical_id);
             assert!(vars.insert(q.env_var), "duplicate env var {}", q.env_var);
+            assert!(vars.insert(q.dlq_env_var), "duplicate env var {}", q.dlq_env_var);
         }
         assert!(ids.insert(CREDENTIALS_KEY.logical_id));
         assert!(ids.insert(CREDENTIALS_KEY.alias_logical_id));

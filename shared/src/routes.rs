@@ -17,9 +17,13 @@ pub type FunctionName = &'static str;
 pub const HEALTH: FunctionName = "health";
 pub const AUTH: FunctionName = "auth";
 pub const TENANTS: FunctionName = "tenants";
+pub const CHANNEL: FunctionName = "channel";
+pub const META_WEBHOOK: FunctionName = "meta-webhook";
+pub const MESSAGES: FunctionName = "messages";
 
 /// Every function that serves HTTP routes.
-pub const HTTP_FUNCTIONS: &[FunctionName] = &[HEALTH, AUTH, TENANTS];
+pub const HTTP_FUNCTIONS: &[FunctionName] =
+    &[HEALTH, AUTH, TENANTS, CHANNEL, META_WEBHOOK, MESSAGES];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -73,6 +77,16 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/api-keys", TENANTS, Requires(Action::ManageApiKeys)),
     route("GET", "/api/api-keys", TENANTS, Requires(Action::ManageApiKeys)),
     route("DELETE", "/api/api-keys/{id}", TENANTS, Requires(Action::ManageApiKeys)),
+    route("PUT", "/api/whatsapp/channel", CHANNEL, Requires(Action::ManageChannel)),
+    route("GET", "/api/whatsapp/channel", CHANNEL, Requires(Action::ManageChannel)),
+    route("DELETE", "/api/whatsapp/channel", CHANNEL, Requires(Action::ManageChannel)),
+    route("POST", "/api/whatsapp/channel/health-check", CHANNEL, Requires(Action::ManageChannel)),
+    route("GET", "/api/whatsapp/webhook/{tenantId}", META_WEBHOOK, Public),
+    route("POST", "/api/whatsapp/webhook/{tenantId}", META_WEBHOOK, Public),
+    route("GET", "/api/conversations", MESSAGES, Requires(Action::ReadConversations)),
+    route("GET", "/api/conversations/{id}", MESSAGES, Requires(Action::ReadConversations)),
+    route("GET", "/api/conversations/{id}/messages", MESSAGES, Requires(Action::ReadConversations)),
+    route("GET", "/api/messages/{id}", MESSAGES, Requires(Action::ReadConversations)),
 ];
 
 /// The route with API Gateway's route key `key` (`DELETE /api/users/{id}`).

@@ -215,7 +215,19 @@ impl App {
             "test",
         )
         .expect("key ring");
-        let settings = local::Settings { token_keys: std::sync::Arc::new(keys), lockout };
+        let settings = local::Settings {
+            token_keys: std::sync::Arc::new(keys),
+            lockout,
+            sandbox: shared::channel::SandboxCredentials {
+                app_secret: Some(SANDBOX_APP_SECRET.to_owned().into()),
+                verify_token: Some(SANDBOX_VERIFY_TOKEN.to_owned().into()),
+            },
+            health_targets: channel::HealthTargets {
+                graph_api_base: "http://127.0.0.1:9".into(),
+                graph_api_version: "v23.0".into(),
+                sandbox_url: None,
+            },
+        };
         let app = local::Application::build(
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             stack.clients.clone(),
@@ -351,6 +363,32 @@ impl App {
         body["accessToken"].as_str().expect("access token").to_owned()
     }
 }
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(path: &str) -> String {
+    let full = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// Waits until `check` answers `Some`, or panics after `seconds`.
+pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The sandbox credentials the test apps are configured with.
+pub const SANDBOX_APP_SECRET: &str = "sandbox-app-secret-for-tests";
+pub const SANDBOX_VERIFY_TOKEN: &str = "sandbox-verify-token";
 
 /// The password every test account uses.
 pub const PASSWORD: &str = "correct horse battery staple";

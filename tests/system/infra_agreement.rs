@@ -213,6 +213,7 @@ fn differences(template: &Value) -> Vec<String> {
         .iter()
         .map(|t| (t.env_var, t.logical_id))
         .chain(QUEUES.iter().map(|q| (q.env_var, q.logical_id)))
+        .chain(QUEUES.iter().map(|q| (q.dlq_env_var, q.dlq_logical_id)))
         .chain([(CREDENTIALS_KEY.env_var, CREDENTIALS_KEY.alias_logical_id)]);
     for (var, target) in expected_env {
         check(
@@ -363,6 +364,13 @@ fn every_kind_of_disagreement_is_found() {
             Box::new(|t| {
                 t["Globals"]["Function"]["Environment"]["Variables"]["POOL_TABLE"] =
                     json!({"Ref": "TenantsTable"})
+            }),
+        ),
+        (
+            "dlq env var",
+            Box::new(|t| {
+                t["Globals"]["Function"]["Environment"]["Variables"]["INBOUND_EVENTS_DLQ_URL"] =
+                    json!({"Ref": "InboundEventsQueue"})
             }),
         ),
         (

@@ -3,6 +3,7 @@
 
 mod auth;
 mod health;
+mod inbound;
 mod infra_agreement;
 mod poller;
 mod tenants;

@@ -11,7 +11,6 @@ use shared::domain::tenant::{Branding, Settings};
 use shared::domain::user::{Email, Role, check_name, check_password};
 use shared::http::{ApiError, empty, into_response, json};
 use shared::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, route_key};
-use shared::routes::{Access, by_key};
 use shared::store::page;
 use shared::store::tenants::{AuditEntry, NewUser, TenantStore};
 use tracing::{instrument, warn};
@@ -34,22 +33,18 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lam
 }
 
 async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
-    let key = route_key(request).unwrap_or_default();
-    let Some(Access::Requires(action)) = by_key(key).map(|r| r.access) else {
-        return Err(ApiError::NotFound);
-    };
-    let principal = deps.authenticator.authenticate(request.headers()).await?;
+    let (principal, route, action) = deps.authenticator.for_route(request).await?;
     let ctx = Ctx { deps, request, principal, action };
-    match key {
-        "GET /api/tenant" => ctx.get_tenant().await,
-        "PATCH /api/tenant" => ctx.patch_tenant().await,
-        "POST /api/users" => ctx.create_user().await,
-        "GET /api/users" => ctx.list_users().await,
-        "PATCH /api/users/{id}" => ctx.update_user().await,
-        "DELETE /api/users/{id}" => ctx.delete_user().await,
-        "POST /api/api-keys" => ctx.create_api_key().await,
-        "GET /api/api-keys" => ctx.list_api_keys().await,
-        "DELETE /api/api-keys/{id}" => ctx.revoke_api_key().await,
+    match (route.method, route.path) {
+        ("GET", "/api/tenant") => ctx.get_tenant().await,
+        ("PATCH", "/api/tenant") => ctx.patch_tenant().await,
+        ("POST", "/api/users") => ctx.create_user().await,
+        ("GET", "/api/users") => ctx.list_users().await,
+        ("PATCH", "/api/users/{id}") => ctx.update_user().await,
+        ("DELETE", "/api/users/{id}") => ctx.delete_user().await,
+        ("POST", "/api/api-keys") => ctx.create_api_key().await,
+        ("GET", "/api/api-keys") => ctx.list_api_keys().await,
+        ("DELETE", "/api/api-keys/{id}") => ctx.revoke_api_key().await,
         _ => Err(ApiError::NotFound),
     }
 }

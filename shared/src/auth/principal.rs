@@ -77,6 +77,36 @@ impl Authenticator {
         Self { keys, store }
     }
 
+    /// The key ring from the environment (see `aws::secrets`) and the tenants table: what
+    /// every function with authenticated routes builds at start-up.
+    pub async fn from_env(
+        clients: &crate::aws::AwsClients,
+        resources: &crate::config::Resources,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let keys = crate::aws::secrets::token_keys_from_env(clients).await?;
+        Ok(Self::new(
+            Arc::new(keys),
+            TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+        ))
+    }
+
+    /// The caller of an authenticated route, with the route's key and the action it
+    /// performs (from the route table). The permission check is the caller's to place:
+    /// routes that address one resource look it up in the caller's tenant first, so that
+    /// another tenant's id is a 404 whoever asks.
+    pub async fn for_route(
+        &self,
+        request: &lambda_http::Request,
+    ) -> Result<(Principal, &'static crate::routes::Route, Action), ApiError> {
+        let key = crate::request::route_key(request).unwrap_or_default();
+        let route = crate::routes::by_key(key).ok_or(ApiError::NotFound)?;
+        let crate::routes::Access::Requires(action) = route.access else {
+            return Err(ApiError::NotFound);
+        };
+        let principal = self.authenticate(request.headers()).await?;
+        Ok((principal, route, action))
+    }
+
     /// Verifies the bearer token. Every failure is the same 401: which part was wrong is
     /// nobody's business but the log's.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {

@@ -37,8 +37,11 @@ pub async fn ensure(clients: &AwsClients, prefix: &str) -> Result<Resources, Boo
         ensure_table(clients, &physical_name(prefix, table.suffix), &table).await?;
     }
     let mut urls = HashMap::new();
+    let mut dlq_urls = std::collections::BTreeMap::new();
     for queue in QUEUES {
-        urls.insert(queue.logical_id, ensure_queue(clients, prefix, &queue).await?);
+        let (url, dlq_url) = ensure_queue(clients, prefix, &queue).await?;
+        urls.insert(queue.logical_id, url);
+        dlq_urls.insert(queue.logical_id, dlq_url);
     }
     let kms_key_id = ensure_key(clients, prefix).await?;
     let url = |q: &QueueSpec| urls.get(q.logical_id).cloned().unwrap_or_default();
@@ -50,6 +53,7 @@ pub async fn ensure(clients: &AwsClients, prefix: &str) -> Result<Resources, Boo
         outbound_high_queue_url: url(&resources::OUTBOUND_HIGH_QUEUE),
         outbound_standard_queue_url: url(&resources::OUTBOUND_STANDARD_QUEUE),
         partner_events_queue_url: url(&resources::PARTNER_EVENTS_QUEUE),
+        dlq_urls,
         kms_key_id,
     })
 }
@@ -227,11 +231,12 @@ pub async fn queue_arn(clients: &AwsClients, url: &str) -> Result<String, Bootst
     })
 }
 
+/// Creates a queue and its DLQ; returns both URLs.
 async fn ensure_queue(
     clients: &AwsClients,
     prefix: &str,
     spec: &QueueSpec,
-) -> Result<String, BootstrapError> {
+) -> Result<(String, String), BootstrapError> {
     let dlq_name = physical_name(prefix, &spec.dlq_suffix());
     let dlq_url = upsert_queue(
         clients,
@@ -247,7 +252,7 @@ async fn ensure_queue(
         "deadLetterTargetArn": dlq_arn,
         "maxReceiveCount": spec.max_receive_count,
     });
-    upsert_queue(
+    let url = upsert_queue(
         clients,
         &physical_name(prefix, spec.suffix),
         HashMap::from([
@@ -256,7 +261,8 @@ async fn ensure_queue(
             (QueueAttributeName::RedrivePolicy, redrive.to_string()),
         ]),
     )
-    .await
+    .await?;
+    Ok((url, dlq_url))
 }
 
 /// Returns the key's alias, creating the key and alias when the alias does not resolve.

@@ -2,6 +2,7 @@
 //! bootstrap that creates Switchboard's resources in an emulator.
 
 pub mod bootstrap;
+pub mod envelope;
 pub mod secrets;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod ids;
+pub mod meta;
 pub mod tenant;
 pub mod user;
 

@@ -3,6 +3,8 @@
 //! registration) can produce: a handler cannot name another tenant's data.
 
 pub mod attrs;
+pub mod channels;
+pub mod messages;
 pub mod page;
 pub mod tenants;
 
@@ -81,4 +83,22 @@ impl From<StoreError> for crate::http::ApiError {
 
 pub(crate) fn dynamo_err(err: impl std::error::Error + 'static) -> StoreError {
     StoreError::Dynamo(crate::telemetry::error_chain(&err))
+}
+
+/// A strongly consistent point read: every store reads what it, or a concurrent writer,
+/// has just written.
+pub(crate) async fn read(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: attrs::Item,
+) -> Result<Option<attrs::Item>, StoreError> {
+    let out = db
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(dynamo_err)?;
+    Ok(out.item)
 }

@@ -51,6 +51,20 @@ pub fn decode(cursor: &str, pk: &str, sk_prefix: &str) -> Result<Item, StoreErro
     Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
 }
 
+/// Decodes a cursor of a secondary-index query: every attribute in `fixed` (the table's
+/// partition and the index's partition) must be exactly as given.
+pub fn decode_fixed(cursor: &str, fixed: &[(&str, &str)]) -> Result<Item, StoreError> {
+    let json = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::InvalidCursor)?;
+    let plain: BTreeMap<String, String> =
+        serde_json::from_slice(&json).map_err(|_| StoreError::InvalidCursor)?;
+    let ok = fixed.iter().all(|(k, v)| plain.get(*k).map(String::as_str) == Some(*v))
+        && plain.len() <= 4;
+    if !ok {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

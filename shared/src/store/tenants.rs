@@ -237,16 +237,7 @@ impl TenantStore {
     }
 
     async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dynamo_err)?;
-        Ok(out.item)
+        super::read(&self.db, &self.table, key).await
     }
 
     async fn transact(

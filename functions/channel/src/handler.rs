@@ -1,0 +1,246 @@
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Map, Value, json};
+use shared::auth::principal::{Authenticator, Principal};
+use shared::channel::Channels;
+use shared::domain::Violation;
+use shared::http::{ApiError, empty, into_response, json};
+use shared::request::{DEFAULT_BODY_LIMIT, json_body, route_key};
+use shared::store::channels::ChannelRecord;
+use shared::store::tenants::{AuditEntry, TenantStore};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tracing::{instrument, warn};
+
+/// Where health checks go: the Graph API (or the local sandbox standing in for it).
+#[derive(Clone, Debug)]
+pub struct HealthTargets {
+    pub graph_api_base: String,
+    pub graph_api_version: String,
+    pub sandbox_url: Option<String>,
+}
+
+impl HealthTargets {
+    pub fn from_env() -> Self {
+        Self {
+            graph_api_base: std::env::var("GRAPH_API_BASE")
+                .unwrap_or_else(|_| "https://graph.facebook.com".into()),
+            graph_api_version: std::env::var("GRAPH_API_VERSION")
+                .unwrap_or_else(|_| "v23.0".into()),
+            sandbox_url: std::env::var("SANDBOX_URL").ok().filter(|v| !v.is_empty()),
+        }
+    }
+}
+
+pub struct Deps {
+    channels: Channels,
+    tenants: TenantStore,
+    authenticator: Authenticator,
+    http: reqwest::Client,
+    targets: HealthTargets,
+}
+
+impl Deps {
+    pub fn new(
+        channels: Channels,
+        tenants: TenantStore,
+        authenticator: Authenticator,
+        targets: HealthTargets,
+    ) -> Self {
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        Self { channels, tenants, authenticator, http, targets }
+    }
+}
+
+/// Per provider: its settings (shown as they are) and its secrets (sealed, shown masked).
+fn fields(provider: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    match provider {
+        "cloud" => {
+            Some((&["phoneNumberId", "wabaId"], &["accessToken", "appSecret", "verifyToken"]))
+        }
+        "gateway" => Some((&["apiUrl"], &["apiKey", "webhookSecret"])),
+        "web" | "sandbox" => Some((&[], &[])),
+        _ => None,
+    }
+}
+
+#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(into_response(dispatch(deps, &request).await))
+}
+
+async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (principal, route, action) = deps.authenticator.for_route(request).await?;
+    principal.require(action)?;
+    match (route.method, route.path) {
+        ("PUT", "/api/whatsapp/channel") => put(deps, request, &principal).await,
+        ("GET", "/api/whatsapp/channel") => {
+            let channel =
+                deps.channels.store().get(principal.scope()).await?.ok_or(ApiError::NotFound)?;
+            Ok(json(StatusCode::OK, &view(&channel)))
+        }
+        ("DELETE", "/api/whatsapp/channel") => {
+            if !deps.channels.store().delete(principal.scope()).await? {
+                return Err(ApiError::NotFound);
+            }
+            deps.channels.forget(principal.tenant_id());
+            audit(deps, &principal, "channel.deleted", json!({})).await;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        ("POST", "/api/whatsapp/channel/health-check") => health_check(deps, &principal).await,
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+fn view(channel: &ChannelRecord) -> Value {
+    let mut out = Map::new();
+    out.insert("provider".into(), json!(channel.provider));
+    for (k, v) in &channel.settings {
+        out.insert(k.clone(), json!(v));
+    }
+    for (k, last4) in &channel.secret_hints {
+        out.insert(k.clone(), json!(format!("••••{last4}")));
+    }
+    out.insert("healthStatus".into(), json!(channel.health_status));
+    out.insert("lastHealthCheck".into(), json!(channel.last_health_check));
+    out.insert("updatedAt".into(), json!(channel.updated_at));
+    Value::Object(out)
+}
+
+async fn put(
+    deps: &Deps,
+    request: &Request,
+    principal: &Principal,
+) -> Result<Response<Body>, ApiError> {
+    let body: Map<String, Value> = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let provider = body.get("provider").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let Some((setting_names, secret_names)) = fields(&provider) else {
+        return Err(ApiError::Validation(vec![Violation::new(
+            "provider",
+            "must be cloud, gateway, web or sandbox",
+        )]));
+    };
+    let mut errors = Vec::new();
+    let mut take = |name: &str| match body.get(name) {
+        Some(Value::String(v)) if !v.trim().is_empty() && v.len() <= 4096 => {
+            Some(v.trim().to_owned())
+        }
+        _ => {
+            errors.push(Violation::new(name, "is required (a non-empty string)"));
+            None
+        }
+    };
+    let settings: BTreeMap<String, String> =
+        setting_names.iter().filter_map(|n| take(n).map(|v| ((*n).to_owned(), v))).collect();
+    let secrets: BTreeMap<String, String> =
+        secret_names.iter().filter_map(|n| take(n).map(|v| ((*n).to_owned(), v))).collect();
+    for known in body.keys() {
+        if known != "provider"
+            && !setting_names.contains(&known.as_str())
+            && !secret_names.contains(&known.as_str())
+        {
+            errors.push(Violation::new(
+                known.as_str(),
+                format!("is not a field of a {provider} channel"),
+            ));
+        }
+    }
+    if let Some(id) = settings.get("phoneNumberId")
+        && !id.bytes().all(|b| b.is_ascii_digit())
+    {
+        errors.push(Violation::new("phoneNumberId", "must be Meta's numeric phone number id"));
+    }
+    if let Some(url) = settings.get("apiUrl")
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        errors.push(Violation::new("apiUrl", "must be an http(s) URL"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+
+    let hints = secrets
+        .iter()
+        .map(|(k, v)| {
+            (k.clone(), v.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect())
+        })
+        .collect();
+    let sealed = if secrets.is_empty() {
+        None
+    } else {
+        let plain = serde_json::to_vec(&secrets).map_err(ApiError::internal)?;
+        let sealed = deps.channels.envelopes().seal(principal.tenant_id(), &plain).await.map_err(
+            |e| match e {
+                shared::aws::envelope::EnvelopeError::Kms(k) => ApiError::unavailable("kms", k),
+                other => ApiError::internal(other.to_string()),
+            },
+        )?;
+        Some(sealed)
+    };
+    let record = ChannelRecord {
+        provider: provider.clone(),
+        settings,
+        sealed_secrets: sealed,
+        secret_hints: hints,
+        health_status: "unknown".into(),
+        last_health_check: None,
+        updated_at: String::new(),
+    };
+    deps.channels.store().put(principal.scope(), &record).await.map_err(|e| match e {
+        shared::store::StoreError::Conflict => ApiError::Conflict {
+            code: "phone_number_in_use",
+            detail: "This phone number id is connected to another tenant.".into(),
+        },
+        other => other.into(),
+    })?;
+    deps.channels.forget(principal.tenant_id());
+    audit(deps, principal, "channel.replaced", json!({ "provider": provider })).await;
+    let stored = deps.channels.store().get(principal.scope()).await?.ok_or(ApiError::NotFound)?;
+    Ok(json(StatusCode::OK, &view(&stored)))
+}
+
+/// Asks the provider now: the Graph API (or sandbox) for the phone number, the gateway's
+/// health endpoint. The web provider's sessions live in the session host: unknown here.
+async fn health_check(deps: &Deps, principal: &Principal) -> Result<Response<Body>, ApiError> {
+    let channel = deps.channels.open(principal.tenant_id()).await?.ok_or(ApiError::NotFound)?;
+    let t = &deps.targets;
+    let request = match channel.provider.as_str() {
+        "cloud" => channel.settings.get("phoneNumberId").map(|id| {
+            deps.http
+                .get(format!("{}/{}/{id}", t.graph_api_base, t.graph_api_version))
+                .bearer_auth(channel.secret("accessToken").unwrap_or_default())
+        }),
+        "gateway" => channel.settings.get("apiUrl").map(|url| {
+            deps.http
+                .get(format!("{}/health", url.trim_end_matches('/')))
+                .header("x-api-key", channel.secret("apiKey").unwrap_or_default())
+        }),
+        "sandbox" => t
+            .sandbox_url
+            .as_ref()
+            .map(|url| deps.http.get(format!("{}/health", url.trim_end_matches('/')))),
+        _ => None,
+    };
+    let healthy = match request {
+        Some(request) => Some(match request.send().await {
+            Ok(response) => response.status().is_success(),
+            Err(e) => {
+                warn!(provider = channel.provider, error = %e.without_url(), "channel health check failed");
+                false
+            }
+        }),
+        None => None,
+    };
+    deps.channels.store().record_health(principal.scope(), healthy).await?;
+    let stored = deps.channels.store().get(principal.scope()).await?.ok_or(ApiError::NotFound)?;
+    Ok(json(StatusCode::OK, &view(&stored)))
+}
+
+async fn audit(deps: &Deps, principal: &Principal, action: &'static str, detail: Value) {
+    let entry =
+        AuditEntry { action, actor_id: Some(principal.actor_id()), target_id: None, detail };
+    if let Err(e) = deps.tenants.audit(principal.tenant_id(), entry).await {
+        warn!(error = %e, action, "audit entry not written");
+    }
+}

@@ -1,0 +1,5 @@
+//! The channel function: a tenant's one WhatsApp channel, its secrets sealed with KMS.
+
+mod handler;
+
+pub use handler::{Deps, HealthTargets, handle};

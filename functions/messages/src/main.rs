@@ -1,0 +1,18 @@
+use lambda_http::{Error, service_fn};
+use shared::auth::principal::Authenticator;
+use shared::aws::AwsClients;
+use shared::config::Resources;
+use shared::store::messages::MessageStore;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let resources = Resources::from_env()?;
+    let clients = AwsClients::from_env().await;
+    let authenticator = Authenticator::from_env(&clients, &resources).await?;
+    let deps = messages::Deps::new(
+        MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
+        authenticator,
+    );
+    lambda_http::run(service_fn(|request| messages::handle(&deps, request))).await
+}

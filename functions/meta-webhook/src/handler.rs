@@ -1,0 +1,126 @@
+use aws_sdk_sqs::types::MessageAttributeValue;
+use lambda_http::http::StatusCode;
+use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
+use lambda_http::{Body, Request, Response};
+use shared::channel::Channels;
+use shared::domain::ids::TenantId;
+use shared::domain::meta::signature_valid;
+use shared::http::{ApiError, into_response, json};
+use shared::request::{path_param, query_param, route_key};
+use shared::store::messages::MessageStore;
+use shared::telemetry::error_chain;
+use subtle::ConstantTimeEq;
+use tracing::{info, instrument, warn};
+
+/// API Gateway's request limit; Meta's own payloads stay under 3 MB.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+pub struct Deps {
+    channels: Channels,
+    messages: MessageStore,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    dlq_url: String,
+}
+
+impl Deps {
+    pub fn new(
+        channels: Channels,
+        messages: MessageStore,
+        sqs: aws_sdk_sqs::Client,
+        queue_url: String,
+        dlq_url: String,
+    ) -> Self {
+        Self { channels, messages, sqs, queue_url, dlq_url }
+    }
+}
+
+#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+    let result = match route_key(&request) {
+        Some("GET /api/whatsapp/webhook/{tenantId}") => verify(deps, &request).await,
+        Some("POST /api/whatsapp/webhook/{tenantId}") => receive(deps, &request).await,
+        _ => Err(ApiError::NotFound),
+    };
+    Ok(into_response(result))
+}
+
+fn tenant(request: &Request) -> Result<TenantId, ApiError> {
+    path_param(request, "tenantId").and_then(|t| TenantId::parse(&t)).ok_or(ApiError::NotFound)
+}
+
+/// Meta's handshake: `hub.mode=subscribe` and the tenant's verify token → the challenge,
+/// verbatim, as text; anything else → 403.
+async fn verify(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let tenant = tenant(request)?;
+    let channel = deps.channels.open(&tenant).await?.ok_or(ApiError::NotFound)?;
+    let expected = channel.secret("verifyToken").ok_or(ApiError::NotFound)?;
+    let mode = query_param(request, "hub.mode");
+    let token = query_param(request, "hub.verify_token").unwrap_or_default();
+    let challenge = query_param(request, "hub.challenge");
+    let token_ok: bool = token.as_bytes().ct_eq(expected.as_bytes()).into();
+    match (mode.as_deref(), challenge) {
+        (Some("subscribe"), Some(challenge)) if token_ok => {
+            let mut response = Response::new(Body::from(challenge));
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            Ok(response)
+        }
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+fn raw_body(request: &Request) -> &[u8] {
+    match request.body() {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    }
+}
+
+/// Verifies the signature over the bytes as received, stores them, and only then queues
+/// a pointer. A body that is signed but not JSON is stored and dead-lettered with its
+/// reason, so that nothing Meta sent is ever dropped.
+async fn receive(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let tenant = tenant(request)?;
+    let body = raw_body(request);
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    let channel = deps.channels.open(&tenant).await?;
+    let secret = channel.as_ref().and_then(|c| c.secret("appSecret"));
+    let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    if !secret.is_some_and(|s| signature_valid(s.as_bytes(), body, header)) {
+        warn!(tenant_id = %tenant, has_channel = channel.is_some(), "webhook signature missing or invalid");
+        return Err(ApiError::Unauthorized);
+    }
+
+    let event_id = deps.messages.put_raw_event(&tenant, body, "meta").await?;
+    let pointer = serde_json::json!({ "tenantId": tenant, "eventId": event_id }).to_string();
+    if serde_json::from_slice::<serde_json::Value>(body).is_err() {
+        let reason = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("malformed_json")
+            .build()
+            .map_err(ApiError::internal)?;
+        deps.sqs
+            .send_message()
+            .queue_url(&deps.dlq_url)
+            .message_body(&pointer)
+            .message_attributes("reason", reason)
+            .send()
+            .await
+            .map_err(|e| ApiError::unavailable("sqs", error_chain(&e)))?;
+        deps.messages.mark_raw_event(&tenant, &event_id, "dead_lettered:malformed_json").await?;
+        warn!(tenant_id = %tenant, event_id, "signed webhook is not JSON; stored and dead-lettered");
+        return Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })));
+    }
+    deps.sqs
+        .send_message()
+        .queue_url(&deps.queue_url)
+        .message_body(&pointer)
+        .send()
+        .await
+        .map_err(|e| ApiError::unavailable("sqs", error_chain(&e)))?;
+    info!(tenant_id = %tenant, event_id, bytes = body.len(), "webhook stored and queued");
+    Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
+}

@@ -1,0 +1,28 @@
+use lambda_http::{Error, service_fn};
+use shared::aws::AwsClients;
+use shared::aws::envelope::Envelopes;
+use shared::channel::{Channels, SandboxCredentials};
+use shared::config::Resources;
+use shared::resources::INBOUND_EVENTS_QUEUE;
+use shared::store::channels::ChannelStore;
+use shared::store::messages::MessageStore;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let resources = Resources::from_env()?;
+    let clients = AwsClients::from_env().await;
+    let channels = Channels::new(
+        ChannelStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+        Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
+        SandboxCredentials::from_env(),
+    );
+    let deps = meta_webhook::Deps::new(
+        channels,
+        MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
+        clients.sqs.clone(),
+        resources.inbound_events_queue_url.clone(),
+        resources.dlq_url(&INBOUND_EVENTS_QUEUE).to_owned(),
+    );
+    lambda_http::run(service_fn(|request| meta_webhook::handle(&deps, request))).await
+}

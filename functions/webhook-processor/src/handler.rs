@@ -1,0 +1,185 @@
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use futures_util::future::join_all;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::auth::secrets::sha256_hex;
+use shared::domain::ids::TenantId;
+use shared::domain::meta::{self, WebhookItem};
+use shared::store::StoreError;
+use shared::store::attrs::{now_secs, rfc3339};
+use shared::store::messages::MessageStore;
+use shared::telemetry::error_chain;
+use tracing::{error, info, instrument, warn};
+
+pub struct Deps {
+    messages: MessageStore,
+    sqs: aws_sdk_sqs::Client,
+    partner_events_queue_url: String,
+}
+
+impl Deps {
+    pub fn new(
+        messages: MessageStore,
+        sqs: aws_sdk_sqs::Client,
+        partner_events_queue_url: String,
+    ) -> Self {
+        Self { messages, sqs, partner_events_queue_url }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ProcessError {
+    /// Retrying cannot help: the record goes back to the queue until its receive limit
+    /// moves it to the dead-letter queue, where an operator sees it.
+    #[error("poison record: {0}")]
+    Poison(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("sqs: {0}")]
+    Sqs(String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Pointer {
+    tenant_id: String,
+    event_id: String,
+}
+
+/// Processes every record concurrently and reports the failed ones, so that only they are
+/// delivered again.
+pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let outcomes = join_all(event.records.iter().map(|record| process(deps, record))).await;
+    let mut response = SqsBatchResponse::default();
+    for (record, outcome) in event.records.iter().zip(outcomes) {
+        if let Err(e) = outcome {
+            error!(message_id = record.message_id.as_deref().unwrap_or_default(), error = %e, "record failed");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = record.message_id.clone().unwrap_or_default();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+/// A stable id per fact, so that a re-emitted event is recognisably the same one.
+fn event_id(parts: &[&str]) -> String {
+    format!("evt_{}", &sha256_hex(&parts.join("|"))[..32])
+}
+
+fn partner_event(id: String, kind: &str, tenant: &TenantId, data: Value) -> Value {
+    json!({ "id": id, "type": kind, "tenantId": tenant, "timestamp": rfc3339(now_secs()), "data": data })
+}
+
+#[instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or_default()))]
+async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
+    let pointer: Pointer = serde_json::from_str(record.body.as_deref().unwrap_or_default())
+        .map_err(|e| ProcessError::Poison(format!("not a webhook pointer: {e}")))?;
+    let tenant = TenantId::parse(&pointer.tenant_id)
+        .ok_or_else(|| ProcessError::Poison("bad tenant id".into()))?;
+    let Some(raw) = deps.messages.raw_event(&tenant, &pointer.event_id).await? else {
+        warn!(tenant_id = %tenant, event_id = pointer.event_id, "raw event no longer stored; nothing to apply");
+        return Ok(());
+    };
+    let payload: Value = serde_json::from_slice(&raw)
+        .map_err(|e| ProcessError::Poison(format!("stored body is not JSON: {e}")))?;
+    let items = meta::parse(&payload).map_err(|e| ProcessError::Poison(e.to_string()))?;
+
+    let mut events = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match item {
+            WebhookItem::Message(message) => {
+                let applied = deps.messages.apply_inbound(&tenant, &message).await?;
+                if applied.new_conversation {
+                    events.push(partner_event(
+                        event_id(&["conversation.created", tenant.as_str(), &applied.conversation_id]),
+                        "conversation.created",
+                        &tenant,
+                        json!({ "conversationId": applied.conversation_id, "contactWaId": format!("+{}", message.from) }),
+                    ));
+                }
+                events.push(partner_event(
+                    event_id(&["message.received", tenant.as_str(), &message.wamid]),
+                    "message.received",
+                    &tenant,
+                    json!({
+                        "messageId": applied.message_id,
+                        "conversationId": applied.conversation_id,
+                        "wamid": message.wamid,
+                        "from": format!("+{}", message.from),
+                        "type": message.kind,
+                        "timestamp": rfc3339(message.timestamp),
+                        "preview": message.preview,
+                    }),
+                ));
+            }
+            WebhookItem::Status(status) => {
+                deps.messages.apply_status(&tenant, &status).await?;
+                events.push(partner_event(
+                    event_id(&["message.status", tenant.as_str(), &status.wamid, status.status.as_str()]),
+                    "message.status",
+                    &tenant,
+                    json!({
+                        "wamid": status.wamid,
+                        "status": status.status,
+                        "timestamp": rfc3339(status.timestamp),
+                        "error": status.error.as_ref().map(|(code, title)| json!({ "code": code, "title": title })),
+                    }),
+                ));
+            }
+            WebhookItem::Template(template) => {
+                deps.messages.apply_template_status(&tenant, &template).await?;
+                let language = template.language.clone().unwrap_or_default();
+                events.push(partner_event(
+                    event_id(&["template.status", tenant.as_str(), &template.name, &language, &template.event]),
+                    "template.status",
+                    &tenant,
+                    json!({ "name": template.name, "language": language, "event": template.event, "reason": template.reason }),
+                ));
+            }
+            WebhookItem::Other { field, raw } => {
+                deps.messages
+                    .put_channel_event(&tenant, &pointer.event_id, index, &field, &raw)
+                    .await?;
+            }
+        }
+    }
+    emit(deps, &events).await?;
+    deps.messages.mark_raw_event(&tenant, &pointer.event_id, "processed").await?;
+    info!(tenant_id = %tenant, event_id = pointer.event_id, partner_events = events.len(), "webhook applied");
+    Ok(())
+}
+
+/// Queues partner events, ten per request (SQS's batch limit). Events carry stable ids,
+/// so sending some twice after a retry is harmless downstream.
+async fn emit(deps: &Deps, events: &[Value]) -> Result<(), ProcessError> {
+    for chunk in events.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(e.to_string())
+                    .build()
+                    .map_err(|e| ProcessError::Sqs(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = deps
+            .sqs
+            .send_message_batch()
+            .queue_url(&deps.partner_events_queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| ProcessError::Sqs(error_chain(&e)))?;
+        if !out.failed().is_empty() {
+            return Err(ProcessError::Sqs(format!(
+                "{} partner events not queued",
+                out.failed().len()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,667 @@
+//! The WhatsApp channel and the inbound pipeline: Meta webhooks in, persisted first,
+//! processed exactly once, readable through the API.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use serde_json::{Value, json};
+use shared::domain::ids::TenantId;
+use shared::domain::meta::{signature_header, signature_valid};
+use shared::store::messages::MessageStore;
+use std::collections::BTreeSet;
+use switchboard_tests::{App, Emulator, Registered, Stack, email, eventually, fixture};
+
+const APP_SECRET: &str = "fixture-app-secret-0123456789";
+const VERIFY_TOKEN: &str = "vibecoding";
+const PHONE_NUMBER_ID: &str = "106540352242922";
+
+async fn with_cloud_channel(app: &App, phone_number_id: &str) -> Registered {
+    let owner = app.register(&email("inbound")).await;
+    let (status, body) = app
+        .call(
+            "PUT",
+            "/api/whatsapp/channel",
+            Some(&owner.access_token),
+            Some(json!({"provider": "cloud", "phoneNumberId": phone_number_id, "wabaId": "102290129340398",
+                        "accessToken": "EAAG-fake-access-token-9876", "appSecret": APP_SECRET, "verifyToken": VERIFY_TOKEN})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    owner
+}
+
+async fn post_signed(app: &App, tenant: &str, body: &str, secret: &str) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.url(&format!("/api/whatsapp/webhook/{tenant}")))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature_header(secret.as_bytes(), body.as_bytes()))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn raw_events(
+    stack: &Stack,
+    tenant: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let out = stack
+        .clients
+        .dynamodb
+        .query()
+        .table_name(&stack.resources.messages_table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :raw)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("TENANT#{tenant}")))
+        .expression_attribute_values(":raw", AttributeValue::S("RAW#".into()))
+        .send()
+        .await
+        .expect("query");
+    out.items().to_vec()
+}
+
+async fn all_processed(stack: &Stack, tenant: &str, expected: usize) -> Option<()> {
+    let events = raw_events(stack, tenant).await;
+    (events.len() == expected && events.iter().all(|e| e.contains_key("outcome"))).then_some(())
+}
+
+/// (wamid, type) of every message the API shows, across conversations.
+async fn api_messages(app: &App, token: &str) -> BTreeSet<(String, String)> {
+    let mut seen = BTreeSet::new();
+    let (status, conversations) =
+        app.call("GET", "/api/conversations?limit=100", Some(token), None).await;
+    assert_eq!(status, 200, "{conversations}");
+    for conversation in conversations["items"].as_array().into_iter().flatten() {
+        let id = conversation["id"].as_str().expect("id");
+        let (status, messages) = app
+            .call("GET", &format!("/api/conversations/{id}/messages?limit=100"), Some(token), None)
+            .await;
+        assert_eq!(status, 200);
+        for m in messages["items"].as_array().into_iter().flatten() {
+            seen.insert((
+                m["wamid"].as_str().unwrap_or_default().to_owned(),
+                m["type"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    seen
+}
+
+/// What one fixture must produce, read from the fixture itself.
+#[derive(Default)]
+struct Expected {
+    messages: BTreeSet<(String, String)>,
+    statuses: Vec<(String, String)>,
+    templates: Vec<(String, String, String)>,
+    other: Vec<String>,
+}
+
+fn expected(payload: &Value) -> Expected {
+    let mut want = Expected::default();
+    for change in payload["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["changes"].as_array().into_iter().flatten())
+    {
+        let value = &change["value"];
+        match change["field"].as_str() {
+            Some("messages") => {
+                for m in value["messages"].as_array().into_iter().flatten() {
+                    want.messages.insert((
+                        m["id"].as_str().expect("id").to_owned(),
+                        m["type"].as_str().expect("type").to_owned(),
+                    ));
+                }
+                for st in value["statuses"].as_array().into_iter().flatten() {
+                    want.statuses.push((
+                        st["id"].as_str().expect("id").to_owned(),
+                        st["status"].as_str().expect("status").to_owned(),
+                    ));
+                }
+                if value.get("errors").is_some() {
+                    want.other.push("errors".to_owned());
+                }
+            }
+            Some("message_template_status_update") => want.templates.push((
+                value["message_template_name"].as_str().expect("name").to_owned(),
+                value["message_template_language"].as_str().expect("language").to_owned(),
+                value["event"].as_str().expect("event").to_owned(),
+            )),
+            Some(other) => want.other.push(other.to_owned()),
+            None => panic!("a change without field"),
+        }
+    }
+    want
+}
+
+/// Each fixture goes to a tenant of its own: Meta's examples reuse placeholder wamids
+/// across message types, and one tenant rightly keeps one message per wamid.
+#[tokio::test]
+async fn every_inbound_fixture_lands_as_the_right_records() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let store =
+        MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone());
+    let dir = switchboard_tests::workspace_root().join("tests/fixtures/meta/inbound");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 29, "every fixture is here");
+
+    let mut posted = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        let body = std::fs::read_to_string(path).expect("fixture");
+        let payload: Value = serde_json::from_str(&body).expect("fixture is JSON");
+        let owner = with_cloud_channel(&app, &format!("2000000000{i:05}")).await;
+        let (status, response) = post_signed(&app, &owner.tenant_id, &body, APP_SECRET).await;
+        assert_eq!(status, 200, "{}: {response}", path.display());
+        posted.push((
+            path.file_name().expect("name").to_string_lossy().into_owned(),
+            owner,
+            expected(&payload),
+        ));
+    }
+
+    for (name, owner, want) in posted {
+        let tenant = TenantId::parse(&owner.tenant_id).expect("tenant");
+        eventually(60, &format!("{name} processed"), || all_processed(&stack, &owner.tenant_id, 1))
+            .await;
+        let outcome = raw_events(&stack, &owner.tenant_id).await[0]["outcome"]
+            .as_s()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(outcome, "processed", "{name}");
+        assert_eq!(
+            api_messages(&app, &owner.access_token).await,
+            want.messages,
+            "{name}: messages with their types"
+        );
+        for (wamid, status) in &want.statuses {
+            let (state, history) =
+                store.delivery_state(&tenant, wamid).await.expect("read").expect("status stored");
+            assert_eq!(&state, status, "{name}");
+            assert_eq!(
+                history.iter().map(|h| h.status.as_str()).collect::<Vec<_>>(),
+                vec![status.as_str()],
+                "{name}"
+            );
+        }
+        for (template, language, event) in &want.templates {
+            let stored = store.template_status(&tenant, template, language).await.expect("read");
+            assert_eq!(stored.as_deref(), Some(event.as_str()), "{name}");
+        }
+        let mut stored_other = store.channel_event_fields(&tenant).await.expect("read");
+        stored_other.sort();
+        let mut want_other = want.other.clone();
+        want_other.sort();
+        assert_eq!(stored_other, want_other, "{name}: quality, account and error updates kept raw");
+        if name == "status_failed_131049.json" {
+            let (wamid, _) = &want.statuses[0];
+            let raw = stack
+                .clients
+                .dynamodb
+                .get_item()
+                .table_name(&stack.resources.messages_table)
+                .key("pk", AttributeValue::S(format!("TENANT#{tenant}")))
+                .key("sk", AttributeValue::S(format!("WAMID#{wamid}")))
+                .send()
+                .await
+                .expect("get");
+            let error: Value = serde_json::from_str(
+                raw.item().and_then(|i| i.get("error")).and_then(|e| e.as_s().ok()).expect("error"),
+            )
+            .expect("json");
+            assert_eq!(error["code"], 131049);
+        }
+    }
+    stack.remove().await;
+}
+
+#[test]
+fn every_signature_vector_verifies_and_any_change_fails() {
+    let vectors: Value =
+        serde_json::from_str(&fixture("meta/signature_vectors.json")).expect("json");
+    for v in vectors["vectors"].as_array().expect("vectors") {
+        let secret = v["app_secret"].as_str().expect("secret").as_bytes();
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(v["raw_body_utf8_base64"].as_str().expect("b64"))
+            .expect("b64");
+        assert_eq!(body, v["raw_body"].as_str().expect("raw").as_bytes());
+        let header = v["expected_header"].as_str().expect("header");
+        assert!(signature_valid(secret, &body, Some(header)), "{}", v["name"]);
+        assert_eq!(signature_header(secret, &body), header);
+        let mut altered = body.clone();
+        altered.push(b' ');
+        assert!(!signature_valid(secret, &altered, Some(header)), "{}: altered body", v["name"]);
+        assert!(
+            !signature_valid(b"another secret", &body, Some(header)),
+            "{}: other secret",
+            v["name"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_verification_handshake_cases_pass() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = with_cloud_channel(&app, "100000000000001").await;
+    let cases: Value = serde_json::from_str(&fixture("meta/verification.json")).expect("json");
+    for case in cases["test_cases"].as_array().expect("cases") {
+        let query: Vec<(String, String)> = case["query"]
+            .as_object()
+            .expect("query")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let response = app
+            .http
+            .get(app.url(&format!("/api/whatsapp/webhook/{}", owner.tenant_id)))
+            .query(&query)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let body = response.text().await.expect("body");
+        match case["expected_status"].as_u64() {
+            Some(200) => assert_eq!(
+                (status, body.as_str()),
+                (200, case["expected_body"].as_str().expect("body")),
+                "{}",
+                case["name"]
+            ),
+            _ => assert_eq!(status, 403, "{}", case["name"]),
+        }
+    }
+    // A tenant without a channel, or that does not exist, verifies nothing.
+    let stranger = app.get(&format!("/api/whatsapp/webhook/{}?hub.mode=subscribe&hub.challenge=1&hub.verify_token={VERIFY_TOKEN}", TenantId::generate())).await;
+    assert_eq!(stranger.status(), 404);
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn unsigned_or_badly_signed_webhooks_store_and_queue_nothing() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = with_cloud_channel(&app, "100000000000002").await;
+    let body = fixture("meta/inbound/text_message.json");
+
+    let (status, _) = post_signed(&app, &owner.tenant_id, &body, "not the app secret").await;
+    assert_eq!(status, 401);
+    let unsigned = app
+        .call_raw(
+            "POST",
+            &format!("/api/whatsapp/webhook/{}", owner.tenant_id),
+            None,
+            body.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(unsigned.0, 401);
+    let (status, _) = post_signed(&app, &TenantId::generate().to_string(), &body, APP_SECRET).await;
+    assert_eq!(status, 401, "an unknown tenant has no secret to match");
+
+    assert!(raw_events(&stack, &owner.tenant_id).await.is_empty(), "nothing stored");
+    let queued = stack
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&stack.resources.inbound_events_queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .expect("attributes");
+    let attrs = queued.attributes().expect("attributes");
+    for name in [
+        aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+        aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ] {
+        assert_eq!(attrs.get(&name).map(String::as_str), Some("0"), "nothing queued ({name:?})");
+    }
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn a_signed_body_that_is_not_json_is_stored_and_dead_lettered_with_its_reason() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = with_cloud_channel(&app, "100000000000003").await;
+    let (status, _) = post_signed(&app, &owner.tenant_id, "{not json", APP_SECRET).await;
+    assert_eq!(status, 200, "accepted: Meta must not retry it forever");
+
+    let events = raw_events(&stack, &owner.tenant_id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["outcome"].as_s().map(String::as_str), Ok("dead_lettered:malformed_json"));
+    let dlq = stack.resources.dlq_url(&shared::resources::INBOUND_EVENTS_QUEUE).to_owned();
+    let received = stack
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .expect("receive");
+    let message = received.messages().first().expect("dead-lettered");
+    assert_eq!(
+        message.message_attributes().and_then(|a| a.get("reason")).and_then(|r| r.string_value()),
+        Some("malformed_json")
+    );
+    let pointer: Value = serde_json::from_str(message.body().expect("body")).expect("pointer");
+    assert_eq!(pointer["tenantId"], owner.tenant_id);
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn the_same_webhook_three_times_is_one_message_and_statuses_only_move_forward() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = with_cloud_channel(&app, PHONE_NUMBER_ID).await;
+    let tenant = TenantId::parse(&owner.tenant_id).expect("tenant");
+    let body = fixture("meta/inbound/text_message.json");
+    for _ in 0..3 {
+        assert_eq!(post_signed(&app, &owner.tenant_id, &body, APP_SECRET).await.0, 200);
+    }
+
+    // read arrives before delivered, and sent last.
+    let status = |wamid: &str, status: &str, ts: &str| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp", "metadata": {"phone_number_id": PHONE_NUMBER_ID},
+            "statuses": [{"id": wamid, "status": status, "timestamp": ts, "recipient_id": "16505551234"}]}}]}]})
+        .to_string()
+    };
+    for (st, ts) in [("read", "1751000030"), ("delivered", "1751000020"), ("sent", "1751000010")] {
+        assert_eq!(
+            post_signed(&app, &owner.tenant_id, &status("wamid.OUT1", st, ts), APP_SECRET).await.0,
+            200
+        );
+    }
+    eventually(30, "six webhooks processed", || all_processed(&stack, &owner.tenant_id, 6)).await;
+
+    let messages = api_messages(&app, &owner.access_token).await;
+    assert_eq!(messages.len(), 1, "three deliveries, one message: {messages:?}");
+    let (status_now, history) =
+        MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone())
+            .delivery_state(&tenant, "wamid.OUT1")
+            .await
+            .expect("read")
+            .expect("state");
+    assert_eq!(status_now, "read");
+    let order: Vec<&str> = history.iter().map(|h| h.status.as_str()).collect();
+    assert_eq!(order, vec!["sent", "delivered", "read"], "history in event time order");
+
+    let (_, conversations) =
+        app.call("GET", "/api/conversations", Some(&owner.access_token), None).await;
+    let conversation = &conversations["items"][0];
+    assert_eq!(conversation["status"], "open");
+    assert_eq!(conversation["contactWaId"], "+16505551234");
+    assert_eq!(conversation["contactName"], "Sheena Nelson");
+    assert!(conversation["serviceWindowEndsAt"].is_string());
+
+    // Usage counted once.
+    let usage =
+        MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone())
+            .usage(&tenant, "2000-01-01", "2100-01-01")
+            .await
+            .expect("usage");
+    let inbound: i64 =
+        usage.iter().filter_map(|(_, i)| i.get("inbound")?.as_n().ok()?.parse::<i64>().ok()).sum();
+    let read: i64 =
+        usage.iter().filter_map(|(_, i)| i.get("read")?.as_n().ok()?.parse::<i64>().ok()).sum();
+    assert_eq!((inbound, read), (1, 1));
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn processing_a_record_twice_as_after_a_crash_before_delete_changes_nothing() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let tenant = TenantId::generate();
+    let store =
+        MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone());
+    let event_id = store
+        .put_raw_event(&tenant, fixture("meta/inbound/image_message.json").as_bytes(), "test")
+        .await
+        .expect("raw");
+    let deps = webhook_processor::Deps::new(
+        store.clone(),
+        stack.clients.sqs.clone(),
+        stack.resources.partner_events_queue_url.clone(),
+    );
+    let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+    record.message_id = Some("m-1".into());
+    record.body = Some(json!({"tenantId": tenant, "eventId": event_id}).to_string());
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = vec![record];
+
+    let first = webhook_processor::handle(&deps, event.clone()).await;
+    let second = webhook_processor::handle(&deps, event).await;
+    assert!(first.batch_item_failures.is_empty() && second.batch_item_failures.is_empty());
+
+    let items = stack
+        .clients
+        .dynamodb
+        .query()
+        .table_name(&stack.resources.messages_table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :msg)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("TENANT#{tenant}")))
+        .expression_attribute_values(":msg", AttributeValue::S("MSG#".into()))
+        .send()
+        .await
+        .expect("query");
+    assert_eq!(items.count(), 1, "one message after two runs");
+
+    // Partner events were emitted both times with the same ids.
+    let mut ids = Vec::new();
+    loop {
+        let out = stack
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&stack.resources.partner_events_queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        if out.messages().is_empty() {
+            break;
+        }
+        ids.extend(out.messages().iter().map(|m| {
+            serde_json::from_str::<Value>(m.body().unwrap_or("{}")).expect("json")["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }));
+    }
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (4, 2),
+        "conversation.created and message.received, twice each: {ids:?}"
+    );
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn a_poisoned_record_alone_is_retried_then_dead_lettered() {
+    let stack = Stack::new(Emulator::shared()).await;
+    // NOTE: the queue redelivers after its visibility timeout (180 s in the definitions);
+    // the test shortens it so that the receive limit is reached in seconds.
+    stack
+        .clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&stack.resources.inbound_events_queue_url)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .expect("visibility");
+    let app = App::spawn(&stack).await;
+    let owner = with_cloud_channel(&app, PHONE_NUMBER_ID).await;
+    let sqs = &stack.clients.sqs;
+    sqs.send_message()
+        .queue_url(&stack.resources.inbound_events_queue_url)
+        .message_body("not a pointer")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        post_signed(&app, &owner.tenant_id, &fixture("meta/inbound/text_message.json"), APP_SECRET)
+            .await
+            .0,
+        200
+    );
+
+    let dlq = stack.resources.dlq_url(&shared::resources::INBOUND_EVENTS_QUEUE).to_owned();
+    let dead = eventually(60, "the poison record in the DLQ", || async {
+        let out = sqs.receive_message().queue_url(&dlq).send().await.ok()?;
+        out.messages().first().and_then(|m| m.body().map(str::to_owned))
+    })
+    .await;
+    assert_eq!(dead, "not a pointer");
+    eventually(10, "the good record processed", || all_processed(&stack, &owner.tenant_id, 1))
+        .await;
+    assert_eq!(api_messages(&app, &owner.access_token).await.len(), 1);
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn another_tenants_conversations_and_messages_are_404() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let a = with_cloud_channel(&app, PHONE_NUMBER_ID).await;
+    let b = app.register(&email("other")).await;
+    assert_eq!(
+        post_signed(&app, &a.tenant_id, &fixture("meta/inbound/text_message.json"), APP_SECRET)
+            .await
+            .0,
+        200
+    );
+    eventually(30, "processed", || all_processed(&stack, &a.tenant_id, 1)).await;
+
+    let (_, conversations) =
+        app.call("GET", "/api/conversations", Some(&a.access_token), None).await;
+    let conversation = conversations["items"][0]["id"].as_str().expect("conversation").to_owned();
+    let (_, messages) = app
+        .call(
+            "GET",
+            &format!("/api/conversations/{conversation}/messages"),
+            Some(&a.access_token),
+            None,
+        )
+        .await;
+    let message = messages["items"][0]["id"].as_str().expect("message").to_owned();
+    let (status, one) =
+        app.call("GET", &format!("/api/messages/{message}"), Some(&a.access_token), None).await;
+    assert_eq!(
+        (status, one["direction"].as_str(), one["status"].as_str()),
+        (200, Some("inbound"), Some("received"))
+    );
+
+    for path in [
+        format!("/api/conversations/{conversation}"),
+        format!("/api/conversations/{conversation}/messages"),
+        format!("/api/messages/{message}"),
+    ] {
+        assert_eq!(app.call("GET", &path, Some(&b.access_token), None).await.0, 404, "{path}");
+    }
+    let (_, b_list) = app.call("GET", "/api/conversations", Some(&b.access_token), None).await;
+    assert_eq!(b_list["items"], json!([]));
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn channel_secrets_are_sealed_per_tenant_and_shown_masked() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let a = with_cloud_channel(&app, "100000000000009").await;
+    let b = app.register(&email("b")).await;
+
+    let (status, channel) =
+        app.call("GET", "/api/whatsapp/channel", Some(&a.access_token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(channel["accessToken"], "••••9876");
+    assert_eq!(channel["appSecret"], "••••6789");
+    assert_eq!(channel["phoneNumberId"], "100000000000009");
+    assert_eq!(channel["healthStatus"], "unknown");
+    let table = format!(
+        "{:?}",
+        stack
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&stack.resources.tenants_table)
+            .send()
+            .await
+            .expect("scan")
+    );
+    for secret in ["EAAG-fake-access-token-9876", APP_SECRET, VERIFY_TOKEN] {
+        assert!(!table.contains(secret), "{secret} stored in clear");
+    }
+
+    // The same phone number cannot be connected by another tenant.
+    let (status, body) = app
+        .call("PUT", "/api/whatsapp/channel", Some(&b.access_token),
+              Some(json!({"provider": "cloud", "phoneNumberId": "100000000000009", "wabaId": "1", "accessToken": "x", "appSecret": "y", "verifyToken": "z"})))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("phone_number_in_use")));
+
+    // A's sealed secrets copied into B's channel do not open for B.
+    let envelopes = shared::aws::envelope::Envelopes::new(
+        stack.clients.kms.clone(),
+        stack.resources.kms_key_id.clone(),
+    );
+    let channels = shared::store::channels::ChannelStore::new(
+        stack.clients.dynamodb.clone(),
+        stack.resources.tenants_table.clone(),
+    );
+    let a_id = TenantId::parse(&a.tenant_id).expect("id");
+    let sealed = channels
+        .get_for(&a_id)
+        .await
+        .expect("read")
+        .expect("channel")
+        .sealed_secrets
+        .expect("sealed");
+    assert!(envelopes.open(&a_id, &sealed).await.is_ok());
+    let opened_as_b = envelopes.open(&TenantId::parse(&b.tenant_id).expect("id"), &sealed).await;
+    assert!(opened_as_b.is_err(), "the encryption context binds the ciphertext to its tenant");
+
+    // Bad input changes nothing; delete removes it.
+    for body in [
+        json!({"provider": "carrier-pigeon"}),
+        json!({"provider": "cloud", "phoneNumberId": "abc"}),
+        json!({"provider": "gateway", "apiUrl": "ftp://x", "apiKey": "k", "webhookSecret": "s"}),
+    ] {
+        assert_eq!(
+            app.call("PUT", "/api/whatsapp/channel", Some(&a.access_token), Some(body)).await.0,
+            422
+        );
+    }
+    assert_eq!(
+        app.call("GET", "/api/whatsapp/channel", Some(&a.access_token), None).await.1["appSecret"],
+        "••••6789"
+    );
+    let (status, checked) =
+        app.call("POST", "/api/whatsapp/channel/health-check", Some(&a.access_token), None).await;
+    assert_eq!(
+        (status, checked["healthStatus"].as_str()),
+        (200, Some("unhealthy")),
+        "the Graph API is not reachable here"
+    );
+    assert!(checked["lastHealthCheck"].is_string());
+    assert_eq!(
+        app.call("DELETE", "/api/whatsapp/channel", Some(&a.access_token), None).await.0,
+        204
+    );
+    assert_eq!(app.call("GET", "/api/whatsapp/channel", Some(&a.access_token), None).await.0, 404);
+    let (status, _) = app
+        .call("PUT", "/api/whatsapp/channel", Some(&b.access_token),
+              Some(json!({"provider": "cloud", "phoneNumberId": "100000000000009", "wabaId": "1", "accessToken": "x", "appSecret": "y", "verifyToken": "z"})))
+        .await;
+    assert_eq!(status, 200, "the number is free again");
+    stack.remove().await;
+}
