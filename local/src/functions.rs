@@ -12,7 +12,7 @@ use shared::aws::envelope::Envelopes;
 use shared::channel::{Channels, SandboxCredentials};
 use shared::config::Resources;
 use shared::resources::{INBOUND_EVENTS_QUEUE, QueueSpec};
-use shared::routes::{AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS};
+use shared::routes::{ADMIN, AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS};
 use shared::store::channels::ChannelStore;
 use shared::store::messages::MessageStore;
 use shared::store::tenants::TenantStore;
@@ -34,6 +34,7 @@ pub struct Functions {
     channel: channel::Deps,
     meta_webhook: meta_webhook::Deps,
     messages: messages::Deps,
+    admin: admin::Deps,
 }
 
 impl Functions {
@@ -74,7 +75,13 @@ impl Functions {
                 resources.inbound_events_queue_url.clone(),
                 resources.dlq_url(&INBOUND_EVENTS_QUEUE).to_owned(),
             ),
-            messages: messages::Deps::new(message_store, authenticator),
+            messages: messages::Deps::new(message_store.clone(), authenticator.clone()),
+            admin: admin::Deps::new(
+                message_store,
+                clients.sqs.clone(),
+                resources.inbound_events_queue_url.clone(),
+                authenticator,
+            ),
         })
     }
 
@@ -88,6 +95,7 @@ impl Functions {
             CHANNEL => channel::handle(&self.channel, request).await,
             META_WEBHOOK => meta_webhook::handle(&self.meta_webhook, request).await,
             MESSAGES => messages::handle(&self.messages, request).await,
+            ADMIN => admin::handle(&self.admin, request).await,
             other => Err(format!("the local stack does not host function {other}").into()),
         };
         result.unwrap_or_else(|err| {
@@ -100,7 +108,7 @@ impl Functions {
 
     /// Whether `invoke` knows the function; the gateway test holds every route to it.
     pub fn hosts(function: FunctionName) -> bool {
-        matches!(function, HEALTH | AUTH | TENANTS | CHANNEL | META_WEBHOOK | MESSAGES)
+        matches!(function, HEALTH | AUTH | TENANTS | CHANNEL | META_WEBHOOK | MESSAGES | ADMIN)
     }
 }
 

@@ -20,10 +20,11 @@ pub const TENANTS: FunctionName = "tenants";
 pub const CHANNEL: FunctionName = "channel";
 pub const META_WEBHOOK: FunctionName = "meta-webhook";
 pub const MESSAGES: FunctionName = "messages";
+pub const ADMIN: FunctionName = "admin";
 
 /// Every function that serves HTTP routes.
 pub const HTTP_FUNCTIONS: &[FunctionName] =
-    &[HEALTH, AUTH, TENANTS, CHANNEL, META_WEBHOOK, MESSAGES];
+    &[HEALTH, AUTH, TENANTS, CHANNEL, META_WEBHOOK, MESSAGES, ADMIN];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -87,6 +88,12 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/conversations/{id}", MESSAGES, Requires(Action::ReadConversations)),
     route("GET", "/api/conversations/{id}/messages", MESSAGES, Requires(Action::ReadConversations)),
     route("GET", "/api/messages/{id}", MESSAGES, Requires(Action::ReadConversations)),
+    route(
+        "POST",
+        "/api/admin/tenants/{tenantId}/webhook-events/replay",
+        ADMIN,
+        Requires(Action::Operate),
+    ),
 ];
 
 /// The route with API Gateway's route key `key` (`DELETE /api/users/{id}`).

@@ -96,6 +96,56 @@ impl Drop for Emulator {
     }
 }
 
+/// Counts every request the SDK sends (retries included), by `Service.Operation`.
+#[derive(Debug, Default, Clone)]
+pub struct RequestCounter(std::sync::Arc<Mutex<std::collections::BTreeMap<String, u32>>>);
+
+impl RequestCounter {
+    pub fn take(&self) -> std::collections::BTreeMap<String, u32> {
+        std::mem::take(&mut *self.0.lock().expect("lock"))
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            let key = format!("{}.{}", meta.service(), meta.name());
+            *self.0.lock().expect("lock").entry(key).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Emulator {
+    /// Clients whose every request is counted by `counter`.
+    pub async fn counted_clients(&self, counter: &RequestCounter) -> AwsClients {
+        let config = shared::aws::emulator_config(&self.endpoint).await;
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&config)
+                    .interceptor(counter.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&config).interceptor(counter.clone()).build(),
+            ),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&config).interceptor(counter.clone()).build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind port 0");
     listener.local_addr().expect("local addr").port()

@@ -665,3 +665,270 @@ async fn channel_secrets_are_sealed_per_tenant_and_shown_masked() {
     assert_eq!(status, 200, "the number is free again");
     stack.remove().await;
 }
+
+/// An API Gateway v2 event for a signed POST to the tenant's webhook route.
+fn webhook_request(tenant: &str, body: &str) -> lambda_http::Request {
+    let event = json!({
+        "version": "2.0", "routeKey": "POST /api/whatsapp/webhook/{tenantId}",
+        "rawPath": format!("/api/whatsapp/webhook/{tenant}"), "rawQueryString": "",
+        "headers": {"content-type": "application/json", "x-hub-signature-256": signature_header(APP_SECRET.as_bytes(), body.as_bytes())},
+        "pathParameters": {"tenantId": tenant},
+        "requestContext": {"http": {"method": "POST", "path": format!("/api/whatsapp/webhook/{tenant}"), "sourceIp": "203.0.113.1"},
+                           "routeKey": "POST /api/whatsapp/webhook/{tenantId}", "requestId": "r", "stage": "$default"},
+        "body": body, "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("event")
+}
+
+/// The figure BENCHMARKS.md records as "AWS requests per inbound message": every request
+/// the webhook function and the processor make for one new text message, counted by an
+/// SDK interceptor. A change in these numbers is a change in cost; update both.
+#[tokio::test]
+async fn aws_requests_per_inbound_message_are_counted() {
+    use shared::aws::envelope::Envelopes;
+    use shared::channel::{Channels, SandboxCredentials};
+    use shared::store::channels::ChannelStore;
+    use switchboard_tests::RequestCounter;
+
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = with_cloud_channel(&app, "300000000000001").await;
+    // The app's own poller would consume the queue: stop it (its long poll ends within 1 s).
+    drop(app);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let counter = RequestCounter::default();
+    let clients = Emulator::shared().counted_clients(&counter).await;
+    let r = &stack.resources;
+    let channels = Channels::new(
+        ChannelStore::new(clients.dynamodb.clone(), r.tenants_table.clone()),
+        Envelopes::new(clients.kms.clone(), r.kms_key_id.clone()),
+        SandboxCredentials::default(),
+    );
+    let store = MessageStore::new(clients.dynamodb.clone(), r.messages_table.clone());
+    let ingest = meta_webhook::Deps::new(
+        channels,
+        store.clone(),
+        clients.sqs.clone(),
+        r.inbound_events_queue_url.clone(),
+        r.dlq_url(&shared::resources::INBOUND_EVENTS_QUEUE).to_owned(),
+    );
+    let processor = webhook_processor::Deps::new(
+        store,
+        clients.sqs.clone(),
+        r.partner_events_queue_url.clone(),
+    );
+    let message = |n: u32| {
+        fixture("meta/inbound/text_message.json").replace(
+            "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",
+            &format!("wamid.count{n}"),
+        )
+    };
+
+    let cold = meta_webhook::handle(&ingest, webhook_request(&owner.tenant_id, &message(1)))
+        .await
+        .expect("ingest");
+    assert_eq!(cold.status(), 200);
+    let cold_ingest = counter.take();
+    let warm = meta_webhook::handle(&ingest, webhook_request(&owner.tenant_id, &message(2)))
+        .await
+        .expect("ingest");
+    assert_eq!(warm.status(), 200);
+    let warm_ingest = counter.take();
+
+    // The processor, for the first message (new contact) and the second (known contact).
+    let mut per_message = Vec::new();
+    for _ in 0..2 {
+        let received = stack
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&r.inbound_events_queue_url)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .expect("receive");
+        let m = received.messages().first().expect("pointer queued").clone();
+        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+        record.message_id = m.message_id().map(str::to_owned);
+        record.body = m.body().map(str::to_owned);
+        let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+        event.records = vec![record];
+        counter.take();
+        assert!(webhook_processor::handle(&processor, event).await.batch_item_failures.is_empty());
+        per_message.push(counter.take());
+        stack
+            .clients
+            .sqs
+            .delete_message()
+            .queue_url(&r.inbound_events_queue_url)
+            .receipt_handle(m.receipt_handle().unwrap_or_default())
+            .send()
+            .await
+            .expect("delete");
+    }
+
+    println!("ingest, cold: {cold_ingest:?}");
+    println!("ingest, warm: {warm_ingest:?}");
+    println!("processor, new contact: {:?}", per_message[0]);
+    println!("processor, known contact: {:?}", per_message[1]);
+    let expected = |pairs: &[(&str, u32)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        cold_ingest,
+        expected(&[
+            ("DynamoDB.GetItem", 1),
+            ("DynamoDB.PutItem", 1),
+            ("KMS.Decrypt", 1),
+            ("SQS.SendMessage", 1)
+        ])
+    );
+    assert_eq!(
+        warm_ingest,
+        expected(&[("DynamoDB.PutItem", 1), ("SQS.SendMessage", 1)]),
+        "secrets cached"
+    );
+    let processing = expected(&[
+        ("DynamoDB.GetItem", 3),
+        ("DynamoDB.TransactWriteItems", 1),
+        ("DynamoDB.UpdateItem", 1),
+        ("SQS.SendMessageBatch", 1),
+    ]);
+    assert_eq!(per_message[0], processing);
+    assert_eq!(per_message[1], processing);
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn the_sandbox_makes_a_customer_write_to_a_sandbox_tenant() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let sandbox = sandbox::Application::build(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        sandbox::Settings {
+            app_secret: switchboard_tests::SANDBOX_APP_SECRET.into(),
+            switchboard_url: app.base_url.clone(),
+        },
+    )
+    .await
+    .expect("sandbox");
+    let sandbox_url = format!("http://{}", sandbox.local_addr().expect("addr"));
+    tokio::spawn(sandbox.run_until_stopped(std::future::pending()));
+
+    let owner = app.register(&email("sandboxed")).await;
+    let (status, _) = app
+        .call(
+            "PUT",
+            "/api/whatsapp/channel",
+            Some(&owner.access_token),
+            Some(json!({"provider": "sandbox"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let written = app
+        .http
+        .post(format!("{sandbox_url}/_sandbox/inbound"))
+        .json(&json!({"tenantId": owner.tenant_id, "from": "+15551234567", "text": "Hello from the sandbox"}))
+        .send()
+        .await
+        .expect("sandbox inbound");
+    assert_eq!(written.status(), 202);
+    let wamid =
+        written.json::<Value>().await.expect("json")["wamid"].as_str().expect("wamid").to_owned();
+
+    eventually(30, "the message processed", || all_processed(&stack, &owner.tenant_id, 1)).await;
+    let messages = api_messages(&app, &owner.access_token).await;
+    assert_eq!(messages, BTreeSet::from([(wamid, "text".to_owned())]));
+    let (_, conversations) =
+        app.call("GET", "/api/conversations", Some(&owner.access_token), None).await;
+    assert_eq!(conversations["items"][0]["lastMessagePreview"], "Hello from the sandbox");
+
+    let refused = app
+        .http
+        .post(format!("{sandbox_url}/_sandbox/inbound"))
+        .json(&json!({"tenantId": owner.tenant_id, "from": "555", "text": "x"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 422);
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn an_operator_replays_stored_webhooks_and_nothing_is_applied_twice() {
+    use shared::auth::passwords::Passwords;
+    use shared::domain::user::Email;
+    use shared::store::tenants::TenantStore;
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = with_cloud_channel(&app, PHONE_NUMBER_ID).await;
+    assert_eq!(
+        post_signed(&app, &owner.tenant_id, &fixture("meta/inbound/text_message.json"), APP_SECRET)
+            .await
+            .0,
+        200
+    );
+    eventually(30, "processed", || all_processed(&stack, &owner.tenant_id, 1)).await;
+
+    let operator_email = email("op");
+    let store =
+        TenantStore::new(stack.clients.dynamodb.clone(), stack.resources.tenants_table.clone());
+    let hash =
+        Passwords::new().expect("argon2").hash(switchboard_tests::PASSWORD).await.expect("hash");
+    store
+        .ensure_operator(&Email::parse(&operator_email).expect("email"), "Op", &hash)
+        .await
+        .expect("operator");
+    let operator = app.login(&operator_email, switchboard_tests::PASSWORD).await;
+    let path = format!("/api/admin/tenants/{}/webhook-events/replay", owner.tenant_id);
+
+    let (status, _) = app
+        .call(
+            "POST",
+            &path,
+            Some(&owner.access_token),
+            Some(json!({"since": "2000-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(status, 403, "tenant admins do not replay");
+    let (status, body) =
+        app.call("POST", &path, Some(&operator), Some(json!({"since": "yesterday"}))).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("since")));
+    let (status, body) = app
+        .call("POST", &path, Some(&operator), Some(json!({"since": "2000-01-01T00:00:00Z"})))
+        .await;
+    assert_eq!((status, body["queued"].as_u64()), (202, Some(1)));
+    let (status, body) = app
+        .call("POST", &path, Some(&operator), Some(json!({"since": "2100-01-01T00:00:00Z"})))
+        .await;
+    assert_eq!((status, body["queued"].as_u64()), (202, Some(0)));
+
+    // Wait for the replayed record to be consumed; the message stays single.
+    eventually(30, "the replay consumed", || async {
+        let attrs = stack
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&stack.resources.inbound_events_queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .ok()?;
+        let a = attrs.attributes()?;
+        let pending: u32 = [
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .filter_map(|k| a.get(k)?.parse::<u32>().ok())
+        .sum();
+        (pending == 0).then_some(())
+    })
+    .await;
+    assert_eq!(api_messages(&app, &owner.access_token).await.len(), 1);
+    stack.remove().await;
+}

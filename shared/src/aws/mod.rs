@@ -40,13 +40,7 @@ impl AwsClients {
     /// Clients for an emulator at `endpoint`, with throw-away static credentials, whatever
     /// the environment says. For tests and tools that start their own emulator.
     pub async fn for_emulator(endpoint: &str) -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new(LOCAL_REGION))
-            .credentials_provider(Credentials::new("test", "test", None, None, "emulator"))
-            .load()
-            .await;
-        Self::new(&config)
+        Self::new(&emulator_config(endpoint).await)
     }
 }
 
@@ -57,4 +51,14 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
     err.as_service_error().and_then(|e| e.code())
+}
+
+/// SDK configuration for an emulator at `endpoint`, with throw-away static credentials.
+pub async fn emulator_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(LOCAL_REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "emulator"))
+        .load()
+        .await
 }

@@ -1,0 +1,83 @@
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use shared::auth::principal::Authenticator;
+use shared::domain::Violation;
+use shared::domain::ids::TenantId;
+use shared::http::{ApiError, into_response, json};
+use shared::request::{DEFAULT_BODY_LIMIT, json_body, path_param, route_key};
+use shared::store::messages::MessageStore;
+use shared::telemetry::error_chain;
+use tracing::{info, instrument};
+
+pub struct Deps {
+    messages: MessageStore,
+    sqs: aws_sdk_sqs::Client,
+    inbound_queue_url: String,
+    authenticator: Authenticator,
+}
+
+impl Deps {
+    pub fn new(
+        messages: MessageStore,
+        sqs: aws_sdk_sqs::Client,
+        inbound_queue_url: String,
+        authenticator: Authenticator,
+    ) -> Self {
+        Self { messages, sqs, inbound_queue_url, authenticator }
+    }
+}
+
+#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(into_response(dispatch(deps, &request).await))
+}
+
+async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (principal, route, action) = deps.authenticator.for_route(request).await?;
+    principal.require(action)?;
+    match (route.method, route.path) {
+        ("POST", "/api/admin/tenants/{tenantId}/webhook-events/replay") => {
+            replay(deps, request, &principal.actor_id()).await
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReplayBody {
+    /// RFC 3339: replay what was received from then on.
+    since: String,
+}
+
+/// Queues every stored raw webhook of the tenant received since `since` again. The
+/// processor is idempotent, so replaying what was already applied changes nothing; what
+/// failed (or was dead-lettered and has since been fixed) is applied now.
+async fn replay(
+    deps: &Deps,
+    request: &Request,
+    operator: &str,
+) -> Result<Response<Body>, ApiError> {
+    let tenant = path_param(request, "tenantId")
+        .and_then(|t| TenantId::parse(&t))
+        .ok_or(ApiError::NotFound)?;
+    let body: ReplayBody = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let since = DateTime::from_str(&body.since, Format::DateTime).map_err(|_| {
+        ApiError::Validation(vec![Violation::new("since", "must be an RFC 3339 time")])
+    })?;
+    let ids = deps.messages.raw_event_ids_since(&tenant, since.secs()).await?;
+    for id in &ids {
+        let pointer = serde_json::json!({ "tenantId": tenant, "eventId": id }).to_string();
+        deps.sqs
+            .send_message()
+            .queue_url(&deps.inbound_queue_url)
+            .message_body(pointer)
+            .send()
+            .await
+            .map_err(|e| ApiError::unavailable("sqs", error_chain(&e)))?;
+    }
+    info!(tenant_id = %tenant, operator, queued = ids.len(), "webhook events replayed");
+    Ok(json(StatusCode::ACCEPTED, &serde_json::json!({ "queued": ids.len() })))
+}
