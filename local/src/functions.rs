@@ -25,6 +25,7 @@ pub struct Settings {
     pub lockout: auth::LockoutPolicy,
     pub sandbox: SandboxCredentials,
     pub health_targets: channel::HealthTargets,
+    pub platform_app: meta_webhook::PlatformApp,
 }
 
 pub struct Functions {
@@ -74,7 +75,8 @@ impl Functions {
                 clients.sqs.clone(),
                 resources.inbound_events_queue_url.clone(),
                 resources.dlq_url(&INBOUND_EVENTS_QUEUE).to_owned(),
-            ),
+            )
+            .with_platform_app(settings.platform_app.clone()),
             messages: messages::Deps::new(message_store.clone(), authenticator.clone()),
             admin: admin::Deps::new(
                 message_store,

@@ -23,6 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         lockout: auth::LockoutPolicy::from_env()?,
         sandbox: shared::channel::SandboxCredentials::from_env(),
         health_targets: channel::HealthTargets::from_env(),
+        platform_app: meta_webhook::PlatformApp::from_env(),
     };
 
     let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());

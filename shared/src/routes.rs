@@ -82,6 +82,8 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/whatsapp/channel", CHANNEL, Requires(Action::ManageChannel)),
     route("DELETE", "/api/whatsapp/channel", CHANNEL, Requires(Action::ManageChannel)),
     route("POST", "/api/whatsapp/channel/health-check", CHANNEL, Requires(Action::ManageChannel)),
+    route("GET", "/api/whatsapp/webhook", META_WEBHOOK, Public),
+    route("POST", "/api/whatsapp/webhook", META_WEBHOOK, Public),
     route("GET", "/api/whatsapp/webhook/{tenantId}", META_WEBHOOK, Public),
     route("POST", "/api/whatsapp/webhook/{tenantId}", META_WEBHOOK, Public),
     route("GET", "/api/conversations", MESSAGES, Requires(Action::ReadConversations)),

@@ -277,6 +277,10 @@ impl App {
                 graph_api_version: "v23.0".into(),
                 sandbox_url: None,
             },
+            platform_app: meta_webhook::PlatformApp {
+                app_secret: Some(PLATFORM_APP_SECRET.to_owned().into()),
+                verify_token: Some(PLATFORM_VERIFY_TOKEN.to_owned().into()),
+            },
         };
         let app = local::Application::build(
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -435,6 +439,10 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The platform Meta app the test apps are configured with.
+pub const PLATFORM_APP_SECRET: &str = "platform-app-secret-for-tests";
+pub const PLATFORM_VERIFY_TOKEN: &str = "platform-verify-token";
 
 /// The sandbox credentials the test apps are configured with.
 pub const SANDBOX_APP_SECRET: &str = "sandbox-app-secret-for-tests";

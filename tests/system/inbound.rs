@@ -932,3 +932,84 @@ async fn an_operator_replays_stored_webhooks_and_nothing_is_applied_twice() {
     assert_eq!(api_messages(&app, &owner.access_token).await.len(), 1);
     stack.remove().await;
 }
+
+#[tokio::test]
+async fn a_large_webhook_is_stored_compressed_and_still_processed() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = with_cloud_channel(&app, PHONE_NUMBER_ID).await;
+    let mut payload: Value =
+        serde_json::from_str(&fixture("meta/inbound/text_message.json")).expect("json");
+    // Meta allows bodies up to 3 MB; a DynamoDB item holds 400 KB.
+    payload["entry"][0]["changes"][0]["value"]["padding"] = json!("x".repeat(1024 * 1024));
+    let body = payload.to_string();
+    assert!(body.len() > 1_000_000);
+
+    assert_eq!(post_signed(&app, &owner.tenant_id, &body, APP_SECRET).await.0, 200);
+    eventually(30, "processed", || all_processed(&stack, &owner.tenant_id, 1)).await;
+    let raw = raw_events(&stack, &owner.tenant_id).await;
+    assert!(raw[0].contains_key("bodyGzip") && !raw[0].contains_key("body"), "stored compressed");
+    let tenant = TenantId::parse(&owner.tenant_id).expect("tenant");
+    let event_id = raw[0]["sk"].as_s().expect("sk").trim_start_matches("RAW#").to_owned();
+    let stored =
+        MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone())
+            .raw_event(&tenant, &event_id)
+            .await
+            .expect("read")
+            .expect("stored");
+    assert_eq!(stored, body.as_bytes(), "the exact bytes come back");
+    assert_eq!(api_messages(&app, &owner.access_token).await.len(), 1);
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn the_platform_webhook_routes_each_change_to_the_tenant_of_its_phone_number() {
+    use switchboard_tests::{PLATFORM_APP_SECRET, PLATFORM_VERIFY_TOKEN};
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let a = with_cloud_channel(&app, "400000000000001").await;
+    let b = with_cloud_channel(&app, "400000000000002").await;
+    let change = |phone: &str, wamid: &str| {
+        json!({"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone},
+            "messages": [{"from": "16505551234", "id": wamid, "timestamp": "1751000000", "type": "text", "text": {"body": "hi"}}]}})
+    };
+    let payload = json!({"object": "whatsapp_business_account", "entry": [
+        {"id": "waba", "changes": [change("400000000000001", "wamid.A"), change("400000000000002", "wamid.B")]},
+        {"id": "waba", "changes": [change("499999999999999", "wamid.NOBODY")]}
+    ]})
+    .to_string();
+
+    let post = |secret: &str| {
+        app.http
+            .post(app.url("/api/whatsapp/webhook"))
+            .header("x-hub-signature-256", signature_header(secret.as_bytes(), payload.as_bytes()))
+            .body(payload.clone())
+            .send()
+    };
+    assert_eq!(post("wrong").await.expect("request").status(), 401);
+    assert_eq!(post(PLATFORM_APP_SECRET).await.expect("request").status(), 200);
+
+    eventually(30, "A processed", || all_processed(&stack, &a.tenant_id, 1)).await;
+    eventually(30, "B processed", || all_processed(&stack, &b.tenant_id, 1)).await;
+    assert_eq!(
+        api_messages(&app, &a.access_token).await,
+        BTreeSet::from([("wamid.A".to_owned(), "text".to_owned())])
+    );
+    assert_eq!(
+        api_messages(&app, &b.access_token).await,
+        BTreeSet::from([("wamid.B".to_owned(), "text".to_owned())])
+    );
+    let platform = raw_events(&stack, meta_webhook::PLATFORM_PARTITION).await;
+    assert_eq!(platform.len(), 1, "the original body is kept");
+    assert_eq!(platform[0]["outcome"].as_s().map(String::as_str), Ok("routed; 1 changes unrouted"));
+
+    let verified = app
+        .get(&format!("/api/whatsapp/webhook?hub.mode=subscribe&hub.challenge=42&hub.verify_token={PLATFORM_VERIFY_TOKEN}"))
+        .await;
+    assert_eq!(
+        (verified.status().as_u16(), verified.text().await.expect("body")),
+        (200, "42".to_owned())
+    );
+    stack.remove().await;
+}

@@ -15,7 +15,36 @@ use tracing::{info, instrument, warn};
 /// API Gateway's request limit; Meta's own payloads stay under 3 MB.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
+/// The platform's own Meta app (the `/api/whatsapp/webhook` route without a tenant).
+#[derive(Clone, Default)]
+pub struct PlatformApp {
+    pub app_secret: Option<secrecy::SecretString>,
+    pub verify_token: Option<secrecy::SecretString>,
+}
+
+impl PlatformApp {
+    /// `PLATFORM_META_APP_SECRET` and `PLATFORM_META_VERIFY_TOKEN`; unset, the route
+    /// answers 404.
+    pub fn from_env() -> Self {
+        let var = |n| {
+            std::env::var(n)
+                .ok()
+                .filter(|v: &String| !v.is_empty())
+                .map(secrecy::SecretString::from)
+        };
+        Self {
+            app_secret: var("PLATFORM_META_APP_SECRET"),
+            verify_token: var("PLATFORM_META_VERIFY_TOKEN"),
+        }
+    }
+}
+
+/// Raw platform webhooks, and the changes no tenant owns, are kept under this pseudo
+/// tenant: stored and visible to operators, never dropped.
+pub const PLATFORM_PARTITION: &str = "ten_platform";
+
 pub struct Deps {
+    platform: PlatformApp,
     channels: Channels,
     messages: MessageStore,
     sqs: aws_sdk_sqs::Client,
@@ -31,7 +60,12 @@ impl Deps {
         queue_url: String,
         dlq_url: String,
     ) -> Self {
-        Self { channels, messages, sqs, queue_url, dlq_url }
+        Self { platform: PlatformApp::default(), channels, messages, sqs, queue_url, dlq_url }
+    }
+
+    pub fn with_platform_app(mut self, platform: PlatformApp) -> Self {
+        self.platform = platform;
+        self
     }
 }
 
@@ -40,6 +74,8 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lam
     let result = match route_key(&request) {
         Some("GET /api/whatsapp/webhook/{tenantId}") => verify(deps, &request).await,
         Some("POST /api/whatsapp/webhook/{tenantId}") => receive(deps, &request).await,
+        Some("GET /api/whatsapp/webhook") => verify_platform(deps, &request),
+        Some("POST /api/whatsapp/webhook") => receive_platform(deps, &request).await,
         _ => Err(ApiError::NotFound),
     };
     Ok(into_response(result))
@@ -55,6 +91,16 @@ async fn verify(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiErr
     let tenant = tenant(request)?;
     let channel = deps.channels.open(&tenant).await?.ok_or(ApiError::NotFound)?;
     let expected = channel.secret("verifyToken").ok_or(ApiError::NotFound)?;
+    handshake(request, expected)
+}
+
+fn verify_platform(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    use secrecy::ExposeSecret;
+    let expected = deps.platform.verify_token.as_ref().ok_or(ApiError::NotFound)?;
+    handshake(request, expected.expose_secret())
+}
+
+fn handshake(request: &Request, expected: &str) -> Result<Response<Body>, ApiError> {
     let mode = query_param(request, "hub.mode");
     let token = query_param(request, "hub.verify_token").unwrap_or_default();
     let challenge = query_param(request, "hub.challenge");
@@ -94,7 +140,18 @@ async fn receive(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
         return Err(ApiError::Unauthorized);
     }
 
-    let event_id = deps.messages.put_raw_event(&tenant, body, "meta").await?;
+    store_and_queue(deps, &tenant, body, "meta").await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
+}
+
+/// Persist first, queue after; a body that is not JSON goes to the DLQ with its reason.
+async fn store_and_queue(
+    deps: &Deps,
+    tenant: &TenantId,
+    body: &[u8],
+    source: &str,
+) -> Result<(), ApiError> {
+    let event_id = deps.messages.put_raw_event(tenant, body, source).await?;
     let pointer = serde_json::json!({ "tenantId": tenant, "eventId": event_id }).to_string();
     if serde_json::from_slice::<serde_json::Value>(body).is_err() {
         let reason = MessageAttributeValue::builder()
@@ -110,9 +167,9 @@ async fn receive(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
             .send()
             .await
             .map_err(|e| ApiError::unavailable("sqs", error_chain(&e)))?;
-        deps.messages.mark_raw_event(&tenant, &event_id, "dead_lettered:malformed_json").await?;
+        deps.messages.mark_raw_event(tenant, &event_id, "dead_lettered:malformed_json").await?;
         warn!(tenant_id = %tenant, event_id, "signed webhook is not JSON; stored and dead-lettered");
-        return Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })));
+        return Ok(());
     }
     deps.sqs
         .send_message()
@@ -122,5 +179,62 @@ async fn receive(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
         .await
         .map_err(|e| ApiError::unavailable("sqs", error_chain(&e)))?;
     info!(tenant_id = %tenant, event_id, bytes = body.len(), "webhook stored and queued");
+    Ok(())
+}
+
+/// The platform app's webhook: one payload may carry several tenants' numbers. Each
+/// tenant gets the changes of its phone number id, stored and queued as its own event;
+/// the original body is kept whole under the platform partition, and changes no tenant
+/// owns stay there too (outcome `unrouted`).
+async fn receive_platform(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    use secrecy::ExposeSecret;
+    let body = raw_body(request);
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    let secret = deps.platform.app_secret.as_ref().ok_or(ApiError::NotFound)?;
+    let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    if !signature_valid(secret.expose_secret().as_bytes(), body, header) {
+        warn!("platform webhook signature missing or invalid");
+        return Err(ApiError::Unauthorized);
+    }
+    let platform = TenantId::parse(PLATFORM_PARTITION)
+        .ok_or_else(|| ApiError::internal("platform partition id"))?;
+    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(body) else {
+        store_and_queue(deps, &platform, body, "meta-platform").await?;
+        return Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })));
+    };
+    let original = deps.messages.put_raw_event(&platform, body, "meta-platform").await?;
+
+    let mut by_tenant: std::collections::BTreeMap<TenantId, Vec<serde_json::Value>> =
+        Default::default();
+    let mut unrouted = 0;
+    for entry in payload["entry"].as_array().into_iter().flatten() {
+        for change in entry["changes"].as_array().into_iter().flatten() {
+            let phone = change
+                .pointer("/value/metadata/phone_number_id")
+                .and_then(serde_json::Value::as_str);
+            let tenant = match phone {
+                Some(phone) => deps.channels.store().tenant_of_phone(phone).await?,
+                None => None,
+            };
+            match tenant {
+                Some(tenant) => by_tenant.entry(tenant).or_default().push(serde_json::json!({
+                    "id": entry["id"], "time": entry["time"], "changes": [change]
+                })),
+                None => unrouted += 1,
+            }
+        }
+    }
+    for (tenant, entries) in by_tenant {
+        let part = serde_json::json!({ "object": payload["object"], "entry": entries }).to_string();
+        store_and_queue(deps, &tenant, part.as_bytes(), "meta-platform").await?;
+    }
+    let outcome = if unrouted == 0 {
+        "routed".to_owned()
+    } else {
+        format!("routed; {unrouted} changes unrouted")
+    };
+    deps.messages.mark_raw_event(&platform, &original, &outcome).await?;
     Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
 }

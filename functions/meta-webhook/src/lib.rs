@@ -2,4 +2,4 @@
 
 mod handler;
 
-pub use handler::{Deps, handle};
+pub use handler::{Deps, PLATFORM_PARTITION, PlatformApp, handle};
