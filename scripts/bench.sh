@@ -3,7 +3,8 @@
 #   - size of each Lambda package (stripped bootstrap, and zipped as deployed);
 #   - init time of the health and auth functions (process start to first event request);
 #   - the CPU cost of one password check (argon2id verify);
-#   - login latency end to end through the local stack (release) on the moto emulator.
+#   - login latency end to end through the local stack (release) on the moto emulator;
+#   - webhook ingest rate against the emulator's own put+send rate, in the same run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -47,7 +48,7 @@ moto=$!
 trap 'kill $moto ${api:-} 2>/dev/null || true' EXIT
 sleep 2
 env AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
-  AWS_SECRET_ACCESS_KEY=test PORT="$api_port" STACK_PREFIX=bench RUST_LOG=warn \
+  AWS_SECRET_ACCESS_KEY=test PORT="$api_port" STACK_PREFIX=bench RUST_LOG=warn LOCAL_PROCESSORS=off \
   JWT_SIGNING_KEYS="$jwt_keys" target/release/switchboard-local > /dev/null 2>&1 &
 api=$!
 for _ in $(seq 1 100); do
@@ -55,3 +56,10 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 "$py" scripts/bench/login_latency.py "http://127.0.0.1:$api_port" 50
+
+echo "## Webhook ingest (release local stack, processors off) against the emulator alone"
+cargo build --quiet --release -p local --example emulator_rate
+fixture=tests/fixtures/meta/inbound/text_message.json
+ingest=$("$py" scripts/bench/ingest.py "http://127.0.0.1:$api_port" "$fixture" 600 8 | tee /dev/stderr | sed -n 's/^ingest_rate=//p')
+raw=$(target/release/examples/emulator_rate "http://127.0.0.1:$moto_port" bench "$fixture" 600 8 | tee /dev/stderr | sed -n 's|.*: \([0-9]*\)/s.*|\1|p')
+"$py" -c "print(f'ratio ingest / emulator alone: {$ingest / $raw:.2f}')"

@@ -26,6 +26,8 @@ pub struct Settings {
     pub sandbox: SandboxCredentials,
     pub health_targets: channel::HealthTargets,
     pub platform_app: meta_webhook::PlatformApp,
+    /// Whether queues are polled (off only to measure ingest alone).
+    pub run_processors: bool,
 }
 
 pub struct Functions {

@@ -42,7 +42,12 @@ impl Application {
             Functions::new(&clients, &resources, &settings).map_err(std::io::Error::other)?;
         let functions = Arc::new(functions);
         let mut pollers = Vec::new();
-        for (queue, processor) in functions::processors(&clients, &resources) {
+        let processors = if settings.run_processors {
+            functions::processors(&clients, &resources)
+        } else {
+            Vec::new()
+        };
+        for (queue, processor) in processors {
             let url = resources.queue_url(&queue).to_owned();
             let arn = shared::aws::bootstrap::queue_arn(&clients, &url)
                 .await

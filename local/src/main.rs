@@ -24,6 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sandbox: shared::channel::SandboxCredentials::from_env(),
         health_targets: channel::HealthTargets::from_env(),
         platform_app: meta_webhook::PlatformApp::from_env(),
+        // NOTE: LOCAL_PROCESSORS=off measures ingest alone (make bench); never in make dev.
+        run_processors: std::env::var("LOCAL_PROCESSORS").map_or(true, |v| v != "off"),
     };
 
     let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());

@@ -90,7 +90,9 @@ pub const POOL_TABLE: TableSpec =
 
 /// Raw webhook events, conversations, messages, status history, idempotency records,
 /// usage counters, webhook deliveries.
-/// gsi1 finds a message by Meta's `wamid`; gsi2 lists conversations by latest activity.
+/// gsi1 lists a tenant's conversations by latest activity; gsi2 lists a conversation's
+/// messages by time. (A message is found by Meta's `wamid` through a `WAMID#` item, which a
+/// transaction keeps consistent with the message: see `store::messages`.)
 pub const MESSAGES_TABLE: TableSpec = TableSpec {
     logical_id: "MessagesTable",
     suffix: "messages",

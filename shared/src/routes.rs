@@ -86,6 +86,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/whatsapp/webhook", META_WEBHOOK, Public),
     route("GET", "/api/whatsapp/webhook/{tenantId}", META_WEBHOOK, Public),
     route("POST", "/api/whatsapp/webhook/{tenantId}", META_WEBHOOK, Public),
+    route("POST", "/api/whatsapp/webhook/{tenantId}/{endpointId}", META_WEBHOOK, Public),
     route("GET", "/api/conversations", MESSAGES, Requires(Action::ReadConversations)),
     route("GET", "/api/conversations/{id}", MESSAGES, Requires(Action::ReadConversations)),
     route("GET", "/api/conversations/{id}/messages", MESSAGES, Requires(Action::ReadConversations)),

@@ -281,6 +281,7 @@ impl App {
                 app_secret: Some(PLATFORM_APP_SECRET.to_owned().into()),
                 verify_token: Some(PLATFORM_VERIFY_TOKEN.to_owned().into()),
             },
+            run_processors: true,
         };
         let app = local::Application::build(
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),

@@ -1013,3 +1013,40 @@ async fn the_platform_webhook_routes_each_change_to_the_tenant_of_its_phone_numb
     );
     stack.remove().await;
 }
+
+#[tokio::test]
+async fn a_gateway_endpoint_delivers_events_signed_with_its_webhook_secret() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = app.register(&email("gateway")).await;
+    let (status, channel) = app
+        .call("PUT", "/api/whatsapp/channel", Some(&owner.access_token),
+              Some(json!({"provider": "gateway", "apiUrl": "https://gateway.example.com", "apiKey": "gw-key-1234", "webhookSecret": "gw-secret-5678"})))
+        .await;
+    assert_eq!(status, 200, "{channel}");
+    assert_eq!(channel["webhookSecret"], "••••5678");
+    let endpoint = channel["endpointId"].as_str().expect("endpoint id").to_owned();
+    let path = format!("/api/whatsapp/webhook/{}/{endpoint}", owner.tenant_id);
+    let body = fixture("meta/inbound/text_message.json");
+    let send = |secret: &str, path: String| {
+        app.http
+            .post(app.url(&path))
+            .header("x-hub-signature-256", signature_header(secret.as_bytes(), body.as_bytes()))
+            .body(body.clone())
+            .send()
+    };
+
+    assert_eq!(
+        send("gw-secret-5678", format!("/api/whatsapp/webhook/{}/gw_other", owner.tenant_id))
+            .await
+            .expect("request")
+            .status(),
+        401
+    );
+    assert_eq!(send("wrong secret", path.clone()).await.expect("request").status(), 401);
+    assert!(raw_events(&stack, &owner.tenant_id).await.is_empty());
+    assert_eq!(send("gw-secret-5678", path).await.expect("request").status(), 200);
+    eventually(30, "processed", || all_processed(&stack, &owner.tenant_id, 1)).await;
+    assert_eq!(api_messages(&app, &owner.access_token).await.len(), 1);
+    stack.remove().await;
+}

@@ -99,6 +99,12 @@ fn view(channel: &ChannelRecord) -> Value {
     for (k, v) in &channel.settings {
         out.insert(k.clone(), json!(v));
     }
+    if let Some(endpoint) = channel.settings.get("endpointId") {
+        out.insert(
+            "webhookPath".into(),
+            json!(format!("/api/whatsapp/webhook/{{tenantId}}/{endpoint}")),
+        );
+    }
     for (k, last4) in &channel.secret_hints {
         out.insert(k.clone(), json!(format!("••••{last4}")));
     }
@@ -158,6 +164,12 @@ async fn put(
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
+    }
+    let mut settings = settings;
+    if provider == "gateway" {
+        // Where the gateway sends its events: /api/whatsapp/webhook/{tenantId}/{endpointId}.
+        let id = shared::auth::secrets::random_token(12).map_err(ApiError::internal)?;
+        settings.insert("endpointId".into(), format!("gw_{}", id.replace(['-', '_'], "x")));
     }
 
     let hints = secrets

@@ -74,6 +74,9 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lam
     let result = match route_key(&request) {
         Some("GET /api/whatsapp/webhook/{tenantId}") => verify(deps, &request).await,
         Some("POST /api/whatsapp/webhook/{tenantId}") => receive(deps, &request).await,
+        Some("POST /api/whatsapp/webhook/{tenantId}/{endpointId}") => {
+            receive_gateway(deps, &request).await
+        }
         Some("GET /api/whatsapp/webhook") => verify_platform(deps, &request),
         Some("POST /api/whatsapp/webhook") => receive_platform(deps, &request).await,
         _ => Err(ApiError::NotFound),
@@ -180,6 +183,34 @@ async fn store_and_queue(
         .map_err(|e| ApiError::unavailable("sqs", error_chain(&e)))?;
     info!(tenant_id = %tenant, event_id, bytes = body.len(), "webhook stored and queued");
     Ok(())
+}
+
+/// Events from a tenant's own WhatsApp HTTP gateway: Cloud API-shaped payloads, signed
+/// like Meta's (`X-Hub-Signature-256`) with the channel's `webhookSecret`, sent to the
+/// endpoint id the channel was given.
+async fn receive_gateway(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let tenant = tenant(request)?;
+    let endpoint = path_param(request, "endpointId").unwrap_or_default();
+    let body = raw_body(request);
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    let channel = deps.channels.open(&tenant).await?;
+    let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    let valid = channel.as_ref().is_some_and(|c| {
+        c.provider == "gateway"
+            && c.settings
+                .get("endpointId")
+                .is_some_and(|id| id.as_bytes().ct_eq(endpoint.as_bytes()).into())
+            && c.secret("webhookSecret")
+                .is_some_and(|s| signature_valid(s.as_bytes(), body, header))
+    });
+    if !valid {
+        warn!(tenant_id = %tenant, "gateway webhook not signed by this tenant's gateway endpoint");
+        return Err(ApiError::Unauthorized);
+    }
+    store_and_queue(deps, &tenant, body, "gateway").await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
 }
 
 /// The platform app's webhook: one payload may carry several tenants' numbers. Each
