@@ -66,7 +66,6 @@ def main():
     ingest_rate, ingest_p50, ingest_p95 = run(total, concurrency, webhook)
 
     print(f"ingest through the local stack: {total} webhooks, {concurrency} concurrent: {ingest_rate:.0f}/s, median {ingest_p50:.1f} ms, p95 {ingest_p95:.1f} ms")
-    print(f"ingest_rate={ingest_rate:.1f}")
 
 
 if __name__ == "__main__":

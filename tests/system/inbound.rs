@@ -1050,3 +1050,28 @@ async fn a_gateway_endpoint_delivers_events_signed_with_its_webhook_secret() {
     assert_eq!(api_messages(&app, &owner.access_token).await.len(), 1);
     stack.remove().await;
 }
+
+#[tokio::test]
+async fn the_platform_app_credentials_are_read_from_secrets_manager() {
+    use secrecy::ExposeSecret;
+    let stack = Stack::new(Emulator::shared()).await;
+    let secret = stack
+        .clients
+        .secrets
+        .create_secret()
+        .name(format!("{}-platform-meta", stack.prefix))
+        .secret_string(r#"{"appSecret":"platform-secret","verifyToken":""}"#)
+        .send()
+        .await
+        .expect("secret");
+    let app =
+        meta_webhook::PlatformApp::load_from_secret(&stack.clients, secret.arn().expect("arn"))
+            .await
+            .expect("load");
+    assert_eq!(
+        app.app_secret.as_ref().map(|s| s.expose_secret().to_owned()),
+        Some("platform-secret".to_owned())
+    );
+    assert!(app.verify_token.is_none(), "an empty field is unset: the route answers 404");
+    stack.remove().await;
+}

@@ -37,6 +37,38 @@ impl PlatformApp {
             verify_token: var("PLATFORM_META_VERIFY_TOKEN"),
         }
     }
+
+    /// In AWS: the Secrets Manager secret named by `PLATFORM_META_SECRET_ID`, a JSON object
+    /// `{"appSecret","verifyToken"}` (the template creates it empty for the operator to
+    /// fill). Otherwise [`PlatformApp::from_env`].
+    pub async fn load(
+        clients: &shared::aws::AwsClients,
+    ) -> Result<Self, shared::config::ConfigError> {
+        match std::env::var("PLATFORM_META_SECRET_ID") {
+            Ok(secret_id) => Self::load_from_secret(clients, &secret_id).await,
+            Err(_) => Ok(Self::from_env()),
+        }
+    }
+
+    pub async fn load_from_secret(
+        clients: &shared::aws::AwsClients,
+        secret_id: &str,
+    ) -> Result<Self, shared::config::ConfigError> {
+        let value = shared::aws::secrets::read_secret(clients, secret_id).await?;
+        let parsed: serde_json::Value =
+            serde_json::from_str(&value).map_err(|_| shared::config::ConfigError::Invalid {
+                name: "PLATFORM_META_SECRET_ID".into(),
+                reason: "the secret is not a JSON object".into(),
+            })?;
+        let field = |name: &str| {
+            parsed
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(|v| secrecy::SecretString::from(v.to_owned()))
+        };
+        Ok(Self { app_secret: field("appSecret"), verify_token: field("verifyToken") })
+    }
 }
 
 /// Raw platform webhooks, and the changes no tenant owns, are kept under this pseudo

@@ -24,6 +24,6 @@ async fn main() -> Result<(), Error> {
         resources.inbound_events_queue_url.clone(),
         resources.dlq_url(&INBOUND_EVENTS_QUEUE).to_owned(),
     )
-    .with_platform_app(meta_webhook::PlatformApp::from_env());
+    .with_platform_app(meta_webhook::PlatformApp::load(&clients).await?);
     lambda_http::run(service_fn(|request| meta_webhook::handle(&deps, request))).await
 }
