@@ -63,7 +63,8 @@ fixture=tests/fixtures/meta/inbound/text_message.json
 emulator() {
   target/release/examples/emulator_rate "http://127.0.0.1:$moto_port" bench "$fixture" 600 8
 }
-# The emulator alone before and after ingest: moto slows as it fills, so the two bracket it.
+# NOTE: moto's SendMessage slows as a queue fills (with processors off nothing drains it):
+# each emulator run sends to a fresh queue of its own, and runs before and after ingest.
 before=$(emulator); echo "before: $before"
 ingest=$("$py" scripts/bench/ingest.py "http://127.0.0.1:$api_port" "$fixture" 600 8); echo "$ingest"
 after=$(emulator); echo "after: $after"
