@@ -212,21 +212,34 @@ impl Stack {
             .expect("set tier");
     }
 
-    /// The actions of a tenant's audit entries, read straight from the table.
-    pub async fn audit_actions(&self, tenant_id: &str) -> Vec<String> {
+    /// Every item of `table` under partition `pk` whose sort key starts with `prefix`,
+    /// read straight from the table.
+    pub async fn items(
+        &self,
+        table: &str,
+        pk: &str,
+        prefix: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         use aws_sdk_dynamodb::types::AttributeValue;
         let out = self
             .clients
             .dynamodb
             .query()
-            .table_name(&self.resources.tenants_table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("TENANT#{tenant_id}")))
-            .expression_attribute_values(":audit", AttributeValue::S("AUDIT#".into()))
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
             .send()
             .await
-            .expect("query audit");
-        out.items()
+            .expect("query");
+        out.items().to_vec()
+    }
+
+    /// The actions of a tenant's audit entries.
+    pub async fn audit_actions(&self, tenant_id: &str) -> Vec<String> {
+        let table = self.resources.tenants_table.clone();
+        self.items(&table, &format!("TENANT#{tenant_id}"), "AUDIT#")
+            .await
             .iter()
             .filter_map(|i| i.get("action").and_then(|a| a.as_s().ok()).cloned())
             .collect()

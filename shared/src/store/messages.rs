@@ -621,20 +621,6 @@ impl MessageStore {
         Ok(())
     }
 
-    pub async fn channel_event_fields(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
-        let out = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-            .expression_attribute_values(":prefix", s("EVENT#"))
-            .send()
-            .await
-            .map_err(dynamo_err)?;
-        Ok(out.items().iter().filter_map(|i| opt_s(i, "field").map(str::to_owned)).collect())
-    }
-
     // ------------------------------------------------------------------ reads (tenant-scoped)
 
     pub async fn conversation(
