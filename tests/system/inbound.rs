@@ -194,6 +194,24 @@ async fn every_inbound_fixture_lands_as_the_right_records() {
         let mut want_other = want.other.clone();
         want_other.sort();
         assert_eq!(stored_other, want_other, "{name}: quality, account and error updates kept raw");
+        for (wamid, status) in &want.statuses {
+            let item = stack
+                .items(
+                    &stack.resources.messages_table,
+                    &format!("TENANT#{tenant}"),
+                    &format!("WAMID#{wamid}"),
+                )
+                .await;
+            let raw: Value = serde_json::from_str(
+                item[0][&format!("raw_{status}")].as_s().expect("raw status kept"),
+            )
+            .expect("json");
+            assert_eq!(
+                raw["id"],
+                json!(wamid),
+                "{name}: the status as Meta sent it, pricing and all"
+            );
+        }
         if name == "status_failed_131049.json" {
             let (wamid, _) = &want.statuses[0];
             let raw = stack

@@ -4,7 +4,7 @@
 //! | item | sk | notes |
 //! |---|---|---|
 //! | raw webhook event | `RAW#<event id>` | body as received (gzip above 300 KB); TTL 7 days |
-//! | Meta message id | `WAMID#<wamid>` | dedupe key of inbound messages; delivery state of outbound ones |
+//! | Meta message id | `WAMID#<wamid>` | dedupe key of inbound messages; delivery state of outbound ones, with each status's raw JSON (pricing, conversation) |
 //! | message | `MSG#<id>` | gsi2: `CONV#<tid>#<conversation>` / `<timestamp>#<id>` |
 //! | contact | `CONTACT#<wa id>` | its conversation, last inbound time |
 //! | conversation | `CONV#<id>` | gsi1: `CONVS#<tid>` / `<last activity>#<id>` |
@@ -504,8 +504,12 @@ impl MessageStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(&pk, format!("WAMID#{}", update.wamid))))
-            .update_expression(format!("SET at_{status} = if_not_exists(at_{status}, :ts), direction = if_not_exists(direction, :out)"))
+            .update_expression(format!(
+                "SET at_{status} = if_not_exists(at_{status}, :ts), raw_{status} = if_not_exists(raw_{status}, :raw), \
+                 direction = if_not_exists(direction, :out)"
+            ))
             .expression_attribute_values(":ts", n(ts))
+            .expression_attribute_values(":raw", s(update.raw.to_string()))
             .expression_attribute_values(":out", s("outbound"))
             .return_values(ReturnValue::UpdatedOld)
             .send()
