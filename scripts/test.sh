@@ -16,4 +16,14 @@ echo "==> infra/template.yaml: cfn-lint (SAM and transformed)"
 scripts/lint-template.sh
 
 echo "==> cargo test (unit, and system tests against a moto emulator each test binary starts)"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run: cargo's own last line belongs to whichever test
+# binary ran last (often doc tests with none).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
