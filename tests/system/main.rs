@@ -5,5 +5,6 @@ mod auth;
 mod health;
 mod inbound;
 mod infra_agreement;
+mod outbound;
 mod poller;
 mod tenants;

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod ids;
 pub mod meta;
+pub mod outbound;
 pub mod tenant;
 pub mod user;
 
