@@ -59,3 +59,42 @@ fn every_send_fixture_is_expressible_through_the_api_and_renders_back_the_same()
     }
     assert_eq!(checked, 11, "every send fixture");
 }
+
+/// Each error fixture, classified as ERRORS.md says a sender must treat it.
+#[test]
+fn every_error_fixture_is_classified_as_the_error_reference_says() {
+    use shared::domain::meta::{ErrorClass, classify_error, graph_error};
+    let expected = [
+        ("error_130429_rate_limit_hit.json", 130429, ErrorClass::Throttled),
+        ("error_131056_pair_rate_limit.json", 131056, ErrorClass::Throttled),
+        ("error_131000_something_went_wrong.json", 131000, ErrorClass::Transient),
+        ("error_131016_service_unavailable.json", 131016, ErrorClass::Transient),
+        ("error_131026_message_undeliverable.json", 131026, ErrorClass::Permanent),
+        ("error_131047_reengagement.json", 131047, ErrorClass::Permanent),
+        ("error_132000_param_count_mismatch.json", 132000, ErrorClass::Permanent),
+        ("error_132001_template_does_not_exist.json", 132001, ErrorClass::Permanent),
+        ("error_190_access_token_expired.json", 190, ErrorClass::Token),
+        ("error_190_graph_api_doc_sample.json", 190, ErrorClass::Token),
+        ("error_190_invalid_oauth_token.json", 190, ErrorClass::Token),
+    ];
+    let dir = workspace_root().join("tests/fixtures/meta/outbound");
+    let on_disk = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("error_"))
+        .count();
+    assert_eq!(on_disk, expected.len(), "every error fixture is classified here");
+    for (file, code, class) in expected {
+        let body: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).expect("read"))
+                .expect("json");
+        let (parsed, title) =
+            graph_error(&body).unwrap_or_else(|| panic!("{file}: not a Graph error"));
+        assert_eq!(parsed, code, "{file}");
+        assert!(!title.is_empty(), "{file}: a reason to show");
+        assert_eq!(classify_error(code), class, "{file}");
+    }
+    // Codes met only on the webhook path, and unknown ones, fail the message.
+    assert_eq!(classify_error(131049), ErrorClass::Permanent);
+    assert_eq!(classify_error(999_999), ErrorClass::Permanent);
+}

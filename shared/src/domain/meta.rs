@@ -242,6 +242,44 @@ fn parse_messages_change(value: &Value, items: &mut Vec<WebhookItem>) {
     }
 }
 
+/// What a sender does with a Cloud API error code (whether it came back from the send, or
+/// later in a failed status), as Meta's error reference says: branch on the code, never
+/// on the HTTP status or the title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Throughput or pair rate limits, maintenance: retry the same request later.
+    Throttled,
+    /// Meta failed on its side: retry a bounded number of times with backoff.
+    Transient,
+    /// The access token is expired or invalid: the channel needs a new token.
+    Token,
+    /// The request or the recipient is the problem: fail the message with the reason.
+    Permanent,
+}
+
+pub fn classify_error(code: i64) -> ErrorClass {
+    match code {
+        130429 | 131056 | 131057 | 4 | 80007 => ErrorClass::Throttled,
+        131000 | 131016 | 1 | 2 => ErrorClass::Transient,
+        190 => ErrorClass::Token,
+        _ => ErrorClass::Permanent,
+    }
+}
+
+/// The `{code, title}` of a Graph API error body (`{"error": {"code", "message", …}}`).
+pub fn graph_error(body: &Value) -> Option<(i64, String)> {
+    let error = body.get("error")?;
+    let code = error.get("code")?.as_i64()?;
+    let title = error
+        .get("error_data")
+        .and_then(|d| d.get("details"))
+        .or_else(|| error.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Some((code, title))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
