@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
+/// A warm process serves a bounded number of tenants' channels from memory.
+pub const CACHE_MAX_ENTRIES: usize = 1024;
 
 /// Credentials of the local Cloud API sandbox: a tenant whose channel is
 /// `provider: sandbox` is served with these (locally and in non-production stages).
@@ -99,8 +101,18 @@ impl Channels {
             Some(record) => Some(Arc::new(self.open_record(tenant, record).await?)),
             None => None,
         };
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(tenant.clone(), (Instant::now(), opened.clone()));
+        // NOTE: only channels that exist are cached, and the cache is bounded: webhooks to
+        // made-up tenant ids must not grow a warm process's memory.
+        if let Some(channel) = &opened
+            && let Ok(mut cache) = self.cache.lock()
+        {
+            if cache.len() >= CACHE_MAX_ENTRIES {
+                cache.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
+                if cache.len() >= CACHE_MAX_ENTRIES {
+                    cache.clear();
+                }
+            }
+            cache.insert(tenant.clone(), (Instant::now(), Some(channel.clone())));
         }
         Ok(opened)
     }
