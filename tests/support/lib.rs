@@ -235,6 +235,19 @@ impl Stack {
         out.items().to_vec()
     }
 
+    /// Every item of the tenants table, as text: to show that a secret is not stored in clear.
+    pub async fn tenants_table_text(&self) -> String {
+        let out = self
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&self.resources.tenants_table)
+            .send()
+            .await
+            .expect("scan");
+        format!("{:?}", out.items())
+    }
+
     /// The actions of a tenant's audit entries.
     pub async fn audit_actions(&self, tenant_id: &str) -> Vec<String> {
         let table = self.resources.tenants_table.clone();
@@ -415,6 +428,23 @@ impl App {
             access_token: body["accessToken"].as_str().expect("access token").to_owned(),
             refresh_token: body["refreshToken"].as_str().expect("refresh token").to_owned(),
         }
+    }
+
+    /// Creates an operator (SYSTEM_ADMIN) in the stack's tables and logs in as it.
+    pub async fn operator_token(&self, stack: &Stack) -> String {
+        let address = email("operator");
+        let store = shared::store::tenants::TenantStore::new(
+            stack.clients.dynamodb.clone(),
+            stack.resources.tenants_table.clone(),
+        );
+        let hash = shared::auth::passwords::Passwords::new()
+            .expect("argon2")
+            .hash(PASSWORD)
+            .await
+            .expect("hash");
+        let parsed = shared::domain::user::Email::parse(&address).expect("email");
+        assert!(store.ensure_operator(&parsed, "Operator", &hash).await.expect("operator"));
+        self.login(&address, PASSWORD).await
     }
 
     /// Logs in; returns the access token.

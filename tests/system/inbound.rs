@@ -590,17 +590,7 @@ async fn channel_secrets_are_sealed_per_tenant_and_shown_masked() {
     assert_eq!(channel["appSecret"], "••••6789");
     assert_eq!(channel["phoneNumberId"], "100000000000009");
     assert_eq!(channel["healthStatus"], "unknown");
-    let table = format!(
-        "{:?}",
-        stack
-            .clients
-            .dynamodb
-            .scan()
-            .table_name(&stack.resources.tenants_table)
-            .send()
-            .await
-            .expect("scan")
-    );
+    let table = stack.tenants_table_text().await;
     for secret in ["EAAG-fake-access-token-9876", APP_SECRET, VERIFY_TOKEN] {
         assert!(!table.contains(secret), "{secret} stored in clear");
     }
@@ -863,9 +853,6 @@ async fn the_sandbox_makes_a_customer_write_to_a_sandbox_tenant() {
 
 #[tokio::test]
 async fn an_operator_replays_stored_webhooks_and_nothing_is_applied_twice() {
-    use shared::auth::passwords::Passwords;
-    use shared::domain::user::Email;
-    use shared::store::tenants::TenantStore;
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::spawn(&stack).await;
     let owner = with_cloud_channel(&app, PHONE_NUMBER_ID).await;
@@ -877,16 +864,7 @@ async fn an_operator_replays_stored_webhooks_and_nothing_is_applied_twice() {
     );
     eventually(30, "processed", || all_processed(&stack, &owner.tenant_id, 1)).await;
 
-    let operator_email = email("op");
-    let store =
-        TenantStore::new(stack.clients.dynamodb.clone(), stack.resources.tenants_table.clone());
-    let hash =
-        Passwords::new().expect("argon2").hash(switchboard_tests::PASSWORD).await.expect("hash");
-    store
-        .ensure_operator(&Email::parse(&operator_email).expect("email"), "Op", &hash)
-        .await
-        .expect("operator");
-    let operator = app.login(&operator_email, switchboard_tests::PASSWORD).await;
+    let operator = app.operator_token(&stack).await;
     let path = format!("/api/admin/tenants/{}/webhook-events/replay", owner.tenant_id);
 
     let (status, _) = app

@@ -1,9 +1,6 @@
 //! GET/PATCH /api/tenant, users, API keys: roles, isolation, audit.
 
 use serde_json::{Value, json};
-use shared::auth::passwords::Passwords;
-use shared::domain::user::Email;
-use shared::store::tenants::TenantStore;
 use switchboard_tests::{App, Emulator, PASSWORD, Registered, Stack, email};
 
 /// A tenant with one account of each role and an API key, plus the operator.
@@ -41,17 +38,7 @@ async fn cast(stack: &Stack, app: &App) -> Cast {
     let (agent_id, agent) = create_user(app, &owner.access_token, "AGENT").await;
     let (_, billing) = create_user(app, &owner.access_token, "BILLING_ADMIN").await;
     let (_, key) = create_key(app, &owner.access_token).await;
-    let operator_email = email("operator");
-    let store =
-        TenantStore::new(stack.clients.dynamodb.clone(), stack.resources.tenants_table.clone());
-    let hash = Passwords::new().expect("argon2").hash(PASSWORD).await.expect("hash");
-    assert!(
-        store
-            .ensure_operator(&Email::parse(&operator_email).expect("email"), "Op", &hash)
-            .await
-            .expect("operator")
-    );
-    let operator = app.login(&operator_email, PASSWORD).await;
+    let operator = app.operator_token(stack).await;
     Cast {
         tokens: vec![
             ("SYSTEM_ADMIN", operator),
@@ -182,17 +169,7 @@ async fn api_keys_are_shown_once_work_record_use_and_stop_when_revoked() {
     let (_, listed) = app.call("GET", "/api/api-keys", Some(&owner.access_token), None).await;
     assert!(listed["items"][0]["lastUsedAt"].is_string(), "use is recorded");
 
-    let stored = format!(
-        "{:?}",
-        stack
-            .clients
-            .dynamodb
-            .scan()
-            .table_name(&stack.resources.tenants_table)
-            .send()
-            .await
-            .expect("scan")
-    );
+    let stored = stack.tenants_table_text().await;
     assert!(!stored.contains(&key[20..]), "only a digest of the key is stored");
 
     let (status, _) = app

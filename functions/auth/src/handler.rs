@@ -131,7 +131,7 @@ async fn start_login(deps: &Deps, user: &UserRecord) -> Result<Tokens, ApiError>
         .issue(&user.id, &user.tenant_id, user.role, now.max(0) as u64)
         .map_err(ApiError::internal)?;
     let refresh_token = new_refresh_token().map_err(ApiError::internal)?;
-    let family_id = uuid_like()?;
+    let family_id = new_family_id()?;
     let grant =
         RefreshGrant { user_id: user.id.clone(), tenant_id: user.tenant_id.clone(), family_id };
     deps.store.start_login(&grant, &sha256_hex(&refresh_token), now + REFRESH_TTL_SECS).await?;
@@ -143,7 +143,7 @@ async fn start_login(deps: &Deps, user: &UserRecord) -> Result<Tokens, ApiError>
     })
 }
 
-fn uuid_like() -> Result<String, ApiError> {
+fn new_family_id() -> Result<String, ApiError> {
     shared::auth::secrets::random_token(16).map_err(ApiError::internal)
 }
 
@@ -208,7 +208,6 @@ async fn login(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiErro
     let body: LoginBody = json_body(request, DEFAULT_BODY_LIMIT)?;
     let email = Email::parse(&body.email)
         .map_err(|m| ApiError::Validation(vec![Violation::new("email", m)]))?;
-    let policy = deps.lockout;
     let email_scope = format!("email#{}", sha256_hex(email.as_str()));
     let ip_scope = format!("ip#{}", source_ip(request));
 
@@ -223,34 +222,12 @@ async fn login(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiErro
         .passwords
         .verify(&body.password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await;
-    let Some(user) = user.filter(|_| ok) else {
-        let email_locked = deps
-            .store
-            .record_failure(
-                &email_scope,
-                policy.max_failures_per_email,
-                policy.window_secs,
-                policy.lock_secs,
-            )
-            .await?;
-        let ip_locked = deps
-            .store
-            .record_failure(
-                &ip_scope,
-                policy.max_failures_per_ip,
-                policy.window_secs,
-                policy.lock_secs,
-            )
-            .await?;
-        warn!(email = %email.redacted(), "login failed");
-        if email_locked || ip_locked {
-            if email_locked && let Some(user) = deps.store.find_user_by_email(&email).await? {
-                let detail = serde_json::json!({ "email": email.redacted(), "sourceIp": source_ip(request) });
-                audit(deps, &user, "login.locked", Some(user.id.to_string()), detail).await;
-            }
-            return Err(ApiError::RateLimited { retry_after_secs: policy.lock_secs.max(1) as u64 });
+    let user = match user {
+        Some(user) if ok => user,
+        known => {
+            let failure = [email_scope.as_str(), ip_scope.as_str()];
+            return Err(failed_login(deps, request, &email, known.as_ref(), failure).await?);
         }
-        return Err(ApiError::Unauthorized);
     };
 
     deps.store.clear_failures(&email_scope).await?;
@@ -265,6 +242,42 @@ async fn login(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiErro
             "user": UserView::from(&user),
         }),
     ))
+}
+
+/// Counts a failed login against the email and the client address; returns the answer:
+/// 429 when this failure locked either, else the same 401 whether or not the account
+/// exists. The lock of a known account is audited.
+async fn failed_login(
+    deps: &Deps,
+    request: &Request,
+    email: &Email,
+    user: Option<&UserRecord>,
+    [email_scope, ip_scope]: [&str; 2],
+) -> Result<ApiError, ApiError> {
+    let policy = deps.lockout;
+    let email_locked = deps
+        .store
+        .record_failure(
+            email_scope,
+            policy.max_failures_per_email,
+            policy.window_secs,
+            policy.lock_secs,
+        )
+        .await?;
+    let ip_locked = deps
+        .store
+        .record_failure(ip_scope, policy.max_failures_per_ip, policy.window_secs, policy.lock_secs)
+        .await?;
+    warn!(email = %email.redacted(), "login failed");
+    if !(email_locked || ip_locked) {
+        return Ok(ApiError::Unauthorized);
+    }
+    if email_locked && let Some(user) = user {
+        let detail =
+            serde_json::json!({ "email": email.redacted(), "sourceIp": source_ip(request) });
+        audit(deps, user, "login.locked", Some(user.id.to_string()), detail).await;
+    }
+    Ok(ApiError::RateLimited { retry_after_secs: policy.lock_secs.max(1) as u64 })
 }
 
 #[derive(Deserialize)]

@@ -2,11 +2,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kms::types::KeyState;
 use aws_sdk_sqs::types::QueueAttributeName;
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shared::aws::AwsClients;
 use shared::config::Resources;
 use shared::http::{ApiError, json};
+use shared::request::{request_id, route_key};
 use shared::resources::{PARTITION_KEY, QUEUES, SORT_KEY, TABLES};
 use shared::telemetry::error_chain;
 use std::time::Duration;
@@ -57,28 +58,12 @@ struct Report {
 /// deployed behind.
 #[instrument(skip_all, fields(request_id = %request_id(&request)))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
-    let route_key = request.request_context_ref().and_then(|ctx| match ctx {
-        lambda_http::request::RequestContext::ApiGatewayV2(c) => c.route_key.clone(),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    });
-    let response = match route_key.as_deref() {
+    let response = match route_key(&request) {
         Some("GET /api/health/live") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         Some("GET /api/health" | "GET /api/health/ready") => readiness(deps).await,
         _ => ApiError::NotFound.into_response(),
     };
     Ok(response)
-}
-
-fn request_id(request: &Request) -> String {
-    request
-        .request_context_ref()
-        .and_then(|ctx| match ctx {
-            lambda_http::request::RequestContext::ApiGatewayV2(c) => c.request_id.clone(),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 async fn readiness(deps: &Deps) -> Response<Body> {

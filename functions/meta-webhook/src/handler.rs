@@ -150,12 +150,17 @@ fn handshake(request: &Request, expected: &str) -> Result<Response<Body>, ApiErr
     }
 }
 
-fn raw_body(request: &Request) -> &[u8] {
-    match request.body() {
+/// The body exactly as received; over API Gateway's limit, 413.
+fn raw_body(request: &Request) -> Result<&[u8], ApiError> {
+    let body: &[u8] = match request.body() {
         Body::Text(t) => t.as_bytes(),
         Body::Binary(b) => b,
         _ => b"",
+    };
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
     }
+    Ok(body)
 }
 
 /// Verifies the signature over the bytes as received, stores them, and only then queues
@@ -163,10 +168,7 @@ fn raw_body(request: &Request) -> &[u8] {
 /// reason, so that nothing Meta sent is ever dropped.
 async fn receive(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
     let tenant = tenant(request)?;
-    let body = raw_body(request);
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
-    }
+    let body = raw_body(request)?;
     let channel = deps.channels.open(&tenant).await?;
     let secret = channel.as_ref().and_then(|c| c.secret("appSecret"));
     let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
@@ -223,10 +225,7 @@ async fn store_and_queue(
 async fn receive_gateway(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
     let tenant = tenant(request)?;
     let endpoint = path_param(request, "endpointId").unwrap_or_default();
-    let body = raw_body(request);
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
-    }
+    let body = raw_body(request)?;
     let channel = deps.channels.open(&tenant).await?;
     let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
     let valid = channel.as_ref().is_some_and(|c| {
@@ -251,10 +250,7 @@ async fn receive_gateway(deps: &Deps, request: &Request) -> Result<Response<Body
 /// owns stay there too (outcome `unrouted`).
 async fn receive_platform(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
     use secrecy::ExposeSecret;
-    let body = raw_body(request);
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
-    }
+    let body = raw_body(request)?;
     let secret = deps.platform.app_secret.as_ref().ok_or(ApiError::NotFound)?;
     let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
     if !signature_valid(secret.expose_secret().as_bytes(), body, header) {

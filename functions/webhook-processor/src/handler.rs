@@ -64,7 +64,7 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
 }
 
 /// A stable id per fact, so that a re-emitted event is recognisably the same one.
-fn event_id(parts: &[&str]) -> String {
+fn partner_event_id(parts: &[&str]) -> String {
     format!("evt_{}", &sha256_hex(&parts.join("|"))[..32])
 }
 
@@ -93,14 +93,14 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
                 let applied = deps.messages.apply_inbound(&tenant, &message).await?;
                 if applied.new_conversation {
                     events.push(partner_event(
-                        event_id(&["conversation.created", tenant.as_str(), &applied.conversation_id]),
+                        partner_event_id(&["conversation.created", tenant.as_str(), &applied.conversation_id]),
                         "conversation.created",
                         &tenant,
                         json!({ "conversationId": applied.conversation_id, "contactWaId": format!("+{}", message.from) }),
                     ));
                 }
                 events.push(partner_event(
-                    event_id(&["message.received", tenant.as_str(), &message.wamid]),
+                    partner_event_id(&["message.received", tenant.as_str(), &message.wamid]),
                     "message.received",
                     &tenant,
                     json!({
@@ -117,7 +117,7 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
             WebhookItem::Status(status) => {
                 deps.messages.apply_status(&tenant, &status).await?;
                 events.push(partner_event(
-                    event_id(&["message.status", tenant.as_str(), &status.wamid, status.status.as_str()]),
+                    partner_event_id(&["message.status", tenant.as_str(), &status.wamid, status.status.as_str()]),
                     "message.status",
                     &tenant,
                     json!({
@@ -132,7 +132,7 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
                 deps.messages.apply_template_status(&tenant, &template).await?;
                 let language = template.language.clone().unwrap_or_default();
                 events.push(partner_event(
-                    event_id(&["template.status", tenant.as_str(), &template.name, &language, &template.event]),
+                    partner_event_id(&["template.status", tenant.as_str(), &template.name, &language, &template.event]),
                     "template.status",
                     &tenant,
                     json!({ "name": template.name, "language": language, "event": template.event, "reason": template.reason }),

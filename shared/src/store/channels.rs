@@ -9,7 +9,7 @@
 //! are kept in clear, for display.
 
 use super::attrs::{Item, get_s, key, n, now_secs, opt_n, opt_s, rfc3339, s};
-use super::{StoreError, TenantScope, dynamo_err};
+use super::{StoreError, TenantScope, condition_failed, dynamo_err};
 use crate::domain::ids::TenantId;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -203,9 +203,6 @@ impl ChannelStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => StoreError::NotFound,
-                _ => dynamo_err(e),
-            })
+            .map_err(|e| if condition_failed(&e) { StoreError::NotFound } else { dynamo_err(e) })
     }
 }

@@ -18,7 +18,7 @@
 
 use super::attrs::{Item, get_s, key, n, now_secs, opt_bool, opt_n, opt_s, rfc3339, s};
 use super::page::{self, Page};
-use super::{StoreError, TenantScope, dynamo_err};
+use super::{StoreError, TenantScope, condition_failed, dynamo_err};
 use crate::domain::ids::TenantId;
 use crate::domain::meta::{DeliveryStatus, InboundMessage, StatusUpdate, TemplateStatus};
 use aws_sdk_dynamodb::Client;
@@ -198,13 +198,7 @@ impl MessageStore {
         item.insert("source".into(), s(source));
         item.insert("receivedAt".into(), n(now));
         item.insert("expiresAt".into(), n(now + RAW_EVENT_TTL_SECS));
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(dynamo_err)?;
+        super::write(&self.db, &self.table, item).await?;
         Ok(event_id)
     }
 
@@ -537,9 +531,7 @@ impl MessageStore {
         }
         match forward.send().await {
             Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+            Err(e) if condition_failed(&e) => {}
             Err(e) => return Err(dynamo_err(e)),
         }
         if new && update.status != DeliveryStatus::Sent {
@@ -581,13 +573,7 @@ impl MessageStore {
         item.insert("reason".into(), s(template.reason.as_deref().unwrap_or("NONE")));
         item.insert("raw".into(), s(template.raw.to_string()));
         item.insert("updatedAt".into(), n(now_secs()));
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(dynamo_err)?;
+        super::write(&self.db, &self.table, item).await?;
         Ok(())
     }
 
@@ -615,13 +601,7 @@ impl MessageStore {
         item.insert("field".into(), s(field));
         item.insert("raw".into(), s(raw.to_string()));
         item.insert("receivedAt".into(), n(now_secs()));
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(dynamo_err)?;
+        super::write(&self.db, &self.table, item).await?;
         Ok(())
     }
 

@@ -102,3 +102,22 @@ pub(crate) async fn read(
         .map_err(dynamo_err)?;
     Ok(out.item)
 }
+
+/// An unconditional put.
+pub(crate) async fn write(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: attrs::Item,
+) -> Result<(), StoreError> {
+    db.put_item().table_name(table).set_item(Some(item)).send().await.map_err(dynamo_err)?;
+    Ok(())
+}
+
+/// Whether a request failed only because its condition did not hold: for most writes here
+/// an expected outcome ("already there", "not yet due"), not an error.
+pub(crate) fn condition_failed<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    crate::aws::error_code(err) == Some("ConditionalCheckFailedException")
+}

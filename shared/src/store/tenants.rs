@@ -19,7 +19,7 @@
 
 use super::attrs::{Item, get_n, get_s, key, n, now_secs, opt_bool, opt_n, opt_s, rfc3339, s};
 use super::page::{self, Page};
-use super::{StoreError, TenantScope, dynamo_err};
+use super::{StoreError, TenantScope, condition_failed, dynamo_err};
 use crate::domain::ids::{ApiKeyId, TenantId, UserId};
 use crate::domain::tenant::{Branding, Settings, Tier};
 use crate::domain::user::{Email, Role};
@@ -435,10 +435,7 @@ impl TenantStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => StoreError::NotFound,
-                _ => dynamo_err(e),
-            })?;
+            .map_err(|e| if condition_failed(&e) { StoreError::NotFound } else { dynamo_err(e) })?;
         tenant_from(&out.attributes.unwrap_or_default())
     }
 
@@ -775,12 +772,7 @@ impl TenantStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(dynamo_err(e)),
         }
     }
@@ -918,10 +910,7 @@ impl TenantStore {
             .send()
             .await
             .map(|_| ())
-            .or_else(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => Ok(()),
-                _ => Err(dynamo_err(e)),
-            })
+            .or_else(|e| if condition_failed(&e) { Ok(()) } else { Err(dynamo_err(e)) })
     }
 
     pub async fn login_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
@@ -966,25 +955,17 @@ impl TenantStore {
             .await;
         let failures = match counted {
             Ok(out) => out.attributes.as_ref().and_then(|a| opt_n(a, "failures")).unwrap_or(1),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if condition_failed(&e) => {
                 // No window yet, or the last one ended: start a new one.
-                self.db
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(with(
-                        lockout_key(scope),
-                        [
-                            ("failures", n(1)),
-                            ("windowStart", n(now)),
-                            ("expiresAt", n(now + window_secs + lock_secs)),
-                        ],
-                    )))
-                    .send()
-                    .await
-                    .map_err(dynamo_err)?;
+                let window = with(
+                    lockout_key(scope),
+                    [
+                        ("failures", n(1)),
+                        ("windowStart", n(now)),
+                        ("expiresAt", n(now + window_secs + lock_secs)),
+                    ],
+                );
+                super::write(&self.db, &self.table, window).await?;
                 1
             }
             Err(e) => return Err(dynamo_err(e)),
@@ -1017,10 +998,7 @@ impl TenantStore {
             .send()
             .await
             .map(|_| ())
-            .or_else(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => Ok(()),
-                _ => Err(dynamo_err(e)),
-            })
+            .or_else(|e| if condition_failed(&e) { Ok(()) } else { Err(dynamo_err(e)) })
     }
 
     // ------------------------------------------------------------------ audit
@@ -1044,13 +1022,7 @@ impl TenantStore {
         if let Some(target) = entry.target_id {
             item.insert("targetId".into(), s(target));
         }
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(dynamo_err)?;
+        super::write(&self.db, &self.table, item).await?;
         Ok(())
     }
 }
