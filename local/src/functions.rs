@@ -11,7 +11,9 @@ use shared::aws::AwsClients;
 use shared::aws::envelope::Envelopes;
 use shared::channel::{Channels, SandboxCredentials};
 use shared::config::Resources;
-use shared::resources::{INBOUND_EVENTS_QUEUE, QueueSpec};
+use shared::resources::{
+    INBOUND_EVENTS_QUEUE, OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE, QueueSpec,
+};
 use shared::routes::{ADMIN, AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS};
 use shared::store::channels::ChannelStore;
 use shared::store::messages::MessageStore;
@@ -24,7 +26,10 @@ pub struct Settings {
     pub token_keys: Arc<TokenKeys>,
     pub lockout: auth::LockoutPolicy,
     pub sandbox: SandboxCredentials,
-    pub health_targets: channel::HealthTargets,
+    /// Where Cloud API requests go (Meta, or the sandbox), for health checks, templates
+    /// and sending.
+    pub graph: shared::graph::GraphConfig,
+    pub sender: message_sender::Policy,
     pub platform_app: meta_webhook::PlatformApp,
     /// Whether queues are polled (off only to measure ingest alone).
     pub run_processors: bool,
@@ -67,9 +72,9 @@ impl Functions {
             tenants: tenants::Deps::new(store.clone(), authenticator.clone(), passwords),
             channel: channel::Deps::new(
                 channels.clone(),
-                store,
+                store.clone(),
                 authenticator.clone(),
-                settings.health_targets.clone(),
+                settings.graph.clone(),
             ),
             meta_webhook: meta_webhook::Deps::new(
                 channels,
@@ -79,7 +84,17 @@ impl Functions {
                 resources.dlq_url(&INBOUND_EVENTS_QUEUE).to_owned(),
             )
             .with_platform_app(settings.platform_app.clone()),
-            messages: messages::Deps::new(message_store.clone(), authenticator.clone()),
+            messages: messages::Deps::new(
+                message_store.clone(),
+                store.clone(),
+                ChannelStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+                clients.sqs.clone(),
+                messages::OutboundQueues {
+                    high: resources.outbound_high_queue_url.clone(),
+                    standard: resources.outbound_standard_queue_url.clone(),
+                },
+                authenticator.clone(),
+            ),
             admin: admin::Deps::new(
                 message_store,
                 clients.sqs.clone(),
@@ -125,15 +140,39 @@ impl Processor for WebhookProcessor {
     }
 }
 
+/// The message sender as both outbound queues' event sources invoke it.
+pub struct MessageSender(pub message_sender::Deps);
+
+impl Processor for MessageSender {
+    fn process(&self, event: SqsEvent) -> ProcessorFuture<'_> {
+        Box::pin(async move { Ok(message_sender::handle(&self.0, event).await) })
+    }
+}
+
 /// Each queue that has a processor, with it (the SAM template's SQS event sources).
 pub fn processors(
     clients: &AwsClients,
     resources: &Resources,
+    settings: &Settings,
 ) -> Vec<(QueueSpec, Arc<dyn Processor>)> {
     let inbound = webhook_processor::Deps::new(
         MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
         clients.sqs.clone(),
         resources.partner_events_queue_url.clone(),
     );
-    vec![(INBOUND_EVENTS_QUEUE, Arc::new(WebhookProcessor(inbound)))]
+    // One sender per queue, as Lambda runs separate instances for the two event sources.
+    let sender = || -> Arc<dyn Processor> {
+        Arc::new(MessageSender(message_sender::Deps::from_parts(
+            clients,
+            resources,
+            settings.sandbox.clone(),
+            settings.graph.clone(),
+            settings.sender,
+        )))
+    };
+    vec![
+        (INBOUND_EVENTS_QUEUE, Arc::new(WebhookProcessor(inbound))),
+        (OUTBOUND_HIGH_QUEUE, sender()),
+        (OUTBOUND_STANDARD_QUEUE, sender()),
+    ]
 }

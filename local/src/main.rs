@@ -22,7 +22,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         token_keys: Arc::new(token_keys_from_env(&clients).await?),
         lockout: auth::LockoutPolicy::from_env()?,
         sandbox: shared::channel::SandboxCredentials::from_env(),
-        health_targets: channel::HealthTargets::from_env(),
+        graph: shared::graph::GraphConfig::from_env(),
+        sender: message_sender::Policy::default(),
         platform_app: meta_webhook::PlatformApp::from_env(),
         // NOTE: LOCAL_PROCESSORS=off measures ingest alone (make bench); never in make dev.
         run_processors: std::env::var("LOCAL_PROCESSORS").map_or(true, |v| v != "off"),

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod aws;
 pub mod channel;
 pub mod config;
+pub mod graph;
 pub mod http;
 pub mod request;
 pub mod resources;

@@ -91,6 +91,12 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/conversations/{id}", MESSAGES, Requires(Action::ReadConversations)),
     route("GET", "/api/conversations/{id}/messages", MESSAGES, Requires(Action::ReadConversations)),
     route("GET", "/api/messages/{id}", MESSAGES, Requires(Action::ReadConversations)),
+    route("POST", "/api/messages", MESSAGES, Requires(Action::SendMessages)),
+    route("PATCH", "/api/conversations/{id}", MESSAGES, Requires(Action::UpdateConversations)),
+    route("GET", "/api/templates", MESSAGES, Requires(Action::ManageTemplates)),
+    route("POST", "/api/templates", MESSAGES, Requires(Action::ManageTemplates)),
+    route("DELETE", "/api/templates/{name}", MESSAGES, Requires(Action::ManageTemplates)),
+    route("GET", "/api/analytics/usage", MESSAGES, Requires(Action::ReadAnalytics)),
     route(
         "POST",
         "/api/admin/tenants/{tenantId}/webhook-events/replay",

@@ -267,10 +267,21 @@ impl Stack {
 /// The local stack served on a free port, stopped when dropped.
 pub struct App {
     pub base_url: String,
+    /// The WhatsApp sandbox this app's sandbox channels send through.
+    pub sandbox_url: String,
     pub http: reqwest::Client,
     /// The key ring the app signs with (tests forge tokens with it).
     pub token_keys_spec: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Retries come back within a second or two, so that tests see them.
+pub fn test_sender_policy() -> message_sender::Policy {
+    message_sender::Policy {
+        retry_base: Duration::from_secs(1),
+        retry_max: Duration::from_secs(2),
+        ..message_sender::Policy::default()
+    }
 }
 
 /// A fresh key ring, `test-kid:<random secret>`.
@@ -284,6 +295,20 @@ impl App {
     }
 
     pub async fn spawn_with(stack: &Stack, lockout: auth::LockoutPolicy) -> App {
+        Self::spawn_configured(stack, lockout, test_sender_policy()).await
+    }
+
+    /// With its own sender policy (pacing and retry tests).
+    pub async fn spawn_configured(
+        stack: &Stack,
+        lockout: auth::LockoutPolicy,
+        sender: message_sender::Policy,
+    ) -> App {
+        // Both servers are bound before either starts: each needs the other's address.
+        let sandbox_listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .expect("bind sandbox");
+        let sandbox_url = format!("http://{}", sandbox_listener.local_addr().expect("sandbox addr"));
         let spec = test_key_spec();
         let keys = shared::auth::tokens::TokenKeys::parse(
             &spec,
@@ -298,11 +323,13 @@ impl App {
                 app_secret: Some(SANDBOX_APP_SECRET.to_owned().into()),
                 verify_token: Some(SANDBOX_VERIFY_TOKEN.to_owned().into()),
             },
-            health_targets: channel::HealthTargets {
+            graph: shared::graph::GraphConfig {
+                // Nothing listens there: a cloud channel's Graph API is unreachable in tests.
                 graph_api_base: "http://127.0.0.1:9".into(),
                 graph_api_version: "v23.0".into(),
-                sandbox_url: None,
+                sandbox_url: Some(sandbox_url.clone()),
             },
+            sender,
             platform_app: meta_webhook::PlatformApp {
                 app_secret: Some(PLATFORM_APP_SECRET.to_owned().into()),
                 verify_token: Some(PLATFORM_VERIFY_TOKEN.to_owned().into()),
@@ -318,12 +345,27 @@ impl App {
         .await
         .expect("build local stack");
         let port = app.local_addr().expect("bound").port();
+        let base_url = format!("http://127.0.0.1:{port}");
+        let sandbox = sandbox::Application::from_listener(
+            sandbox_listener,
+            sandbox::Settings {
+                app_secret: SANDBOX_APP_SECRET.into(),
+                switchboard_url: base_url.clone(),
+                status_delay: Duration::from_millis(50),
+            },
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (sandbox_stop, sandbox_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(sandbox.run_until_stopped(async {
+            let _ = sandbox_stopped.await;
+        }));
         tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
+            let _ = sandbox_stop.send(());
         }));
         App {
-            base_url: format!("http://127.0.0.1:{port}"),
+            base_url,
+            sandbox_url,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()

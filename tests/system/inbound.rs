@@ -799,17 +799,7 @@ async fn aws_requests_per_inbound_message_are_counted() {
 async fn the_sandbox_makes_a_customer_write_to_a_sandbox_tenant() {
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::spawn(&stack).await;
-    let sandbox = sandbox::Application::build(
-        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        sandbox::Settings {
-            app_secret: switchboard_tests::SANDBOX_APP_SECRET.into(),
-            switchboard_url: app.base_url.clone(),
-        },
-    )
-    .await
-    .expect("sandbox");
-    let sandbox_url = format!("http://{}", sandbox.local_addr().expect("addr"));
-    tokio::spawn(sandbox.run_until_stopped(std::future::pending()));
+    let sandbox_url = app.sandbox_url.clone();
 
     let owner = app.register(&email("sandboxed")).await;
     let (status, _) = app

@@ -13,24 +13,7 @@ use std::time::Duration;
 use tracing::{instrument, warn};
 
 /// Where health checks go: the Graph API (or the local sandbox standing in for it).
-#[derive(Clone, Debug)]
-pub struct HealthTargets {
-    pub graph_api_base: String,
-    pub graph_api_version: String,
-    pub sandbox_url: Option<String>,
-}
-
-impl HealthTargets {
-    pub fn from_env() -> Self {
-        Self {
-            graph_api_base: std::env::var("GRAPH_API_BASE")
-                .unwrap_or_else(|_| "https://graph.facebook.com".into()),
-            graph_api_version: std::env::var("GRAPH_API_VERSION")
-                .unwrap_or_else(|_| "v23.0".into()),
-            sandbox_url: std::env::var("SANDBOX_URL").ok().filter(|v| !v.is_empty()),
-        }
-    }
-}
+pub use shared::graph::GraphConfig as HealthTargets;
 
 pub struct Deps {
     channels: Channels,

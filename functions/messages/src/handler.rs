@@ -4,17 +4,37 @@ use shared::auth::principal::Authenticator;
 use shared::http::{ApiError, FieldError, into_response, json};
 use shared::request::{path_param, query_param, route_key};
 use shared::store::messages::MessageStore;
+use shared::store::channels::ChannelStore;
 use shared::store::page;
+use shared::store::tenants::TenantStore;
 use tracing::instrument;
 
 pub struct Deps {
-    messages: MessageStore,
+    pub(crate) messages: MessageStore,
+    pub(crate) tenants: TenantStore,
+    pub(crate) channels: ChannelStore,
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) queues: OutboundQueues,
     authenticator: Authenticator,
 }
 
+/// The two outbound queues: enterprise tiers' and everyone else's.
+#[derive(Clone, Debug)]
+pub struct OutboundQueues {
+    pub high: String,
+    pub standard: String,
+}
+
 impl Deps {
-    pub fn new(messages: MessageStore, authenticator: Authenticator) -> Self {
-        Self { messages, authenticator }
+    pub fn new(
+        messages: MessageStore,
+        tenants: TenantStore,
+        channels: ChannelStore,
+        sqs: aws_sdk_sqs::Client,
+        queues: OutboundQueues,
+        authenticator: Authenticator,
+    ) -> Self {
+        Self { messages, tenants, channels, sqs, queues, authenticator }
     }
 }
 
@@ -81,6 +101,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
                 .await?;
             Ok(json(StatusCode::OK, &page))
         }
+        ("POST", "/api/messages") => crate::send::send(deps, request, &principal).await,
         ("GET", "/api/messages/{id}") => {
             let message = deps
                 .messages

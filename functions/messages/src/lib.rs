@@ -1,6 +1,8 @@
-//! The messages function: the read side of conversations and messages (sending arrives
-//! with the outbound pipeline).
+//! The messages function: sending (`POST /api/messages`), conversations and messages,
+//! templates and usage analytics.
 
 mod handler;
+mod send;
 
-pub use handler::{Deps, handle};
+pub use handler::{Deps, OutboundQueues, handle};
+pub use send::job;

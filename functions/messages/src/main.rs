@@ -2,7 +2,9 @@ use lambda_http::{Error, service_fn};
 use shared::auth::principal::Authenticator;
 use shared::aws::AwsClients;
 use shared::config::Resources;
+use shared::store::channels::ChannelStore;
 use shared::store::messages::MessageStore;
+use shared::store::tenants::TenantStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -12,6 +14,13 @@ async fn main() -> Result<(), Error> {
     let authenticator = Authenticator::from_env(&clients, &resources).await?;
     let deps = messages::Deps::new(
         MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
+        TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+        ChannelStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+        clients.sqs.clone(),
+        messages::OutboundQueues {
+            high: resources.outbound_high_queue_url.clone(),
+            standard: resources.outbound_standard_queue_url.clone(),
+        },
         authenticator,
     );
     lambda_http::run(service_fn(|request| messages::handle(&deps, request))).await

@@ -4,6 +4,7 @@ pub mod access;
 pub mod ids;
 pub mod meta;
 pub mod outbound;
+pub mod pacing;
 pub mod tenant;
 pub mod user;
 

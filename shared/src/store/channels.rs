@@ -187,6 +187,15 @@ impl ChannelStore {
         scope: &TenantScope,
         healthy: Option<bool>,
     ) -> Result<(), StoreError> {
+        self.record_health_for(scope.tenant_id(), healthy).await
+    }
+
+    /// For the message sender, which learns from Meta that a token no longer works.
+    pub async fn record_health_for(
+        &self,
+        tenant: &TenantId,
+        healthy: Option<bool>,
+    ) -> Result<(), StoreError> {
         let status = match healthy {
             Some(true) => "healthy",
             Some(false) => "unhealthy",
@@ -195,7 +204,7 @@ impl ChannelStore {
         self.db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(scope.pk(), CHANNEL_SK)))
+            .set_key(Some(key(format!("TENANT#{tenant}"), CHANNEL_SK)))
             .update_expression("SET healthStatus = :status, lastHealthCheck = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":status", s(status))

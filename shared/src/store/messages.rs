@@ -38,11 +38,11 @@ pub const SERVICE_WINDOW_SECS: i64 = 24 * 3600;
 
 #[derive(Clone, Debug)]
 pub struct MessageStore {
-    db: Client,
-    table: String,
+    pub(super) db: Client,
+    pub(super) table: String,
 }
 
-fn tenant_pk(tenant: &TenantId) -> String {
+pub(super) fn tenant_pk(tenant: &TenantId) -> String {
     format!("TENANT#{tenant}")
 }
 
@@ -112,7 +112,7 @@ fn conversation_from(item: &Item) -> Result<ConversationView, StoreError> {
     })
 }
 
-const STATUSES: [DeliveryStatus; 4] =
+pub(super) const STATUSES: [DeliveryStatus; 4] =
     [DeliveryStatus::Sent, DeliveryStatus::Delivered, DeliveryStatus::Read, DeliveryStatus::Failed];
 
 fn history_from(item: &Item) -> Vec<StatusEntry> {
@@ -129,14 +129,20 @@ fn history_from(item: &Item) -> Vec<StatusEntry> {
 
 fn message_from(item: &Item, delivery: Option<&Item>) -> Result<MessageView, StoreError> {
     let direction = get_s(item, "direction")?.to_owned();
-    let (status, history, error) = match delivery {
-        Some(d) => (
-            opt_s(d, "status").unwrap_or("queued").to_owned(),
-            history_from(d),
-            opt_s(d, "error").and_then(|e| serde_json::from_str(e).ok()),
+    let error_of = |i: &Item| opt_s(i, "error").and_then(|e| serde_json::from_str(e).ok());
+    let (status, mut history, error) = match delivery {
+        Some(d) => (opt_s(d, "status").unwrap_or("sent").to_owned(), history_from(d), error_of(d)),
+        None => (
+            opt_s(item, "status").unwrap_or("received").to_owned(),
+            history_from(item),
+            error_of(item),
         ),
-        None => (opt_s(item, "status").unwrap_or("received").to_owned(), Vec::new(), None),
     };
+    if direction == "outbound" {
+        // Accepted and queued first: the start of every outbound message's history.
+        let queued = rfc3339(opt_n(item, "timestamp").unwrap_or_default());
+        history.insert(0, StatusEntry { status: "queued".into(), timestamp: queued });
+    }
     Ok(MessageView {
         id: get_s(item, "messageId")?.to_owned(),
         conversation_id: get_s(item, "conversationId")?.to_owned(),
@@ -156,12 +162,12 @@ fn message_from(item: &Item, delivery: Option<&Item>) -> Result<MessageView, Sto
     })
 }
 
-fn day(secs: i64) -> String {
+pub(super) fn day(secs: i64) -> String {
     rfc3339(secs).chars().take(10).collect()
 }
 
 /// `00001751142888`: timestamps that sort as strings.
-fn sortable(secs: i64) -> String {
+pub(super) fn sortable(secs: i64) -> String {
     format!("{:014}", secs.max(0))
 }
 
@@ -170,7 +176,7 @@ impl MessageStore {
         Self { db, table: table.into() }
     }
 
-    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
         super::read(&self.db, &self.table, key).await
     }
 
@@ -741,7 +747,7 @@ impl MessageStore {
     }
 }
 
-enum TxError {
+pub(super) enum TxError {
     Conflict,
     Store(StoreError),
 }

@@ -5,6 +5,8 @@
 pub mod attrs;
 pub mod channels;
 pub mod messages;
+pub mod outbound;
+pub mod pacing;
 pub mod page;
 pub mod tenants;
 
@@ -120,4 +122,23 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
     crate::aws::error_code(err) == Some("ConditionalCheckFailedException")
+}
+
+/// Which items of a cancelled transaction failed their condition, in request order; `None`
+/// when the transaction failed for another reason.
+pub(crate) fn failed_conditions(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> Option<Vec<bool>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
 }

@@ -19,7 +19,7 @@
 
 use super::attrs::{Item, get_n, get_s, key, n, now_secs, opt_bool, opt_n, opt_s, rfc3339, s};
 use super::page::{self, Page};
-use super::{StoreError, TenantScope, condition_failed, dynamo_err};
+use super::{StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions};
 use crate::domain::ids::{ApiKeyId, TenantId, UserId};
 use crate::domain::tenant::{Branding, Settings, Tier};
 use crate::domain::user::{Email, Role};
@@ -157,18 +157,6 @@ fn with(
 }
 
 /// Which items of a cancelled transaction failed their condition.
-fn failed_conditions(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<bool>> {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
-            e.cancellation_reasons()
-                .iter()
-                .map(|r| r.code() == Some("ConditionalCheckFailed"))
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
 fn user_item(scope_pk: &str, tenant: &TenantId, user: &NewUser, now: i64) -> Item {
     with(
         key(scope_pk, format!("{USER_PREFIX}{}", user.id)),
@@ -388,8 +376,14 @@ impl TenantStore {
     }
 
     pub async fn get_tenant(&self, scope: &TenantScope) -> Result<TenantRecord, StoreError> {
-        let item = self.get(key(scope.pk(), TENANT_SK)).await?.ok_or(StoreError::NotFound)?;
-        tenant_from(&item)
+        self.tenant_by_id(scope.tenant_id()).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// For queue processors: the tenant id in their work was put there by an
+    /// authenticated request (or a verified webhook), not by a caller of this process.
+    pub async fn tenant_by_id(&self, tenant: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
+        let item = self.get(key(format!("TENANT#{tenant}"), TENANT_SK)).await?;
+        item.as_ref().map(tenant_from).transpose()
     }
 
     pub async fn update_tenant(

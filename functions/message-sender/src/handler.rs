@@ -1,0 +1,485 @@
+//! Sends queued outbound messages.
+//!
+//! Per batch, records are grouped by tenant. Per tenant: open the channel (cached), book
+//! send slots for the whole group in the phone number's and the tenant's rate buckets
+//! (DynamoDB, shared by every concurrent invocation), then send each message at its slot:
+//! claim it (a conditional write: only one sender calls Meta for a message), post it to
+//! the Graph API, record the wamid. Meta's error code decides what happens next, as
+//! Meta's error reference says: throttling and transient errors come back through the
+//! queue after a backoff with jitter (the record's visibility is shortened to it), a bad
+//! token marks the channel unhealthy and fails the message, anything else fails it with
+//! Meta's code and title.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::future::join_all;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::aws::AwsClients;
+use shared::aws::envelope::Envelopes;
+use shared::channel::{Channels, OpenChannel, SandboxCredentials};
+use shared::config::Resources;
+use shared::domain::ids::TenantId;
+use shared::domain::meta::{ErrorClass, classify_error, graph_error};
+use shared::domain::pacing::{DEFAULT_MESSAGES_PER_SECOND, Rate, Reservation};
+use shared::graph::{GraphConfig, Target};
+use shared::store::StoreError;
+use shared::store::channels::ChannelStore;
+use shared::store::messages::MessageStore;
+use shared::store::outbound::{Claim, Outbound};
+use shared::store::pacing::{Booking, Bucket, RateBuckets, now_us};
+use shared::store::tenants::TenantStore;
+use shared::telemetry::error_chain;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{error, info, instrument, warn};
+
+/// How the sender waits and retries.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// The longest a batch waits for its send slots; beyond it, records come back later.
+    pub max_pacing_wait: Duration,
+    /// How long a claimed message is held while Meta is called.
+    pub lease_secs: i64,
+    /// First retry delay; each later one doubles (quadruples for pair rate limits).
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Sends of one message that Meta failed transiently before it is failed for good.
+    pub transient_attempts: i64,
+    /// The same for throttling; below the queues' receive limit, so that a message is
+    /// failed with Meta's reason rather than left in a dead-letter queue.
+    pub throttled_attempts: i64,
+    pub http_timeout: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_pacing_wait: Duration::from_secs(5),
+            lease_secs: 60,
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(900),
+            transient_attempts: 5,
+            throttled_attempts: 7,
+            http_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct Deps {
+    messages: MessageStore,
+    channels: Channels,
+    tenants: TenantStore,
+    buckets: RateBuckets,
+    sqs: aws_sdk_sqs::Client,
+    /// Queue URLs by queue name (the last part of a record's source ARN).
+    queue_urls: HashMap<String, String>,
+    graph: GraphConfig,
+    http: reqwest::Client,
+    policy: Policy,
+    plan_rates: Arc<Mutex<HashMap<TenantId, (Instant, u32)>>>,
+}
+
+impl Deps {
+    pub fn from_parts(
+        clients: &AwsClients,
+        resources: &Resources,
+        sandbox: SandboxCredentials,
+        graph: GraphConfig,
+        policy: Policy,
+    ) -> Self {
+        let channels = Channels::new(
+            ChannelStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+            Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
+            sandbox,
+        );
+        let queue_urls = [&resources.outbound_high_queue_url, &resources.outbound_standard_queue_url]
+            .into_iter()
+            .filter_map(|url| Some((url.rsplit('/').next()?.to_owned(), url.clone())))
+            .collect();
+        let http = reqwest::Client::builder()
+            .timeout(policy.http_timeout)
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
+        Self {
+            messages: MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
+            channels,
+            tenants: TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+            buckets: RateBuckets::new(clients.dynamodb.clone(), resources.messages_table.clone()),
+            sqs: clients.sqs.clone(),
+            queue_urls,
+            graph,
+            http,
+            policy,
+            plan_rates: Arc::default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Job {
+    tenant_id: String,
+    message_id: String,
+}
+
+/// What became of one record.
+#[derive(Debug)]
+enum Outcome {
+    /// Sent, failed for good, or nothing to do: delete the record.
+    Done,
+    /// Deliver the record again after this long.
+    Retry(Duration),
+    /// Something of ours failed (DynamoDB, KMS): the normal redelivery retries it.
+    Error(String),
+}
+
+impl From<StoreError> for Outcome {
+    fn from(e: StoreError) -> Self {
+        Outcome::Error(e.to_string())
+    }
+}
+
+pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let mut outcomes: Vec<Option<Outcome>> = event.records.iter().map(|_| None).collect();
+    let mut groups: BTreeMap<TenantId, Vec<(usize, String)>> = BTreeMap::new();
+    for (index, record) in event.records.iter().enumerate() {
+        let job = serde_json::from_str::<Job>(record.body.as_deref().unwrap_or_default())
+            .ok()
+            .and_then(|j| Some((TenantId::parse(&j.tenant_id)?, j.message_id)));
+        match job {
+            Some((tenant, message_id)) => groups.entry(tenant).or_default().push((index, message_id)),
+            // Poison: the receive limit moves it to the dead-letter queue.
+            None => outcomes[index] = Some(Outcome::Error("not a send job".into())),
+        }
+    }
+    let results = join_all(groups.into_iter().map(|(tenant, jobs)| send_group(deps, tenant, jobs))).await;
+    for (index, outcome) in results.into_iter().flatten() {
+        outcomes[index] = Some(outcome);
+    }
+
+    let mut response = SqsBatchResponse::default();
+    for (record, outcome) in event.records.iter().zip(outcomes) {
+        let retry_after = match outcome.unwrap_or(Outcome::Error("not processed".into())) {
+            Outcome::Done => continue,
+            Outcome::Retry(after) => Some(after),
+            Outcome::Error(e) => {
+                error!(message_id = record.message_id.as_deref().unwrap_or_default(), error = %e, "send job failed; it will be retried");
+                None
+            }
+        };
+        if let Some(after) = retry_after {
+            delay(deps, record, after).await;
+        }
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = record.message_id.clone().unwrap_or_default();
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// Makes a record visible again after `after` (SQS allows up to 12 hours).
+async fn delay(deps: &Deps, record: &SqsMessage, after: Duration) {
+    let queue = record.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next());
+    let (Some(url), Some(receipt)) =
+        (queue.and_then(|q| deps.queue_urls.get(q)), record.receipt_handle.as_deref())
+    else {
+        warn!("record from an unknown queue; it comes back after the queue's visibility timeout");
+        return;
+    };
+    let secs = after.as_secs().min(43_199) as i32;
+    if let Err(e) = deps
+        .sqs
+        .change_message_visibility()
+        .queue_url(url)
+        .receipt_handle(receipt)
+        .visibility_timeout(secs)
+        .send()
+        .await
+    {
+        warn!(error = %error_chain(&e), "visibility not changed; the record comes back after the queue's timeout");
+    }
+}
+
+#[instrument(skip_all, fields(tenant_id = %tenant, records = jobs.len()))]
+async fn send_group(
+    deps: &Deps,
+    tenant: TenantId,
+    jobs: Vec<(usize, String)>,
+) -> Vec<(usize, Outcome)> {
+    let all = |outcome: &dyn Fn() -> Outcome| jobs.iter().map(|(i, _)| (*i, outcome())).collect();
+    let channel = match deps.channels.open(&tenant).await {
+        Ok(channel) => channel,
+        Err(e) => {
+            let e = e.to_string();
+            return all(&|| Outcome::Error(e.clone()));
+        }
+    };
+    let target = match &channel {
+        Some(channel) => deps.graph.target(&tenant, channel).map(|t| (channel.clone(), t)),
+        None => Err("the tenant has no WhatsApp channel".into()),
+    };
+    let (channel, target) = match target {
+        Ok(found) => found,
+        Err(reason) => {
+            let mut out = Vec::new();
+            for (index, message_id) in &jobs {
+                let failed = deps
+                    .messages
+                    .record_failed(&tenant, message_id, &json!("channel_cannot_send"), &reason)
+                    .await;
+                out.push((*index, failed.map_or_else(Outcome::from, |()| Outcome::Done)));
+            }
+            return out;
+        }
+    };
+    let reservation = match book(deps, &tenant, &channel, &target, jobs.len()).await {
+        Ok(Booking::Slots(reservation)) => reservation,
+        Ok(Booking::Busy(after)) => return all(&|| Outcome::Retry(after)),
+        Err(e) => {
+            let e = e.to_string();
+            return all(&|| Outcome::Error(e.clone()));
+        }
+    };
+    let sends = jobs.iter().enumerate().map(|(slot, (index, message_id))| {
+        let due = reservation.due_us(slot);
+        let (tenant, target) = (&tenant, &target);
+        async move {
+            let wait = due - now_us();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_micros(wait as u64)).await;
+            }
+            (*index, send_one(deps, tenant, target, message_id).await)
+        }
+    });
+    join_all(sends).await
+}
+
+/// Slots for `count` sends in the phone number's bucket and the tenant's.
+async fn book(
+    deps: &Deps,
+    tenant: &TenantId,
+    channel: &OpenChannel,
+    target: &Target,
+    count: usize,
+) -> Result<Booking, StoreError> {
+    let phone_rate = channel
+        .settings
+        .get("messagesPerSecond")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(DEFAULT_MESSAGES_PER_SECOND);
+    let plan_rate = plan_rate(deps, tenant).await?;
+    let wait = deps.policy.max_pacing_wait;
+    let phone = deps
+        .buckets
+        .reserve(tenant, &Bucket::Phone(target.phone_number_id.clone()), Rate::per_second(phone_rate), count, wait)
+        .await?;
+    let Booking::Slots(phone) = phone else { return Ok(phone) };
+    let plan =
+        deps.buckets.reserve(tenant, &Bucket::Tenant, Rate::per_second(plan_rate), count, wait).await?;
+    Ok(match plan {
+        Booking::Slots(plan) => Booking::Slots(Reservation::combine(phone, plan)),
+        busy => busy,
+    })
+}
+
+/// The tenant's plan limit, read at most once a minute per process.
+async fn plan_rate(deps: &Deps, tenant: &TenantId) -> Result<u32, StoreError> {
+    if let Ok(cache) = deps.plan_rates.lock()
+        && let Some((at, rate)) = cache.get(tenant)
+        && at.elapsed() < Duration::from_secs(60)
+    {
+        return Ok(*rate);
+    }
+    let record = deps.tenants.tenant_by_id(tenant).await?.ok_or(StoreError::NotFound)?;
+    let rate = record.tier.limits().messages_per_second;
+    if let Ok(mut cache) = deps.plan_rates.lock() {
+        if cache.len() > 4096 {
+            cache.clear();
+        }
+        cache.insert(tenant.clone(), (Instant::now(), rate));
+    }
+    Ok(rate)
+}
+
+/// What the Graph API answered.
+enum Answer {
+    Sent { wamid: String },
+    Refused { code: i64, title: String },
+    /// No usable answer (timeout, connection, 5xx without a Graph error).
+    NoAnswer(String),
+}
+
+async fn post(deps: &Deps, target: &Target, body: &Value) -> Answer {
+    let request = target.authorise(deps.http.post(target.messages_url()).json(body));
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return Answer::NoAnswer(e.without_url().to_string()),
+    };
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if let Some((code, title)) = graph_error(&body) {
+        return Answer::Refused { code, title };
+    }
+    match body.pointer("/messages/0/id").and_then(Value::as_str) {
+        Some(wamid) if status.is_success() => Answer::Sent { wamid: wamid.to_owned() },
+        _ => Answer::NoAnswer(format!("HTTP {} without a message id", status.as_u16())),
+    }
+}
+
+#[instrument(skip_all, fields(message_id))]
+async fn send_one(deps: &Deps, tenant: &TenantId, target: &Target, message_id: &str) -> Outcome {
+    match try_send(deps, tenant, target, message_id).await {
+        Ok(outcome) | Err(outcome) => outcome,
+    }
+}
+
+async fn try_send(
+    deps: &Deps,
+    tenant: &TenantId,
+    target: &Target,
+    message_id: &str,
+) -> Result<Outcome, Outcome> {
+    let Some(message) = deps.messages.outbound(tenant, message_id).await? else {
+        warn!("no such outbound message; nothing to send");
+        return Ok(Outcome::Done);
+    };
+    if message.settled() {
+        return Ok(Outcome::Done);
+    }
+    match deps.messages.claim_send(tenant, message_id, deps.policy.lease_secs).await? {
+        Claim::Claimed => {}
+        Claim::Settled => return Ok(Outcome::Done),
+        Claim::Busy => return Ok(Outcome::Retry(Duration::from_secs(deps.policy.lease_secs as u64))),
+        Claim::Abandoned => {
+            // NOTE: a sender stopped between calling Meta and recording the answer. Meta
+            // may have the message; sending it again could deliver it twice, so it is
+            // failed visibly instead (the agent can send it again).
+            warn!("an earlier send stopped without an outcome; not sending again");
+            deps.messages
+                .record_failed(
+                    tenant,
+                    message_id,
+                    &json!("send_outcome_unknown"),
+                    "The send was interrupted; it may or may not have reached WhatsApp, so it was not repeated.",
+                )
+                .await?;
+            return Ok(Outcome::Done);
+        }
+    }
+    let attempt = message.attempts + 1;
+    match post(deps, target, &message.graph_request).await {
+        Answer::Sent { wamid } => {
+            record_sent(deps, tenant, &message, &wamid).await?;
+            info!(attempt, "message sent");
+            Ok(Outcome::Done)
+        }
+        Answer::Refused { code, title } => refused(deps, tenant, &message, attempt, code, &title).await,
+        Answer::NoAnswer(reason) => {
+            warn!(attempt, reason, "the Graph API did not answer");
+            retry_or_fail(deps, tenant, &message, attempt, deps.policy.transient_attempts, (json!("no_answer"), &reason), 2).await
+        }
+    }
+}
+
+/// Meta has the message: its wamid must be recorded, or a retry would send it again.
+async fn record_sent(deps: &Deps, tenant: &TenantId, message: &Outbound, wamid: &str) -> Result<(), Outcome> {
+    let mut pause = Duration::from_millis(200);
+    for _ in 0..6 {
+        match deps.messages.record_sent(tenant, message, wamid).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                warn!(error = %e, "sent, but not recorded yet; retrying the write");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }
+    }
+    // The lease stays held: a redelivery finds it expired and fails the message as
+    // "outcome unknown" rather than sending it twice. The wamid is logged to reconcile.
+    error!(wamid, "sent, but the wamid could not be recorded");
+    Err(Outcome::Error("sent message not recorded".into()))
+}
+
+async fn refused(
+    deps: &Deps,
+    tenant: &TenantId,
+    message: &Outbound,
+    attempt: i64,
+    code: i64,
+    title: &str,
+) -> Result<Outcome, Outcome> {
+    let class = classify_error(code);
+    warn!(attempt, code, ?class, "the Graph API refused the message");
+    match class {
+        ErrorClass::Throttled => {
+            // Pair rate limits (one recipient) back off faster: Meta suggests 4^n seconds.
+            let growth = if code == 131056 { 4 } else { 2 };
+            retry_or_fail(deps, tenant, message, attempt, deps.policy.throttled_attempts, (json!(code), title), growth).await
+        }
+        ErrorClass::Transient => {
+            retry_or_fail(deps, tenant, message, attempt, deps.policy.transient_attempts, (json!(code), title), 2).await
+        }
+        ErrorClass::Token => {
+            if let Err(e) = deps.channels.store().record_health_for(tenant, Some(false)).await {
+                warn!(error = %e, "channel health not recorded");
+            }
+            deps.channels.forget(tenant);
+            let reason = format!(
+                "The channel's access token was refused ({title}); update it with PUT /api/whatsapp/channel."
+            );
+            deps.messages.record_failed(tenant, &message.message_id, &json!(code), &reason).await?;
+            Ok(Outcome::Done)
+        }
+        ErrorClass::Permanent => {
+            deps.messages.record_failed(tenant, &message.message_id, &json!(code), title).await?;
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+/// Retries after a backoff with jitter, or fails the message once `limit` sends failed.
+async fn retry_or_fail(
+    deps: &Deps,
+    tenant: &TenantId,
+    message: &Outbound,
+    attempt: i64,
+    limit: i64,
+    (code, title): (Value, &str),
+    growth: u32,
+) -> Result<Outcome, Outcome> {
+    if attempt >= limit {
+        deps.messages.record_failed(tenant, &message.message_id, &code, title).await?;
+        return Ok(Outcome::Done);
+    }
+    deps.messages
+        .release_send(tenant, &message.message_id, &json!({ "code": code, "title": title }))
+        .await?;
+    Ok(Outcome::Retry(backoff(&deps.policy, attempt, growth)))
+}
+
+/// `base * growth^(attempt-1)`, capped, with "equal jitter": between half and all of it.
+fn backoff(policy: &Policy, attempt: i64, growth: u32) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(16);
+    let full = policy.retry_base.saturating_mul(growth.saturating_pow(exponent)).min(policy.retry_max);
+    let random = f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0;
+    full.mul_f64(0.5 + random / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stays_under_its_cap() {
+        let policy = Policy::default();
+        for attempt in 1..=10 {
+            let full = (policy.retry_base * 2u32.pow(attempt as u32 - 1)).min(policy.retry_max);
+            let d = backoff(&policy, attempt, 2);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} of {full:?}");
+        }
+        assert!(backoff(&policy, 3, 4) >= Duration::from_secs(16), "pair limits grow by 4");
+        assert!(backoff(&policy, 40, 4) <= policy.retry_max);
+    }
+}

@@ -1,0 +1,177 @@
+//! `POST /api/messages`: check, store as queued, then queue for the message sender.
+
+use crate::handler::Deps;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use shared::auth::principal::Principal;
+use shared::auth::secrets::sha256_hex;
+use shared::domain::outbound::{Content, OutboundMessage};
+use shared::http::{ApiError, FieldError, json};
+use shared::request::{DEFAULT_BODY_LIMIT, json_body};
+use shared::store::attrs::now_secs;
+use shared::store::messages::SERVICE_WINDOW_SECS;
+use shared::store::outbound::{Accepted, NewOutbound};
+use shared::telemetry::error_chain;
+use tracing::{info, warn};
+
+/// What the sender finds on the queue.
+pub fn job(tenant: &str, message_id: &str) -> String {
+    json!({ "tenantId": tenant, "messageId": message_id }).to_string()
+}
+
+fn accepted(status: StatusCode, id: &str, state: &str, client_message_id: &str) -> Response<Body> {
+    json(status, &json!({ "id": id, "status": state, "clientMessageId": client_message_id }))
+}
+
+pub async fn send(
+    deps: &Deps,
+    request: &Request,
+    principal: &Principal,
+) -> Result<Response<Body>, ApiError> {
+    let body: Value = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let mut message = OutboundMessage::parse(&body).map_err(ApiError::Validation)?;
+    let scope = principal.scope();
+    resolve_message_ids(deps, principal, &mut message).await?;
+    let graph_request = message.graph_request();
+    let request_hash = sha256_hex(&graph_request.to_string());
+
+    // A repeat is answered before any rule that may have changed since the first request.
+    if let Some(answer) = repeat(deps, principal, &message.client_message_id, &request_hash).await? {
+        return Ok(answer);
+    }
+    if deps.channels.get(scope).await?.is_none() {
+        return Err(ApiError::Conflict {
+            code: "channel_not_configured",
+            detail: "Connect a WhatsApp channel (PUT /api/whatsapp/channel) before sending.".into(),
+        });
+    }
+    let contact = deps.messages.contact(scope, message.to.wa_id()).await?;
+    let last_inbound = contact.as_ref().and_then(|(_, at)| *at);
+    if !message.is_template() && last_inbound.is_none_or(|at| now_secs() > at + SERVICE_WINDOW_SECS) {
+        return Err(ApiError::Unprocessable {
+            code: "outside_service_window",
+            detail: "The customer has not written in the last 24 hours: only a template message can be sent.".into(),
+        });
+    }
+
+    let tenant = deps.tenants.get_tenant(scope).await?;
+    let high = tenant.tier.high_priority();
+    let new = NewOutbound {
+        message_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+        client_message_id: message.client_message_id.clone(),
+        request_hash: request_hash.clone(),
+        to: message.to.as_str().to_owned(),
+        wa_id: message.to.wa_id().to_owned(),
+        kind: message.kind().to_owned(),
+        preview: preview(&message),
+        graph_request,
+        queue: if high { "high" } else { "standard" }.to_owned(),
+        created_by: principal.actor_id(),
+    };
+    match deps.messages.accept_outbound(scope, &new).await? {
+        Accepted::Created { .. } => {
+            enqueue(deps, principal, &new.message_id, high).await?;
+            info!(tenant_id = %principal.tenant_id(), message_id = new.message_id, to = %message.to.redacted(), kind = new.kind, "message queued");
+            Ok(accepted(StatusCode::ACCEPTED, &new.message_id, "queued", &new.client_message_id))
+        }
+        // Lost the race to an identical (or conflicting) request with the same id.
+        Accepted::Existing { .. } => repeat(deps, principal, &message.client_message_id, &request_hash)
+            .await?
+            .ok_or_else(|| ApiError::internal("client message id vanished")),
+    }
+}
+
+/// The answer to a request whose client message id was used before: 200 with the message
+/// when the request is the same (queued again if the first attempt could not queue it),
+/// 409 when it is not.
+async fn repeat(
+    deps: &Deps,
+    principal: &Principal,
+    client_message_id: &str,
+    request_hash: &str,
+) -> Result<Option<Response<Body>>, ApiError> {
+    let scope = principal.scope();
+    let Some((message_id, hash)) = deps.messages.client_message(scope, client_message_id).await?
+    else {
+        return Ok(None);
+    };
+    if hash != request_hash {
+        return Err(ApiError::Conflict {
+            code: "client_message_id_conflict",
+            detail: "This clientMessageId was used for a different message.".into(),
+        });
+    }
+    let stored = deps
+        .messages
+        .outbound(principal.tenant_id(), &message_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("message of a client id is missing"))?;
+    if !stored.enqueued && !stored.settled() {
+        enqueue(deps, principal, &message_id, stored.queue == "high").await?;
+    }
+    let view = deps.messages.message(scope, &message_id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Some(accepted(StatusCode::OK, &message_id, &view.status, client_message_id)))
+}
+
+async fn enqueue(
+    deps: &Deps,
+    principal: &Principal,
+    message_id: &str,
+    high: bool,
+) -> Result<(), ApiError> {
+    let queue = if high { &deps.queues.high } else { &deps.queues.standard };
+    deps.sqs
+        .send_message()
+        .queue_url(queue)
+        .message_body(job(principal.tenant_id().as_str(), message_id))
+        .send()
+        .await
+        .map_err(|e| {
+            // Stored but not queued: the client's retry with the same clientMessageId
+            // queues it (see `repeat`).
+            warn!(message_id, error = %error_chain(&e), "message stored but not queued");
+            ApiError::unavailable("sqs", error_chain(&e))
+        })?;
+    if let Err(e) = deps.messages.mark_enqueued(principal.tenant_id(), message_id).await {
+        // Harmless: a repeat would queue it again, and the sender sends it once.
+        warn!(message_id, error = %e, "queued mark not written");
+    }
+    Ok(())
+}
+
+/// Replies and reactions may name our message id (`msg_…`); Meta wants its wamid.
+async fn resolve_message_ids(
+    deps: &Deps,
+    principal: &Principal,
+    message: &mut OutboundMessage,
+) -> Result<(), ApiError> {
+    let resolve = async |id: &str, field: &str| -> Result<String, ApiError> {
+        if !id.starts_with("msg_") {
+            return Ok(id.to_owned());
+        }
+        let known = deps.messages.message(principal.scope(), id).await?;
+        known.and_then(|m| m.wamid).ok_or_else(|| {
+            ApiError::Validation(vec![FieldError::new(field, "names no message of this tenant that WhatsApp knows (yet)")])
+        })
+    };
+    if let Some(reply) = &message.reply_to {
+        message.reply_to = Some(resolve(reply, "context.messageId").await?);
+    }
+    if let Content::Reaction { message_id, .. } = &mut message.content {
+        *message_id = resolve(message_id, "reaction.messageId").await?;
+    }
+    Ok(())
+}
+
+/// What conversation lists show of the message.
+fn preview(message: &OutboundMessage) -> String {
+    let text: String = match &message.content {
+        Content::Text { body, .. } => body.clone(),
+        Content::Media { caption: Some(caption), .. } => caption.clone(),
+        Content::Template { name, .. } => format!("[template {name}]"),
+        Content::Reaction { emoji, .. } => emoji.clone(),
+        _ => format!("[{}]", message.kind()),
+    };
+    text.chars().take(120).collect()
+}
