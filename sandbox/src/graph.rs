@@ -8,7 +8,11 @@ use serde_json::{Value, json};
 /// the code.
 pub fn error(code: i64, details: Option<&str>) -> (StatusCode, Value) {
     let (status, title, default_details) = match code {
-        190 => (401, "Error validating access token: Session has expired.", "Your access token has expired."),
+        190 => (
+            401,
+            "Error validating access token: Session has expired.",
+            "Your access token has expired.",
+        ),
         130429 => (400, "Rate limit hit", "Cloud API message throughput has been reached."),
         131056 => (
             400,
@@ -24,13 +28,21 @@ pub fn error(code: i64, details: Option<&str>) -> (StatusCode, Value) {
             "Re-engagement message",
             "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
         ),
-        131049 => (400, "This message was not delivered to maintain healthy ecosystem engagement.", "In order to maintain a healthy ecosystem engagement, the message failed to be delivered."),
+        131049 => (
+            400,
+            "This message was not delivered to maintain healthy ecosystem engagement.",
+            "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.",
+        ),
         132000 => (
             400,
             "Number of parameters does not match the expected number of params",
             "body: number of localizable_params (0) does not match the expected number of params (1)",
         ),
-        132001 => (404, "Template name does not exist in the translation", "template name does not exist in en_US"),
+        132001 => (
+            404,
+            "Template name does not exist in the translation",
+            "template name does not exist in en_US",
+        ),
         131009 => (400, "Parameter value is not valid", "Parameter value is not valid"),
         100 => (400, "Invalid parameter", "Invalid parameter"),
         _ => (400, "Generic user error", "An error occurred."),
@@ -53,14 +65,25 @@ fn invalid(details: impl Into<String>) -> (StatusCode, Value) {
 }
 
 const TYPES: [&str; 11] = [
-    "text", "image", "document", "audio", "video", "sticker", "template", "interactive", "reaction",
-    "location", "contacts",
+    "text",
+    "image",
+    "document",
+    "audio",
+    "video",
+    "sticker",
+    "template",
+    "interactive",
+    "reaction",
+    "location",
+    "contacts",
 ];
 
 /// Checks a send request as the Cloud API does; returns the recipient's digits.
 pub fn validate_send(body: &Value) -> Result<String, (StatusCode, Value)> {
     if body.get("messaging_product").and_then(Value::as_str) != Some("whatsapp") {
-        return Err(invalid("The parameter messaging_product is required and must be \"whatsapp\"."));
+        return Err(invalid(
+            "The parameter messaging_product is required and must be \"whatsapp\".",
+        ));
     }
     let to = body.get("to").and_then(Value::as_str).unwrap_or_default();
     let digits = to.trim_start_matches('+');
@@ -80,7 +103,9 @@ pub fn validate_send(body: &Value) -> Result<String, (StatusCode, Value)> {
     match kind {
         "text" => match text(object.get("body")) {
             Some(b) if b.chars().count() <= 4096 => {}
-            Some(_) => return Err(invalid("Param text['body'] must be at most 4096 characters long.")),
+            Some(_) => {
+                return Err(invalid("Param text['body'] must be at most 4096 characters long."));
+            }
             None => return Err(invalid("Param text['body'] is required.")),
         },
         "image" | "document" | "audio" | "video" | "sticker" => {
@@ -103,14 +128,18 @@ pub fn validate_send(body: &Value) -> Result<String, (StatusCode, Value)> {
         }
         "interactive" => {
             if text(object.get("type")).is_none() || object.get("action").is_none() {
-                return Err(invalid("Param interactive['type'] and interactive['action'] are required."));
+                return Err(invalid(
+                    "Param interactive['type'] and interactive['action'] are required.",
+                ));
             }
         }
         "location" => {
             if object.get("latitude").and_then(Value::as_f64).is_none()
                 || object.get("longitude").and_then(Value::as_f64).is_none()
             {
-                return Err(invalid("Param location['latitude'] and location['longitude'] are required."));
+                return Err(invalid(
+                    "Param location['latitude'] and location['longitude'] are required.",
+                ));
             }
         }
         _ => {}
@@ -132,7 +161,13 @@ pub fn sent(to: &str, digits: &str, wamid: &str, template: bool) -> Value {
 }
 
 /// A status webhook (`sent`, `delivered`, `read`) for a message the sandbox accepted.
-pub fn status_payload(phone_number_id: &str, wamid: &str, status: &str, recipient: &str, timestamp: u64) -> Value {
+pub fn status_payload(
+    phone_number_id: &str,
+    wamid: &str,
+    status: &str,
+    recipient: &str,
+    timestamp: u64,
+) -> Value {
     let mut entry = json!({ "id": wamid, "status": status, "timestamp": timestamp.to_string(), "recipient_id": recipient });
     if status != "read" {
         entry["pricing"] = json!({"billable": true, "pricing_model": "PMP", "type": "regular", "category": "service"});
@@ -154,7 +189,14 @@ pub fn status_payload(phone_number_id: &str, wamid: &str, status: &str, recipien
 }
 
 /// A template's review outcome, as Meta announces it.
-pub fn template_status_payload(waba_id: &str, id: u64, name: &str, language: &str, category: &str, event: &str) -> Value {
+pub fn template_status_payload(
+    waba_id: &str,
+    id: u64,
+    name: &str,
+    language: &str,
+    category: &str,
+    event: &str,
+) -> Value {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{
@@ -202,7 +244,11 @@ mod tests {
             json!({"messaging_product": "whatsapp", "to": "+15551234567", "type": "fax", "fax": {}}),
         ] {
             let (status, body) = validate_send(&bad).expect_err("refused");
-            assert_eq!((status, body["error"]["code"].as_i64()), (StatusCode::BAD_REQUEST, Some(100)), "{bad}");
+            assert_eq!(
+                (status, body["error"]["code"].as_i64()),
+                (StatusCode::BAD_REQUEST, Some(100)),
+                "{bad}"
+            );
         }
     }
 }

@@ -197,14 +197,14 @@ async fn inbound(
         .unwrap_or_default();
     let name = request.name.as_deref().unwrap_or("Sandbox customer");
     let payload =
-        text_message_payload(&request.tenant_id, digits, name, &wamid, &request.text, now).to_string();
+        text_message_payload(&request.tenant_id, digits, name, &wamid, &request.text, now)
+            .to_string();
     let sent = deliver(&state, &request.tenant_id, payload).await;
     match sent {
-        Ok(status) if status.is_success() => (
-            StatusCode::ACCEPTED,
-            Json(json!({"wamid": wamid, "webhookStatus": status.as_u16()})),
-        )
-            .into_response(),
+        Ok(status) if status.is_success() => {
+            (StatusCode::ACCEPTED, Json(json!({"wamid": wamid, "webhookStatus": status.as_u16()})))
+                .into_response()
+        }
         Ok(status) => problem(
             StatusCode::BAD_GATEWAY,
             format!("Switchboard answered the webhook with {}", status.as_u16()),
@@ -230,7 +230,11 @@ async fn unknown_path() -> impl IntoResponse {
 
 /// Posts a signed webhook where Meta would: the tenant's webhook URL for a sandbox
 /// channel (its phone number id is its tenant id), the platform's for a numeric id.
-async fn deliver(state: &AppState, phone_number_id: &str, payload: String) -> Result<StatusCode, String> {
+async fn deliver(
+    state: &AppState,
+    phone_number_id: &str,
+    payload: String,
+) -> Result<StatusCode, String> {
     let base = state.settings.switchboard_url.trim_end_matches('/');
     let url = if phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
         format!("{base}/api/whatsapp/webhook")
@@ -314,7 +318,8 @@ async fn send(
         async move {
             for status in ["sent", "delivered", "read"] {
                 tokio::time::sleep(state.settings.status_delay).await;
-                let payload = graph::status_payload(&phone_number_id, &wamid, status, &digits, now_secs());
+                let payload =
+                    graph::status_payload(&phone_number_id, &wamid, status, &digits, now_secs());
                 deliver_with_retries(&state, &phone_number_id, payload).await;
             }
         }
@@ -340,12 +345,16 @@ async fn add_fault(
     let digits = fault.to.trim_start_matches('+').to_owned();
     let times = fault.times.unwrap_or(1);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || times == 0 {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, "to must be a phone number, times at least 1");
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "to must be a phone number, times at least 1",
+        );
     }
     if let Ok(mut memory) = state.memory.lock() {
         memory.faults.insert(digits.clone(), (fault.code, times));
     }
-    (StatusCode::CREATED, Json(json!({"to": fault.to, "code": fault.code, "times": times}))).into_response()
+    (StatusCode::CREATED, Json(json!({"to": fault.to, "code": fault.code, "times": times})))
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -353,7 +362,10 @@ struct SentQuery {
     to: Option<String>,
 }
 
-async fn list_sent(State(state): State<Arc<AppState>>, Query(query): Query<SentQuery>) -> axum::response::Response {
+async fn list_sent(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<SentQuery>,
+) -> axum::response::Response {
     let wanted = query.to.map(|t| t.trim_start_matches('+').to_owned());
     let items: Vec<Value> = state
         .memory
@@ -362,7 +374,9 @@ async fn list_sent(State(state): State<Arc<AppState>>, Query(query): Query<SentQ
             m.sent
                 .iter()
                 .filter(|s| {
-                    wanted.as_deref().is_none_or(|w| s["to"].as_str().is_some_and(|to| to.trim_start_matches('+') == w))
+                    wanted.as_deref().is_none_or(|w| {
+                        s["to"].as_str().is_some_and(|to| to.trim_start_matches('+') == w)
+                    })
                 })
                 .cloned()
                 .collect()
@@ -387,8 +401,11 @@ async fn list_templates(
     State(state): State<Arc<AppState>>,
     Path((_version, waba_id)): Path<(String, String)>,
 ) -> axum::response::Response {
-    let data =
-        state.memory.lock().map(|m| m.templates.get(&waba_id).cloned().unwrap_or_default()).unwrap_or_default();
+    let data = state
+        .memory
+        .lock()
+        .map(|m| m.templates.get(&waba_id).cloned().unwrap_or_default())
+        .unwrap_or_default();
     Json(json!({ "data": data, "paging": {} })).into_response()
 }
 
@@ -403,20 +420,37 @@ async fn create_template(
     let name = body["name"].as_str().unwrap_or_default().to_owned();
     let language = body["language"].as_str().unwrap_or_default().to_owned();
     let category = body["category"].as_str().unwrap_or_default().to_owned();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-        return graph_reply(graph::error(100, Some("Param name must be lower case letters, digits and underscores.")));
+    if name.is_empty()
+        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return graph_reply(graph::error(
+            100,
+            Some("Param name must be lower case letters, digits and underscores."),
+        ));
     }
-    if language.is_empty() || !matches!(category.as_str(), "AUTHENTICATION" | "MARKETING" | "UTILITY") {
-        return graph_reply(graph::error(100, Some("Params language and category (AUTHENTICATION, MARKETING or UTILITY) are required.")));
+    if language.is_empty()
+        || !matches!(category.as_str(), "AUTHENTICATION" | "MARKETING" | "UTILITY")
+    {
+        return graph_reply(graph::error(
+            100,
+            Some(
+                "Params language and category (AUTHENTICATION, MARKETING or UTILITY) are required.",
+            ),
+        ));
     }
-    let id = u64::from_be_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()) >> 12;
+    let id =
+        u64::from_be_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default())
+            >> 12;
     {
         let Ok(mut memory) = state.memory.lock() else {
             return graph_reply(graph::error(131000, None));
         };
         let list = memory.templates.entry(waba_id.clone()).or_default();
         if list.iter().any(|t| t["name"] == name && t["language"] == language) {
-            return graph_reply(graph::error(100, Some("Message template already exists in this language.")));
+            return graph_reply(graph::error(
+                100,
+                Some("Message template already exists in this language."),
+            ));
         }
         let mut stored = body.clone();
         stored["id"] = json!(id.to_string());
@@ -429,11 +463,16 @@ async fn create_template(
         async move {
             tokio::time::sleep(state.settings.status_delay).await;
             if let Ok(mut memory) = state.memory.lock()
-                && let Some(t) = memory.templates.get_mut(&waba_id).and_then(|l| l.iter_mut().find(|t| t["id"] == json!(id.to_string())))
+                && let Some(t) = memory
+                    .templates
+                    .get_mut(&waba_id)
+                    .and_then(|l| l.iter_mut().find(|t| t["id"] == json!(id.to_string())))
             {
                 t["status"] = json!("APPROVED");
             }
-            let payload = graph::template_status_payload(&waba_id, id, &name, &language, &category, "APPROVED");
+            let payload = graph::template_status_payload(
+                &waba_id, id, &name, &language, &category, "APPROVED",
+            );
             deliver_with_retries(&state, &waba_id, payload).await;
         }
     };

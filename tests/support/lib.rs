@@ -295,20 +295,24 @@ impl App {
     }
 
     pub async fn spawn_with(stack: &Stack, lockout: auth::LockoutPolicy) -> App {
-        Self::spawn_configured(stack, lockout, test_sender_policy()).await
+        Self::spawn_configured(stack, lockout, test_sender_policy(), true).await
     }
 
-    /// With its own sender policy (pacing and retry tests).
+    /// With its own sender policy, and optionally without queue processors (to look at
+    /// what is queued).
     pub async fn spawn_configured(
         stack: &Stack,
         lockout: auth::LockoutPolicy,
         sender: message_sender::Policy,
+        run_processors: bool,
     ) -> App {
         // Both servers are bound before either starts: each needs the other's address.
-        let sandbox_listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .await
-            .expect("bind sandbox");
-        let sandbox_url = format!("http://{}", sandbox_listener.local_addr().expect("sandbox addr"));
+        let sandbox_listener =
+            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                .await
+                .expect("bind sandbox");
+        let sandbox_url =
+            format!("http://{}", sandbox_listener.local_addr().expect("sandbox addr"));
         let spec = test_key_spec();
         let keys = shared::auth::tokens::TokenKeys::parse(
             &spec,
@@ -334,7 +338,7 @@ impl App {
                 app_secret: Some(PLATFORM_APP_SECRET.to_owned().into()),
                 verify_token: Some(PLATFORM_VERIFY_TOKEN.to_owned().into()),
             },
-            run_processors: true,
+            run_processors,
         };
         let app = local::Application::build(
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),

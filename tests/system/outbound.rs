@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 use shared::domain::outbound::OutboundMessage;
+use std::collections::BTreeSet;
 use switchboard_tests::workspace_root;
 
 /// How a partner writes, through `POST /api/messages`, the message a Cloud API request
@@ -97,4 +98,547 @@ fn every_error_fixture_is_classified_as_the_error_reference_says() {
     // Codes met only on the webhook path, and unknown ones, fail the message.
     assert_eq!(classify_error(131049), ErrorClass::Permanent);
     assert_eq!(classify_error(999_999), ErrorClass::Permanent);
+}
+
+// ---------------------------------------------------------------- through the local stack
+
+use switchboard_tests::{App, Emulator, Registered, Stack, email, eventually};
+
+/// A tenant whose channel is the sandbox.
+async fn sandbox_tenant(app: &App, name: &str) -> Registered {
+    let owner = app.register(&email(name)).await;
+    let (status, body) = app
+        .call(
+            "PUT",
+            "/api/whatsapp/channel",
+            Some(&owner.access_token),
+            Some(json!({"provider": "sandbox"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    owner
+}
+
+/// The customer `from` writes to the tenant (through the sandbox, signed as Meta would),
+/// which opens the 24-hour window; returns once the message is in a conversation.
+async fn customer_writes(app: &App, owner: &Registered, from: &str) {
+    let written = app
+        .http
+        .post(format!("{}/_sandbox/inbound", app.sandbox_url))
+        .json(&json!({"tenantId": owner.tenant_id, "from": from, "text": "Hello"}))
+        .send()
+        .await
+        .expect("sandbox inbound");
+    assert_eq!(written.status(), 202);
+    eventually(30, "the customer's message stored", || async {
+        let (_, list) =
+            app.call("GET", "/api/conversations?limit=100", Some(&owner.access_token), None).await;
+        list["items"]
+            .as_array()?
+            .iter()
+            .any(|c| c["contactWaId"] == from && c["serviceWindowEndsAt"].is_string())
+            .then_some(())
+    })
+    .await;
+}
+
+/// What the sandbox received for `to`, in order.
+async fn sandbox_sent(app: &App, to: &str) -> Vec<Value> {
+    let response = app
+        .http
+        .get(format!("{}/_sandbox/messages", app.sandbox_url))
+        .query(&[("to", to)])
+        .send()
+        .await
+        .expect("sandbox messages");
+    response.json::<Value>().await.expect("json")["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn fault(app: &App, to: &str, code: i64, times: u32) {
+    let response = app
+        .http
+        .post(format!("{}/_sandbox/faults", app.sandbox_url))
+        .json(&json!({"to": to, "code": code, "times": times}))
+        .send()
+        .await
+        .expect("sandbox faults");
+    assert_eq!(response.status(), 201);
+}
+
+/// The message once its status is `wanted`.
+async fn message_when(app: &App, token: &str, id: &str, wanted: &str) -> Value {
+    eventually(40, &format!("message {id} {wanted}"), || async {
+        let (status, message) =
+            app.call("GET", &format!("/api/messages/{id}"), Some(token), None).await;
+        (status == 200 && message["status"] == wanted).then_some(message)
+    })
+    .await
+}
+
+fn text(to: &str, client_id: &str, body: &str) -> Value {
+    json!({"to": to, "type": "text", "clientMessageId": client_id, "text": {"body": body}})
+}
+
+fn template(to: &str, client_id: &str) -> Value {
+    json!({"to": to, "type": "template", "clientMessageId": client_id,
+        "template": {"name": "order_update", "language": "en_US",
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}})
+}
+
+#[tokio::test]
+async fn every_send_fixture_reaches_the_sandbox_as_meta_would_receive_it() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = sandbox_tenant(&app, "fixtures").await;
+    let dir = workspace_root().join("tests/fixtures/meta/outbound");
+    let mut sent = 0;
+    for entry in std::fs::read_dir(dir).expect("fixtures").filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("send_") && name.ends_with(".request.json")) {
+            continue;
+        }
+        let graph: Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.path()).expect("read"))
+                .expect("json");
+        let request = as_api_request(&name, &graph);
+        let to = request["to"].as_str().expect("to").to_owned();
+        if graph["type"] != "template" {
+            customer_writes(&app, &owner, &to).await;
+        }
+        let before = sandbox_sent(&app, &to).await.len();
+        let (status, accepted) =
+            app.call("POST", "/api/messages", Some(&owner.access_token), Some(request)).await;
+        assert_eq!(status, 202, "{name}: {accepted}");
+        assert_eq!(accepted["status"], "queued");
+        let id = accepted["id"].as_str().expect("id").to_owned();
+        let sent_message = message_when(&app, &owner.access_token, &id, "read").await;
+        let received = sandbox_sent(&app, &to).await;
+        assert_eq!(received.len(), before + 1, "{name}: sent once");
+        let mut body = received[before].clone();
+        let wamid = body.as_object_mut().and_then(|b| b.remove("wamid")).expect("wamid");
+        assert_eq!(body, normalised(&graph), "{name}: what Meta receives");
+        assert_eq!(sent_message["wamid"], wamid, "{name}");
+        sent += 1;
+    }
+    assert_eq!(sent, 11);
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn a_sent_message_ends_read_with_its_history() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = sandbox_tenant(&app, "history").await;
+    customer_writes(&app, &owner, "+15550100001").await;
+
+    let (status, accepted) = app
+        .call(
+            "POST",
+            "/api/messages",
+            Some(&owner.access_token),
+            Some(text("+15550100001", "h-1", "Your order shipped")),
+        )
+        .await;
+    assert_eq!((status, accepted["clientMessageId"].as_str()), (202, Some("h-1")), "{accepted}");
+    let id = accepted["id"].as_str().expect("id");
+    let message = message_when(&app, &owner.access_token, id, "read").await;
+    let history: Vec<&str> = message["statusHistory"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["status"].as_str())
+        .collect();
+    assert_eq!(history, ["queued", "sent", "delivered", "read"]);
+    assert!(
+        message["statusHistory"].as_array().expect("h").iter().all(|h| h["timestamp"].is_string())
+    );
+    assert_eq!(
+        (message["direction"].as_str(), message["to"].as_str()),
+        (Some("outbound"), Some("+15550100001"))
+    );
+
+    // The conversation shows it, newest first, after the customer's message.
+    let conversation = message["conversationId"].as_str().expect("conversation");
+    let (_, page) = app
+        .call(
+            "GET",
+            &format!("/api/conversations/{conversation}/messages"),
+            Some(&owner.access_token),
+            None,
+        )
+        .await;
+    let directions: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|m| m["direction"].as_str())
+        .collect();
+    assert_eq!(directions, ["outbound", "inbound"]);
+    assert_eq!(page["items"][0]["status"], "read");
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn each_error_fixture_leads_to_a_retry_or_the_failure_it_calls_for() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = sandbox_tenant(&app, "errors").await;
+    let token = owner.access_token.clone();
+    // (code, whether a retry then succeeds). Templates: no service window needed.
+    let cases = [
+        (130429, true),
+        (131056, true),
+        (131000, true),
+        (131016, true),
+        (131026, false),
+        (131047, false),
+        (132000, false),
+        (132001, false),
+    ];
+    let mut ids = Vec::new();
+    for (i, (code, _)) in cases.iter().enumerate() {
+        let to = format!("+1555020{i:04}");
+        fault(&app, &to, *code, 1).await;
+        let (status, accepted) = app
+            .call(
+                "POST",
+                "/api/messages",
+                Some(&token),
+                Some(template(&to, &format!("err-{code}"))),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        ids.push((to, accepted["id"].as_str().expect("id").to_owned()));
+    }
+    for ((code, retried), (to, id)) in cases.iter().zip(&ids) {
+        if *retried {
+            let message = message_when(&app, &token, id, "read").await;
+            assert!(message["error"].is_null(), "{code}: {message}");
+            assert_eq!(
+                sandbox_sent(&app, to).await.len(),
+                1,
+                "{code}: one accepted send after the retry"
+            );
+        } else {
+            let message = message_when(&app, &token, id, "failed").await;
+            assert_eq!(message["error"]["code"], *code, "{code}: {message}");
+            assert!(message["error"]["title"].as_str().is_some_and(|t| !t.is_empty()));
+            assert!(sandbox_sent(&app, to).await.is_empty(), "{code}: never retried");
+        }
+    }
+
+    // A transient error that persists fails the message after the bounded retries.
+    fault(&app, "+15550299999", 131000, 50).await;
+    let (_, accepted) = app
+        .call(
+            "POST",
+            "/api/messages",
+            Some(&token),
+            Some(template("+15550299999", "err-persistent")),
+        )
+        .await;
+    let message = message_when(&app, &token, accepted["id"].as_str().expect("id"), "failed").await;
+    assert_eq!(message["error"]["code"], 131000);
+
+    // A refused token fails the message with the reason and marks the channel unhealthy.
+    fault(&app, "+15550300000", 190, 1).await;
+    let (_, accepted) = app
+        .call("POST", "/api/messages", Some(&token), Some(template("+15550300000", "err-190")))
+        .await;
+    let message = message_when(&app, &token, accepted["id"].as_str().expect("id"), "failed").await;
+    assert_eq!(message["error"]["code"], 190);
+    assert!(
+        message["error"]["title"].as_str().is_some_and(|t| t.contains("access token")),
+        "{message}"
+    );
+    let (_, channel) = app.call("GET", "/api/whatsapp/channel", Some(&token), None).await;
+    assert_eq!(channel["healthStatus"], "unhealthy");
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_client_message_id_send_once() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = sandbox_tenant(&app, "idempotent").await;
+    let to = "+15550400001";
+    customer_writes(&app, &owner, to).await;
+    let body = text(to, "same-id", "Only once");
+
+    let answers =
+        futures_util::future::join_all((0..8).map(|_| {
+            app.call("POST", "/api/messages", Some(&owner.access_token), Some(body.clone()))
+        }))
+        .await;
+    let mut statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 202], "{answers:?}");
+    let ids: BTreeSet<&str> = answers.iter().filter_map(|(_, b)| b["id"].as_str()).collect();
+    assert_eq!(ids.len(), 1, "one message: {answers:?}");
+    let id = ids.into_iter().next().expect("id").to_owned();
+    message_when(&app, &owner.access_token, &id, "read").await;
+
+    // Later repeats: the same message, with its current status; a different body is a conflict.
+    let (status, again) =
+        app.call("POST", "/api/messages", Some(&owner.access_token), Some(body)).await;
+    assert_eq!(
+        (status, again["id"].as_str(), again["status"].as_str()),
+        (200, Some(id.as_str()), Some("read"))
+    );
+    let (status, conflict) = app
+        .call(
+            "POST",
+            "/api/messages",
+            Some(&owner.access_token),
+            Some(text(to, "same-id", "Something else")),
+        )
+        .await;
+    assert_eq!((status, conflict["code"].as_str()), (409, Some("client_message_id_conflict")));
+    assert_eq!(sandbox_sent(&app, to).await.len(), 1, "sent once");
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn free_form_messages_need_the_customer_service_window() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = sandbox_tenant(&app, "window").await;
+    let token = owner.access_token.clone();
+
+    // Never wrote: only a template may go.
+    let (status, refused) = app
+        .call("POST", "/api/messages", Some(&token), Some(text("+15550500001", "w-1", "Hi")))
+        .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (422, Some("outside_service_window")),
+        "{refused}"
+    );
+    let (status, _) = app
+        .call("POST", "/api/messages", Some(&token), Some(template("+15550500001", "w-2")))
+        .await;
+    assert_eq!(status, 202);
+
+    // Wrote 25 hours ago (a signed webhook with that time): closed.
+    let old = shared::store::attrs::now_secs() as u64 - 25 * 3600;
+    let payload = sandbox::text_message_payload(
+        &owner.tenant_id,
+        "15550500002",
+        "Old",
+        "wamid.old-1",
+        "hi",
+        old,
+    )
+    .to_string();
+    let response = app
+        .http
+        .post(app.url(&format!("/api/whatsapp/webhook/{}", owner.tenant_id)))
+        .header(
+            "x-hub-signature-256",
+            shared::domain::meta::signature_header(
+                switchboard_tests::SANDBOX_APP_SECRET.as_bytes(),
+                payload.as_bytes(),
+            ),
+        )
+        .body(payload)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(response.status(), 200);
+    eventually(30, "the old message stored", || async {
+        let (_, list) = app.call("GET", "/api/conversations", Some(&token), None).await;
+        list["items"].as_array()?.iter().any(|c| c["contactWaId"] == "+15550500002").then_some(())
+    })
+    .await;
+    let (status, refused) = app
+        .call("POST", "/api/messages", Some(&token), Some(text("+15550500002", "w-3", "Hi")))
+        .await;
+    assert_eq!((status, refused["code"].as_str()), (422, Some("outside_service_window")));
+
+    // Wrote just now: open.
+    customer_writes(&app, &owner, "+15550500003").await;
+    let (status, _) = app
+        .call("POST", "/api/messages", Some(&token), Some(text("+15550500003", "w-4", "Hi")))
+        .await;
+    assert_eq!(status, 202);
+
+    // A refused request stored nothing: its client id is still free.
+    let (status, _) = app
+        .call("POST", "/api/messages", Some(&token), Some(template("+15550500002", "w-3")))
+        .await;
+    assert_eq!(status, 202, "w-3 was never used");
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_their_fields_and_store_nothing() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = sandbox_tenant(&app, "bad-sends").await;
+    let token = owner.access_token.clone();
+    let (status, problem) = app
+        .call(
+            "POST",
+            "/api/messages",
+            Some(&token),
+            Some(json!({"to": "555", "type": "text", "text": {"body": ""}})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["to", "clientMessageId", "text.body"]);
+    let raw = app
+        .http
+        .post(app.url("/api/messages"))
+        .bearer_auth(&token)
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(raw.status(), 400);
+
+    // No credentials: 401.
+    let (status, _) =
+        app.call("POST", "/api/messages", None, Some(template("+15550600001", "r-1"))).await;
+    assert_eq!(status, 401);
+
+    // No channel: a clear conflict.
+    let lonely = app.register(&email("no-channel")).await;
+    let (status, problem) = app
+        .call(
+            "POST",
+            "/api/messages",
+            Some(&lonely.access_token),
+            Some(template("+15550600001", "n-1")),
+        )
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("channel_not_configured")));
+    let (_, list) = app.call("GET", "/api/conversations", Some(&lonely.access_token), None).await;
+    assert_eq!(list["items"], json!([]));
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn messages_queue_by_tier() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn_configured(
+        &stack,
+        auth::LockoutPolicy::default(),
+        switchboard_tests::test_sender_policy(),
+        false,
+    )
+    .await;
+    let standard = sandbox_tenant(&app, "tier-standard").await;
+    let enterprise = sandbox_tenant(&app, "tier-enterprise").await;
+    stack.set_tier(&enterprise.tenant_id, "enterprise").await;
+    let b2b = sandbox_tenant(&app, "tier-b2b").await;
+    stack.set_tier(&b2b.tenant_id, "enterprise_b2b").await;
+    let professional = sandbox_tenant(&app, "tier-pro").await;
+    stack.set_tier(&professional.tenant_id, "professional").await;
+
+    let mut expected_high = BTreeSet::new();
+    let mut expected_standard = BTreeSet::new();
+    for (owner, high) in
+        [(&standard, false), (&enterprise, true), (&b2b, true), (&professional, false)]
+    {
+        let (status, accepted) = app
+            .call(
+                "POST",
+                "/api/messages",
+                Some(&owner.access_token),
+                Some(template("+15550700001", "tier")),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        let job = messages::job(&owner.tenant_id, accepted["id"].as_str().expect("id"));
+        if high {
+            expected_high.insert(job)
+        } else {
+            expected_standard.insert(job)
+        };
+    }
+    let drain = |url: String| {
+        let sqs = stack.clients.sqs.clone();
+        async move {
+            let mut bodies = BTreeSet::new();
+            for _ in 0..3 {
+                let out = sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(1)
+                    .send()
+                    .await
+                    .expect("receive");
+                bodies.extend(out.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
+            }
+            bodies
+        }
+    };
+    assert_eq!(drain(stack.resources.outbound_high_queue_url.clone()).await, expected_high);
+    assert_eq!(drain(stack.resources.outbound_standard_queue_url.clone()).await, expected_standard);
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn another_tenants_messages_are_not_found_and_cannot_be_named() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let a = sandbox_tenant(&app, "iso-a").await;
+    let b = sandbox_tenant(&app, "iso-b").await;
+    customer_writes(&app, &a, "+15550800001").await;
+    customer_writes(&app, &b, "+15550800001").await;
+    let (_, accepted) = app
+        .call(
+            "POST",
+            "/api/messages",
+            Some(&a.access_token),
+            Some(text("+15550800001", "iso", "Hi")),
+        )
+        .await;
+    let id = accepted["id"].as_str().expect("id").to_owned();
+    message_when(&app, &a.access_token, &id, "read").await;
+
+    assert_eq!(
+        app.call("GET", &format!("/api/messages/{id}"), Some(&b.access_token), None).await.0,
+        404
+    );
+    // B reusing A's client id is B's own, new message.
+    let (status, mine) = app
+        .call(
+            "POST",
+            "/api/messages",
+            Some(&b.access_token),
+            Some(text("+15550800001", "iso", "Hi")),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_ne!(mine["id"], accepted["id"]);
+    // B cannot react to or reply to A's message by its id.
+    let reaction = json!({"to": "+15550800001", "type": "reaction", "clientMessageId": "iso-r",
+        "reaction": {"messageId": id, "emoji": "👍"}});
+    let (status, problem) =
+        app.call("POST", "/api/messages", Some(&b.access_token), Some(reaction.clone())).await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (422, Some("reaction.messageId")));
+    // A can: the reaction goes out with the wamid of the message.
+    let (status, reacted) =
+        app.call("POST", "/api/messages", Some(&a.access_token), Some(reaction)).await;
+    assert_eq!(status, 202, "{reacted}");
+    message_when(&app, &a.access_token, reacted["id"].as_str().expect("id"), "read").await;
+    let sent = sandbox_sent(&app, "+15550800001").await;
+    let wamid = app
+        .call("GET", &format!("/api/messages/{id}"), Some(&a.access_token), None)
+        .await
+        .1["wamid"]
+        .clone();
+    assert!(
+        sent.iter().any(|s| s["type"] == "reaction" && s["reaction"]["message_id"] == wamid),
+        "{sent:?}"
+    );
+    stack.remove().await;
 }

@@ -93,10 +93,11 @@ impl Deps {
             Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
             sandbox,
         );
-        let queue_urls = [&resources.outbound_high_queue_url, &resources.outbound_standard_queue_url]
-            .into_iter()
-            .filter_map(|url| Some((url.rsplit('/').next()?.to_owned(), url.clone())))
-            .collect();
+        let queue_urls =
+            [&resources.outbound_high_queue_url, &resources.outbound_standard_queue_url]
+                .into_iter()
+                .filter_map(|url| Some((url.rsplit('/').next()?.to_owned(), url.clone())))
+                .collect();
         let http = reqwest::Client::builder()
             .timeout(policy.http_timeout)
             .pool_max_idle_per_host(64)
@@ -149,12 +150,15 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             .ok()
             .and_then(|j| Some((TenantId::parse(&j.tenant_id)?, j.message_id)));
         match job {
-            Some((tenant, message_id)) => groups.entry(tenant).or_default().push((index, message_id)),
+            Some((tenant, message_id)) => {
+                groups.entry(tenant).or_default().push((index, message_id))
+            }
             // Poison: the receive limit moves it to the dead-letter queue.
             None => outcomes[index] = Some(Outcome::Error("not a send job".into())),
         }
     }
-    let results = join_all(groups.into_iter().map(|(tenant, jobs)| send_group(deps, tenant, jobs))).await;
+    let results =
+        join_all(groups.into_iter().map(|(tenant, jobs)| send_group(deps, tenant, jobs))).await;
     for (index, outcome) in results.into_iter().flatten() {
         outcomes[index] = Some(outcome);
     }
@@ -273,11 +277,19 @@ async fn book(
     let wait = deps.policy.max_pacing_wait;
     let phone = deps
         .buckets
-        .reserve(tenant, &Bucket::Phone(target.phone_number_id.clone()), Rate::per_second(phone_rate), count, wait)
+        .reserve(
+            tenant,
+            &Bucket::Phone(target.phone_number_id.clone()),
+            Rate::per_second(phone_rate),
+            count,
+            wait,
+        )
         .await?;
     let Booking::Slots(phone) = phone else { return Ok(phone) };
-    let plan =
-        deps.buckets.reserve(tenant, &Bucket::Tenant, Rate::per_second(plan_rate), count, wait).await?;
+    let plan = deps
+        .buckets
+        .reserve(tenant, &Bucket::Tenant, Rate::per_second(plan_rate), count, wait)
+        .await?;
     Ok(match plan {
         Booking::Slots(plan) => Booking::Slots(Reservation::combine(phone, plan)),
         busy => busy,
@@ -305,8 +317,13 @@ async fn plan_rate(deps: &Deps, tenant: &TenantId) -> Result<u32, StoreError> {
 
 /// What the Graph API answered.
 enum Answer {
-    Sent { wamid: String },
-    Refused { code: i64, title: String },
+    Sent {
+        wamid: String,
+    },
+    Refused {
+        code: i64,
+        title: String,
+    },
     /// No usable answer (timeout, connection, 5xx without a Graph error).
     NoAnswer(String),
 }
@@ -351,7 +368,9 @@ async fn try_send(
     match deps.messages.claim_send(tenant, message_id, deps.policy.lease_secs).await? {
         Claim::Claimed => {}
         Claim::Settled => return Ok(Outcome::Done),
-        Claim::Busy => return Ok(Outcome::Retry(Duration::from_secs(deps.policy.lease_secs as u64))),
+        Claim::Busy => {
+            return Ok(Outcome::Retry(Duration::from_secs(deps.policy.lease_secs as u64)));
+        }
         Claim::Abandoned => {
             // NOTE: a sender stopped between calling Meta and recording the answer. Meta
             // may have the message; sending it again could deliver it twice, so it is
@@ -375,16 +394,32 @@ async fn try_send(
             info!(attempt, "message sent");
             Ok(Outcome::Done)
         }
-        Answer::Refused { code, title } => refused(deps, tenant, &message, attempt, code, &title).await,
+        Answer::Refused { code, title } => {
+            refused(deps, tenant, &message, attempt, code, &title).await
+        }
         Answer::NoAnswer(reason) => {
             warn!(attempt, reason, "the Graph API did not answer");
-            retry_or_fail(deps, tenant, &message, attempt, deps.policy.transient_attempts, (json!("no_answer"), &reason), 2).await
+            retry_or_fail(
+                deps,
+                tenant,
+                &message,
+                attempt,
+                deps.policy.transient_attempts,
+                (json!("no_answer"), &reason),
+                2,
+            )
+            .await
         }
     }
 }
 
 /// Meta has the message: its wamid must be recorded, or a retry would send it again.
-async fn record_sent(deps: &Deps, tenant: &TenantId, message: &Outbound, wamid: &str) -> Result<(), Outcome> {
+async fn record_sent(
+    deps: &Deps,
+    tenant: &TenantId,
+    message: &Outbound,
+    wamid: &str,
+) -> Result<(), Outcome> {
     let mut pause = Duration::from_millis(200);
     for _ in 0..6 {
         match deps.messages.record_sent(tenant, message, wamid).await {
@@ -416,10 +451,28 @@ async fn refused(
         ErrorClass::Throttled => {
             // Pair rate limits (one recipient) back off faster: Meta suggests 4^n seconds.
             let growth = if code == 131056 { 4 } else { 2 };
-            retry_or_fail(deps, tenant, message, attempt, deps.policy.throttled_attempts, (json!(code), title), growth).await
+            retry_or_fail(
+                deps,
+                tenant,
+                message,
+                attempt,
+                deps.policy.throttled_attempts,
+                (json!(code), title),
+                growth,
+            )
+            .await
         }
         ErrorClass::Transient => {
-            retry_or_fail(deps, tenant, message, attempt, deps.policy.transient_attempts, (json!(code), title), 2).await
+            retry_or_fail(
+                deps,
+                tenant,
+                message,
+                attempt,
+                deps.policy.transient_attempts,
+                (json!(code), title),
+                2,
+            )
+            .await
         }
         ErrorClass::Token => {
             if let Err(e) = deps.channels.store().record_health_for(tenant, Some(false)).await {
@@ -462,7 +515,8 @@ async fn retry_or_fail(
 /// `base * growth^(attempt-1)`, capped, with "equal jitter": between half and all of it.
 fn backoff(policy: &Policy, attempt: i64, growth: u32) -> Duration {
     let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(16);
-    let full = policy.retry_base.saturating_mul(growth.saturating_pow(exponent)).min(policy.retry_max);
+    let full =
+        policy.retry_base.saturating_mul(growth.saturating_pow(exponent)).min(policy.retry_max);
     let random = f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0;
     full.mul_f64(0.5 + random / 2.0)
 }

@@ -37,7 +37,8 @@ pub async fn send(
     let request_hash = sha256_hex(&graph_request.to_string());
 
     // A repeat is answered before any rule that may have changed since the first request.
-    if let Some(answer) = repeat(deps, principal, &message.client_message_id, &request_hash).await? {
+    if let Some(answer) = repeat(deps, principal, &message.client_message_id, &request_hash).await?
+    {
         return Ok(answer);
     }
     if deps.channels.get(scope).await?.is_none() {
@@ -48,7 +49,8 @@ pub async fn send(
     }
     let contact = deps.messages.contact(scope, message.to.wa_id()).await?;
     let last_inbound = contact.as_ref().and_then(|(_, at)| *at);
-    if !message.is_template() && last_inbound.is_none_or(|at| now_secs() > at + SERVICE_WINDOW_SECS) {
+    if !message.is_template() && last_inbound.is_none_or(|at| now_secs() > at + SERVICE_WINDOW_SECS)
+    {
         return Err(ApiError::Unprocessable {
             code: "outside_service_window",
             detail: "The customer has not written in the last 24 hours: only a template message can be sent.".into(),
@@ -76,9 +78,11 @@ pub async fn send(
             Ok(accepted(StatusCode::ACCEPTED, &new.message_id, "queued", &new.client_message_id))
         }
         // Lost the race to an identical (or conflicting) request with the same id.
-        Accepted::Existing { .. } => repeat(deps, principal, &message.client_message_id, &request_hash)
-            .await?
-            .ok_or_else(|| ApiError::internal("client message id vanished")),
+        Accepted::Existing { .. } => {
+            repeat(deps, principal, &message.client_message_id, &request_hash)
+                .await?
+                .ok_or_else(|| ApiError::internal("client message id vanished"))
+        }
     }
 }
 
@@ -152,7 +156,10 @@ async fn resolve_message_ids(
         }
         let known = deps.messages.message(principal.scope(), id).await?;
         known.and_then(|m| m.wamid).ok_or_else(|| {
-            ApiError::Validation(vec![FieldError::new(field, "names no message of this tenant that WhatsApp knows (yet)")])
+            ApiError::Validation(vec![FieldError::new(
+                field,
+                "names no message of this tenant that WhatsApp knows (yet)",
+            )])
         })
     };
     if let Some(reply) = &message.reply_to {

@@ -77,13 +77,21 @@ pub enum Decision {
 }
 
 /// Reserves `count` slots in a bucket whose clock reads `tat` (None: never used).
-pub fn reserve(rate: Rate, tat: Option<i64>, now_us: i64, count: usize, max_wait: Duration) -> Decision {
+pub fn reserve(
+    rate: Rate,
+    tat: Option<i64>,
+    now_us: i64,
+    count: usize,
+    max_wait: Duration,
+) -> Decision {
     let interval = rate.interval_us();
     let base = tat.unwrap_or(i64::MIN).max(now_us - rate.burst_us());
     let first_due = base.max(now_us);
     let wait = first_due - now_us;
     if wait > max_wait.as_micros() as i64 {
-        return Decision::Busy(Duration::from_micros((wait - max_wait.as_micros() as i64 / 2).max(0) as u64));
+        return Decision::Busy(Duration::from_micros(
+            (wait - max_wait.as_micros() as i64 / 2).max(0) as u64,
+        ));
     }
     let reservation = Reservation { start_us: base, interval_us: interval, count };
     Decision::Reserve { new_tat: base + interval * count as i64, reservation }
@@ -112,9 +120,7 @@ mod tests {
                 Decision::Busy(after) => now += after.as_micros() as i64,
             }
         }
-        (0..seconds)
-            .map(|s| due.iter().filter(|t| **t / 1_000_000 == s).count())
-            .collect()
+        (0..seconds).map(|s| due.iter().filter(|t| **t / 1_000_000 == s).count()).collect()
     }
 
     #[test]
@@ -147,7 +153,10 @@ mod tests {
         let booked = now + 20_000_000;
         match reserve(rate, Some(booked), now, 1, WAIT) {
             Decision::Busy(after) => {
-                assert!(after > Duration::from_secs(15) && after < Duration::from_secs(20), "{after:?}")
+                assert!(
+                    after > Duration::from_secs(15) && after < Duration::from_secs(20),
+                    "{after:?}"
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -41,9 +41,14 @@ pub struct NewOutbound {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
-    Created { conversation_id: String },
+    Created {
+        conversation_id: String,
+    },
     /// The client message id was used before: by this very request, or by another.
-    Existing { message_id: String, same_request: bool },
+    Existing {
+        message_id: String,
+        same_request: bool,
+    },
 }
 
 /// What the sender needs of a message.
@@ -94,7 +99,11 @@ fn outbound_from(item: &Item) -> Result<Outbound, StoreError> {
 }
 
 impl MessageStore {
-    fn transact_put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    fn transact_put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -174,7 +183,8 @@ impl MessageStore {
     ) -> Result<(), TxError> {
         let pk = scope.pk();
         let tenant = scope.tenant_id();
-        let now = now_secs();
+        let now_millis = crate::store::pacing::now_us() / 1000;
+        let now = now_millis / 1000;
         let mut client = key(&pk, format!("CLIENT#{}", new.client_message_id));
         client.insert("messageId".into(), s(&new.message_id));
         client.insert("requestHash".into(), s(&new.request_hash));
@@ -195,7 +205,10 @@ impl MessageStore {
             ("queue", s(&new.queue)),
             ("createdBy", s(&new.created_by)),
             ("gsi2pk", s(format!("CONV#{tenant}#{conversation_id}"))),
-            ("gsi2sk", s(format!("{}#{}", sortable(now), new.message_id))),
+            // NOTE: inbound messages sort by Meta's whole seconds (`<secs>#<id>`); outbound
+            // ones add milliseconds (`<secs>.<ms>#<id>`), which sorts after an inbound
+            // message of the same second: a reply shows after what it answers.
+            ("gsi2sk", s(format!("{}.{:03}#{}", sortable(now), now_millis % 1000, new.message_id))),
         ] {
             message.insert(k.into(), v);
         }
@@ -225,12 +238,14 @@ impl MessageStore {
             let mut contact = key(&pk, format!("CONTACT#{}", new.wa_id));
             contact.insert("conversationId".into(), s(conversation_id));
             items.push(self.transact_put(contact, Some("attribute_not_exists(pk)"))?);
-            items.push(self.transact_update(
-                aws_sdk_dynamodb::types::Update::builder()
-                    .set_key(Some(key(&pk, format!("USAGE#{}", day(now)))))
-                    .update_expression("ADD conversationsOpened :one")
-                    .expression_attribute_values(":one", n(1)),
-            )?);
+            items.push(
+                self.transact_update(
+                    aws_sdk_dynamodb::types::Update::builder()
+                        .set_key(Some(key(&pk, format!("USAGE#{}", day(now)))))
+                        .update_expression("ADD conversationsOpened :one")
+                        .expression_attribute_values(":one", n(1)),
+                )?,
+            );
         }
         match self.db.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(()),
@@ -243,7 +258,11 @@ impl MessageStore {
 
     /// Notes that the message is on its queue (a repeat of the request queues it again
     /// when this is missing: the first attempt stored it but could not queue it).
-    pub async fn mark_enqueued(&self, tenant: &TenantId, message_id: &str) -> Result<(), StoreError> {
+    pub async fn mark_enqueued(
+        &self,
+        tenant: &TenantId,
+        message_id: &str,
+    ) -> Result<(), StoreError> {
         self.db
             .update_item()
             .table_name(&self.table)
@@ -373,8 +392,11 @@ impl MessageStore {
             .set_key(Some(key(&pk, format!("USAGE#{}", day(now)))))
             .update_expression("ADD outbound :one")
             .expression_attribute_values(":one", n(1));
-        let items =
-            vec![self.transact_update(msg)?, self.transact_update(delivery)?, self.transact_update(usage)?];
+        let items = vec![
+            self.transact_update(msg)?,
+            self.transact_update(delivery)?,
+            self.transact_update(usage)?,
+        ];
         match self.db.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(()),
             // Recorded already (a retry of this write).
@@ -396,7 +418,9 @@ impl MessageStore {
         let error = serde_json::json!({ "code": code, "title": title }).to_string();
         let msg = aws_sdk_dynamodb::types::Update::builder()
             .set_key(Some(key(&pk, format!("MSG#{message_id}"))))
-            .update_expression("SET #status = :failed, #error = :error, at_failed = :now, lease = :free")
+            .update_expression(
+                "SET #status = :failed, #error = :error, at_failed = :now, lease = :free",
+            )
             .condition_expression("#status = :queued")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")

@@ -104,7 +104,8 @@ impl RateBuckets {
                     // short jittered pause once contention repeats.
                     if attempt > 2 {
                         let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 5;
-                        tokio::time::sleep(Duration::from_millis(jitter + u64::from(attempt))).await;
+                        tokio::time::sleep(Duration::from_millis(jitter + u64::from(attempt)))
+                            .await;
                     }
                 }
                 Err(e) => return Err(dynamo_err(e)),

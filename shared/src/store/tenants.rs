@@ -381,7 +381,10 @@ impl TenantStore {
 
     /// For queue processors: the tenant id in their work was put there by an
     /// authenticated request (or a verified webhook), not by a caller of this process.
-    pub async fn tenant_by_id(&self, tenant: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
+    pub async fn tenant_by_id(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<TenantRecord>, StoreError> {
         let item = self.get(key(format!("TENANT#{tenant}"), TENANT_SK)).await?;
         item.as_ref().map(tenant_from).transpose()
     }
