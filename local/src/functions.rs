@@ -77,7 +77,7 @@ impl Functions {
                 settings.graph.clone(),
             ),
             meta_webhook: meta_webhook::Deps::new(
-                channels,
+                channels.clone(),
                 message_store.clone(),
                 clients.sqs.clone(),
                 resources.inbound_events_queue_url.clone(),
@@ -87,12 +87,13 @@ impl Functions {
             messages: messages::Deps::new(
                 message_store.clone(),
                 store.clone(),
-                ChannelStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+                channels.clone(),
                 clients.sqs.clone(),
                 messages::OutboundQueues {
                     high: resources.outbound_high_queue_url.clone(),
                     standard: resources.outbound_standard_queue_url.clone(),
                 },
+                settings.graph.clone(),
                 authenticator.clone(),
             ),
             admin: admin::Deps::new(
@@ -159,7 +160,11 @@ pub fn processors(
         MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
         clients.sqs.clone(),
         resources.partner_events_queue_url.clone(),
-    );
+    )
+    .with_auto_assignment(TenantStore::new(
+        clients.dynamodb.clone(),
+        resources.tenants_table.clone(),
+    ));
     // One sender per queue, as Lambda runs separate instances for the two event sources.
     let sender = || -> Arc<dyn Processor> {
         Arc::new(MessageSender(message_sender::Deps::from_parts(

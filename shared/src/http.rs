@@ -174,6 +174,11 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     }
 }
 
+/// A `text/csv` download.
+pub fn csv(text: String) -> Response<Body> {
+    with_body(StatusCode::OK, "text/csv; charset=utf-8", text.into())
+}
+
 pub fn empty(status: StatusCode) -> Response<Body> {
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = status;

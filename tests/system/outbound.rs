@@ -642,3 +642,237 @@ async fn another_tenants_messages_are_not_found_and_cannot_be_named() {
     );
     stack.remove().await;
 }
+
+// ---------------------------------------------------------------- conversations, templates, usage
+
+/// An agent of the owner's tenant, logged in (so online); returns (id, token).
+async fn agent(app: &App, owner: &Registered, name: &str) -> (String, String) {
+    let address = email(name);
+    let (status, user) = app
+        .call(
+            "POST",
+            "/api/users",
+            Some(&owner.access_token),
+            Some(json!({"email": address, "name": name, "role": "AGENT", "password": switchboard_tests::PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let token = app.login(&address, switchboard_tests::PASSWORD).await;
+    (user["id"].as_str().expect("id").to_owned(), token)
+}
+
+async fn conversation_of(app: &App, token: &str, contact: &str) -> Value {
+    let (_, list) = app.call("GET", "/api/conversations?limit=100", Some(token), None).await;
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|c| c["contactWaId"] == contact)
+        .cloned()
+        .expect("conversation")
+}
+
+#[tokio::test]
+async fn conversations_are_closed_assigned_and_auto_assigned_round_robin() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = sandbox_tenant(&app, "assign").await;
+    let token = owner.access_token.clone();
+    let (first, first_token) = agent(&app, &owner, "agent-one").await;
+    let (second, _) = agent(&app, &owner, "agent-two").await;
+
+    // By hand: assign, close, unassign; bad input changes nothing.
+    customer_writes(&app, &owner, "+15550900001").await;
+    let id =
+        conversation_of(&app, &token, "+15550900001").await["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/conversations/{id}");
+    let (status, updated) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&first_token),
+            Some(json!({"assignedAgentId": first, "status": "closed"})),
+        )
+        .await;
+    assert_eq!(
+        (status, updated["assignedAgentId"].as_str(), updated["status"].as_str()),
+        (200, Some(first.as_str()), Some("closed")),
+        "{updated}"
+    );
+    for bad in [
+        json!({"status": "snoozed"}),
+        json!({"assignedAgentId": "usr_nobody"}),
+        json!({}),
+        json!({"colour": "red"}),
+    ] {
+        let (status, problem) = app.call("PATCH", &path, Some(&token), Some(bad.clone())).await;
+        assert_eq!(status, 422, "{bad}: {problem}");
+    }
+    let other = sandbox_tenant(&app, "assign-other").await;
+    let outsider = agent(&app, &other, "outsider").await.0;
+    let (status, _) =
+        app.call("PATCH", &path, Some(&token), Some(json!({"assignedAgentId": outsider}))).await;
+    assert_eq!(status, 422, "an agent of another tenant");
+    assert_eq!(
+        app.call("PATCH", &path, Some(&other.access_token), Some(json!({"status": "open"})))
+            .await
+            .0,
+        404
+    );
+    let (_, unassigned) =
+        app.call("PATCH", &path, Some(&token), Some(json!({"assignedAgentId": null}))).await;
+    assert!(unassigned["assignedAgentId"].is_null());
+    assert_eq!(unassigned["status"], "closed");
+
+    // Automatic: new conversations go to the online agents in turn.
+    let (status, _) = app
+        .call(
+            "PATCH",
+            "/api/tenant",
+            Some(&token),
+            Some(json!({"settings": {"autoAssignment": true}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut assigned = Vec::new();
+    for n in 2..=5 {
+        let contact = format!("+1555090000{n}");
+        customer_writes(&app, &owner, &contact).await;
+        let conversation = eventually(20, "assigned", || async {
+            let c = conversation_of(&app, &token, &contact).await;
+            c["assignedAgentId"].as_str().map(str::to_owned)
+        })
+        .await;
+        assigned.push(conversation);
+    }
+    let mut agents = BTreeSet::from([first.clone(), second.clone()]);
+    assert!(agents.contains(&assigned[0]), "{assigned:?}");
+    for pair in assigned.windows(2) {
+        assert_ne!(pair[0], pair[1], "round-robin: {assigned:?}");
+    }
+    agents.retain(|a| !assigned.contains(a));
+    assert!(agents.is_empty(), "both agents got conversations: {assigned:?}");
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn templates_are_submitted_and_follow_metas_review() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = sandbox_tenant(&app, "templates").await;
+    let token = owner.access_token.clone();
+    let body = json!({"name": "order_update", "language": "en_US", "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Your order {{1}} shipped."}]});
+    let (status, created) =
+        app.call("POST", "/api/templates", Some(&token), Some(body.clone())).await;
+    assert_eq!((status, created["status"].as_str()), (201, Some("PENDING")), "{created}");
+    assert_eq!(app.call("POST", "/api/templates", Some(&token), Some(body)).await.0, 409);
+    let (status, problem) = app
+        .call(
+            "POST",
+            "/api/templates",
+            Some(&token),
+            Some(json!({"name": "Bad Name", "language": "en_US", "category": "SPAM"})),
+        )
+        .await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!((status, fields), (422, vec!["name", "category", "components"]));
+
+    // The sandbox approves it by webhook, as Meta does after review.
+    let approved = eventually(20, "template approved", || async {
+        let (_, list) = app.call("GET", "/api/templates", Some(&token), None).await;
+        let t = list["items"].as_array()?.iter().find(|t| t["name"] == "order_update")?.clone();
+        (t["status"] == "APPROVED").then_some(t)
+    })
+    .await;
+    assert_eq!(approved["category"], "UTILITY", "what was submitted stays");
+    assert_eq!(approved["components"][0]["type"], "BODY");
+
+    // Another tenant sees none of it; deleting removes it here and at Meta.
+    let other = sandbox_tenant(&app, "templates-other").await;
+    let (_, theirs) = app.call("GET", "/api/templates", Some(&other.access_token), None).await;
+    assert_eq!(theirs["items"], json!([]));
+    assert_eq!(
+        app.call("DELETE", "/api/templates/order_update", Some(&other.access_token), None).await.0,
+        404
+    );
+    assert_eq!(app.call("DELETE", "/api/templates/order_update", Some(&token), None).await.0, 204);
+    let (_, list) = app.call("GET", "/api/templates", Some(&token), None).await;
+    assert_eq!(list["items"], json!([]));
+    let at_meta = app
+        .http
+        .get(format!("{}/v23.0/{}/message_templates", app.sandbox_url, owner.tenant_id))
+        .send()
+        .await
+        .expect("sandbox")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(at_meta["data"], json!([]));
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn usage_counts_each_day_as_json_and_csv() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = sandbox_tenant(&app, "usage").await;
+    let token = owner.access_token.clone();
+    customer_writes(&app, &owner, "+15551000001").await;
+    let (_, accepted) = app
+        .call("POST", "/api/messages", Some(&token), Some(text("+15551000001", "u-1", "Hi")))
+        .await;
+    message_when(&app, &token, accepted["id"].as_str().expect("id"), "read").await;
+    fault(&app, "+15551000002", 131026, 1).await;
+    let (_, accepted) = app
+        .call("POST", "/api/messages", Some(&token), Some(template("+15551000002", "u-2")))
+        .await;
+    message_when(&app, &token, accepted["id"].as_str().expect("id"), "failed").await;
+
+    let today = shared::store::attrs::rfc3339(shared::store::attrs::now_secs())[..10].to_owned();
+    let (status, usage) = app
+        .call("GET", &format!("/api/analytics/usage?from={today}&to={today}"), Some(&token), None)
+        .await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(
+        usage["items"],
+        json!([{"date": today, "inbound": 1, "outbound": 1, "delivered": 1, "read": 1, "failed": 1, "conversationsOpened": 2}])
+    );
+    let (_, month) = app.call("GET", "/api/analytics/usage", Some(&token), None).await;
+    assert_eq!(month["items"].as_array().map(Vec::len), Some(30), "a row per day, zeros included");
+
+    let csv = app
+        .http
+        .get(app.url(&format!("/api/analytics/usage?from={today}&to={today}&format=csv")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("csv");
+    assert!(csv.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/csv"));
+    assert_eq!(
+        csv.text().await.expect("text"),
+        format!(
+            "date,inbound,outbound,delivered,read,failed,conversationsOpened\n{today},1,1,1,1,1,2\n"
+        )
+    );
+    for bad in [
+        "from=2026-02-30",
+        "from=2026-01-10&to=2026-01-01",
+        "from=2020-01-01&to=2026-01-01",
+        "format=xml",
+    ] {
+        assert_eq!(
+            app.call("GET", &format!("/api/analytics/usage?{bad}"), Some(&token), None).await.0,
+            422,
+            "{bad}"
+        );
+    }
+    let (_, agent_token) = agent(&app, &owner, "usage-agent").await;
+    assert_eq!(app.call("GET", "/api/analytics/usage", Some(&agent_token), None).await.0, 403);
+    stack.remove().await;
+}

@@ -7,7 +7,7 @@ use shared::auth::secrets::{new_refresh_token, sha256_hex};
 use shared::auth::tokens::{ACCESS_TOKEN_TTL, TokenKeys};
 use shared::domain::Violation;
 use shared::domain::access::Action;
-use shared::domain::ids::UserId;
+use shared::domain::ids::{TenantId, UserId};
 use shared::domain::tenant::Tier;
 use shared::domain::user::{Email, Role, check_name, check_password};
 use shared::http::{ApiError, empty, into_response, json};
@@ -135,6 +135,7 @@ async fn start_login(deps: &Deps, user: &UserRecord) -> Result<Tokens, ApiError>
     let grant =
         RefreshGrant { user_id: user.id.clone(), tenant_id: user.tenant_id.clone(), family_id };
     deps.store.start_login(&grant, &sha256_hex(&refresh_token), now + REFRESH_TTL_SECS).await?;
+    seen(deps, &user.tenant_id, &user.id, true).await;
     Ok(Tokens {
         access_token,
         refresh_token,
@@ -325,6 +326,7 @@ async fn refresh(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
         .keys
         .issue(&user.id, &user.tenant_id, user.role, now.max(0) as u64)
         .map_err(ApiError::internal)?;
+    seen(deps, &user.tenant_id, &user.id, true).await;
     Ok(json(
         StatusCode::OK,
         &Tokens {
@@ -347,8 +349,16 @@ async fn logout(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiErr
         && &grant.tenant_id == principal.tenant_id()
     {
         deps.store.revoke_login(&grant.family_id).await?;
+        seen(deps, &grant.tenant_id, &grant.user_id, false).await;
     }
     Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// Presence for auto-assignment: best effort, never a reason to fail a login.
+async fn seen(deps: &Deps, tenant: &TenantId, user: &UserId, online: bool) {
+    if let Err(e) = deps.store.mark_seen(tenant, user, online).await {
+        warn!(error = %e, "presence not recorded");
+    }
 }
 
 async fn me(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {

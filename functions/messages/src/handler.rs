@@ -1,9 +1,14 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use serde_json::{Map, Value};
 use shared::auth::principal::Authenticator;
+use shared::channel::Channels;
+use shared::domain::ids::UserId;
+use shared::domain::user::Role;
+use shared::graph::GraphConfig;
 use shared::http::{ApiError, FieldError, into_response, json};
-use shared::request::{path_param, query_param, route_key};
-use shared::store::channels::ChannelStore;
+use shared::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, route_key};
+use shared::store::TenantScope;
 use shared::store::messages::MessageStore;
 use shared::store::page;
 use shared::store::tenants::TenantStore;
@@ -12,9 +17,11 @@ use tracing::instrument;
 pub struct Deps {
     pub(crate) messages: MessageStore,
     pub(crate) tenants: TenantStore,
-    pub(crate) channels: ChannelStore,
+    pub(crate) channels: Channels,
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) queues: OutboundQueues,
+    pub(crate) graph: GraphConfig,
+    pub(crate) http: reqwest::Client,
     authenticator: Authenticator,
 }
 
@@ -29,12 +36,17 @@ impl Deps {
     pub fn new(
         messages: MessageStore,
         tenants: TenantStore,
-        channels: ChannelStore,
+        channels: Channels,
         sqs: aws_sdk_sqs::Client,
         queues: OutboundQueues,
+        graph: GraphConfig,
         authenticator: Authenticator,
     ) -> Self {
-        Self { messages, tenants, channels, sqs, queues, authenticator }
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self { messages, tenants, channels, sqs, queues, graph, http, authenticator }
     }
 }
 
@@ -102,6 +114,30 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
             Ok(json(StatusCode::OK, &page))
         }
         ("POST", "/api/messages") => crate::send::send(deps, request, &principal).await,
+        ("GET", "/api/templates") => crate::templates::list(deps, &principal).await,
+        ("POST", "/api/templates") => crate::templates::create(deps, request, &principal).await,
+        ("DELETE", "/api/templates/{name}") => {
+            crate::templates::delete(deps, request, &principal).await
+        }
+        ("GET", "/api/analytics/usage") => {
+            crate::usage::usage(&deps.messages, request, &principal).await
+        }
+        ("PATCH", "/api/conversations/{id}") => {
+            let conversation = id(request, "conv_")?;
+            let body: Map<String, Value> = json_body(request, DEFAULT_BODY_LIMIT)?;
+            let (status, assignee) = conversation_change(deps, scope, &body).await?;
+            let updated = deps
+                .messages
+                .update_conversation(
+                    scope,
+                    &conversation,
+                    status.as_deref(),
+                    assignee.as_ref().map(Option::as_deref),
+                )
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            Ok(json(StatusCode::OK, &updated))
+        }
         ("GET", "/api/messages/{id}") => {
             let message = deps
                 .messages
@@ -112,4 +148,53 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
         }
         _ => Err(ApiError::NotFound),
     }
+}
+
+/// `{"status"?, "assignedAgentId"?}`: open or closed; an agent (or admin) of this tenant,
+/// or null to unassign.
+async fn conversation_change(
+    deps: &Deps,
+    scope: &TenantScope,
+    body: &Map<String, Value>,
+) -> Result<(Option<String>, Option<Option<String>>), ApiError> {
+    let mut errors = Vec::new();
+    for key in body.keys().filter(|k| !matches!(k.as_str(), "status" | "assignedAgentId")) {
+        errors.push(FieldError::new(key.as_str(), "is not a field of a conversation change"));
+    }
+    let status = match body.get("status") {
+        None => None,
+        Some(Value::String(s)) if matches!(s.as_str(), "open" | "closed") => Some(s.clone()),
+        Some(_) => {
+            errors.push(FieldError::new("status", "must be open or closed"));
+            None
+        }
+    };
+    let assignee = match body.get("assignedAgentId") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(raw)) => {
+            let user = match UserId::parse(raw) {
+                Some(user_id) => deps.tenants.get_user(scope, &user_id).await?,
+                None => None,
+            };
+            match user {
+                Some(u) if matches!(u.role, Role::Agent | Role::TenantAdmin) => {
+                    Some(Some(u.id.to_string()))
+                }
+                _ => {
+                    errors
+                        .push(FieldError::new("assignedAgentId", "is not an agent of this tenant"));
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            errors.push(FieldError::new("assignedAgentId", "must be a user id or null"));
+            None
+        }
+    };
+    if errors.is_empty() && status.is_none() && assignee.is_none() {
+        errors.push(FieldError::new("status", "give status, assignedAgentId or both"));
+    }
+    if errors.is_empty() { Ok((status, assignee)) } else { Err(ApiError::Validation(errors)) }
 }

@@ -3,6 +3,8 @@
 
 mod handler;
 mod send;
+mod templates;
+mod usage;
 
 pub use handler::{Deps, OutboundQueues, handle};
 pub use send::job;

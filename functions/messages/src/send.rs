@@ -41,7 +41,7 @@ pub async fn send(
     {
         return Ok(answer);
     }
-    if deps.channels.get(scope).await?.is_none() {
+    if deps.channels.store().get(scope).await?.is_none() {
         return Err(ApiError::Conflict {
             code: "channel_not_configured",
             detail: "Connect a WhatsApp channel (PUT /api/whatsapp/channel) before sending.".into(),

@@ -9,6 +9,7 @@ use shared::domain::meta::{self, WebhookItem};
 use shared::store::StoreError;
 use shared::store::attrs::{now_secs, rfc3339};
 use shared::store::messages::MessageStore;
+use shared::store::tenants::TenantStore;
 use shared::telemetry::error_chain;
 use tracing::{error, info, instrument, warn};
 
@@ -16,6 +17,8 @@ pub struct Deps {
     messages: MessageStore,
     sqs: aws_sdk_sqs::Client,
     partner_events_queue_url: String,
+    /// For auto-assignment of new conversations (off when `None`).
+    tenants: Option<TenantStore>,
 }
 
 impl Deps {
@@ -24,8 +27,42 @@ impl Deps {
         sqs: aws_sdk_sqs::Client,
         partner_events_queue_url: String,
     ) -> Self {
-        Self { messages, sqs, partner_events_queue_url }
+        Self { messages, sqs, partner_events_queue_url, tenants: None }
     }
+
+    /// Assigns new conversations round-robin to online agents where the tenant's
+    /// `autoAssignment` setting is on.
+    pub fn with_auto_assignment(mut self, tenants: TenantStore) -> Self {
+        self.tenants = Some(tenants);
+        self
+    }
+}
+
+/// Gives a new conversation to the next online agent. Idempotent: a redelivered event
+/// finds the conversation assigned.
+async fn auto_assign(
+    deps: &Deps,
+    tenant: &TenantId,
+    conversation_id: &str,
+) -> Result<(), StoreError> {
+    let Some(tenants) = &deps.tenants else { return Ok(()) };
+    // NOTE: read for each new conversation (not cached): new conversations are few, and
+    // a tenant switching auto-assignment on expects the next one to follow it.
+    let on = tenants.tenant_by_id(tenant).await?.is_some_and(|t| t.settings.auto_assignment);
+    if !on {
+        return Ok(());
+    }
+    match tenants.next_online_agent(tenant).await? {
+        Some(agent) => {
+            if deps.messages.assign_if_unassigned(tenant, conversation_id, agent.as_str()).await? {
+                info!(tenant_id = %tenant, conversation_id, agent_id = %agent, "conversation assigned");
+            }
+        }
+        None => {
+            info!(tenant_id = %tenant, conversation_id, "no agent online; conversation left unassigned")
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +129,7 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
             WebhookItem::Message(message) => {
                 let applied = deps.messages.apply_inbound(&tenant, &message).await?;
                 if applied.new_conversation {
+                    auto_assign(deps, &tenant, &applied.conversation_id).await?;
                     events.push(partner_event(
                         partner_event_id(&["conversation.created", tenant.as_str(), &applied.conversation_id]),
                         "conversation.created",

@@ -3,6 +3,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::aws::AwsClients;
 use shared::config::Resources;
 use shared::store::messages::MessageStore;
+use shared::store::tenants::TenantStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,7 +14,11 @@ async fn main() -> Result<(), Error> {
         MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
         clients.sqs.clone(),
         resources.partner_events_queue_url.clone(),
-    );
+    )
+    .with_auto_assignment(TenantStore::new(
+        clients.dynamodb.clone(),
+        resources.tenants_table.clone(),
+    ));
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(webhook_processor::handle(&deps, event.payload).await)
     }))

@@ -42,10 +42,11 @@ impl Tier {
                 Limits { max_users: 25, max_api_keys: 20, messages_per_second: 40 }
             }
             Tier::Enterprise => {
-                Limits { max_users: 500, max_api_keys: 100, messages_per_second: 80 }
+                Limits { max_users: 500, max_api_keys: 100, messages_per_second: 500 }
             }
+            // Partner platforms send for many businesses: up to Meta's highest throughput.
             Tier::EnterpriseB2b => {
-                Limits { max_users: 50, max_api_keys: 20, messages_per_second: 80 }
+                Limits { max_users: 50, max_api_keys: 20, messages_per_second: 1000 }
             }
         }
     }

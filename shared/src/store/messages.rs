@@ -91,6 +91,36 @@ pub struct MessageView {
     pub content: serde_json::Value,
 }
 
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateView {
+    pub name: String,
+    pub language: String,
+    pub category: String,
+    /// Meta's review state: PENDING, APPROVED, REJECTED, PAUSED, DISABLED, …
+    pub status: String,
+    pub reason: Option<String>,
+    pub components: serde_json::Value,
+    #[serde(skip)]
+    pub meta_id: Option<String>,
+    pub updated_at: String,
+}
+
+fn template_from(item: &Item) -> Result<TemplateView, StoreError> {
+    Ok(TemplateView {
+        name: get_s(item, "name")?.to_owned(),
+        language: get_s(item, "language")?.to_owned(),
+        category: opt_s(item, "category").unwrap_or("UNKNOWN").to_owned(),
+        status: opt_s(item, "status").unwrap_or("PENDING").to_owned(),
+        reason: opt_s(item, "reason").filter(|r| *r != "NONE").map(str::to_owned),
+        components: opt_s(item, "components")
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or(serde_json::json!([])),
+        meta_id: opt_s(item, "metaId").map(str::to_owned),
+        updated_at: rfc3339(opt_n(item, "updatedAt").unwrap_or_default()),
+    })
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct StatusEntry {
     pub status: String,
@@ -566,21 +596,114 @@ impl MessageStore {
 
     // ------------------------------------------------------------------ templates, other events
 
+    /// Records Meta's review outcome of a template; what was stored when it was created
+    /// (category, components) stays.
     pub async fn apply_template_status(
         &self,
         tenant: &TenantId,
         template: &TemplateStatus,
     ) -> Result<(), StoreError> {
         let language = template.language.as_deref().unwrap_or("-");
-        let mut item = key(tenant_pk(tenant), format!("TEMPLATE#{}#{language}", template.name));
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant), format!("TEMPLATE#{}#{language}", template.name))))
+            .update_expression(
+                "SET #name = :name, #language = :language, #status = :status, reason = :reason, \
+                 #raw = :raw, updatedAt = :now",
+            )
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#language", "language")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#raw", "raw")
+            .expression_attribute_values(":name", s(&template.name))
+            .expression_attribute_values(":language", s(language))
+            .expression_attribute_values(":status", s(&template.event))
+            .expression_attribute_values(":reason", s(template.reason.as_deref().unwrap_or("NONE")))
+            .expression_attribute_values(":raw", s(template.raw.to_string()))
+            .expression_attribute_values(":now", n(now_secs()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(dynamo_err)
+    }
+
+    /// A template submitted to Meta, before its review.
+    pub async fn create_template(
+        &self,
+        scope: &TenantScope,
+        template: &TemplateView,
+    ) -> Result<bool, StoreError> {
+        let mut item = key(scope.pk(), format!("TEMPLATE#{}#{}", template.name, template.language));
         item.insert("name".into(), s(&template.name));
-        item.insert("language".into(), s(language));
-        item.insert("status".into(), s(&template.event));
-        item.insert("reason".into(), s(template.reason.as_deref().unwrap_or("NONE")));
-        item.insert("raw".into(), s(template.raw.to_string()));
+        item.insert("language".into(), s(&template.language));
+        item.insert("category".into(), s(&template.category));
+        item.insert("status".into(), s(&template.status));
+        item.insert("components".into(), s(template.components.to_string()));
+        if let Some(id) = &template.meta_id {
+            item.insert("metaId".into(), s(id));
+        }
         item.insert("updatedAt".into(), n(now_secs()));
-        super::write(&self.db, &self.table, item).await?;
-        Ok(())
+        let out = self
+            .db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(dynamo_err(e)),
+        }
+    }
+
+    /// Every template of the tenant (a WhatsApp account holds at most a few hundred).
+    pub async fn templates(&self, scope: &TenantScope) -> Result<Vec<TemplateView>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(scope.pk()))
+                .expression_attribute_values(":prefix", s("TEMPLATE#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo_err)?;
+            items.extend(out.items().iter().map(template_from).collect::<Result<Vec<_>, _>>()?);
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Deletes every language of a template; false when there was none.
+    pub async fn delete_template(
+        &self,
+        scope: &TenantScope,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let found: Vec<TemplateView> =
+            self.templates(scope).await?.into_iter().filter(|t| t.name == name).collect();
+        for template in &found {
+            self.db
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(
+                    scope.pk(),
+                    format!("TEMPLATE#{}#{}", template.name, template.language),
+                )))
+                .send()
+                .await
+                .map_err(dynamo_err)?;
+        }
+        Ok(!found.is_empty())
     }
 
     pub async fn template_status(
@@ -620,6 +743,74 @@ impl MessageStore {
     ) -> Result<Option<ConversationView>, StoreError> {
         let item = self.get(key(scope.pk(), format!("CONV#{id}"))).await?;
         item.as_ref().map(conversation_from).transpose()
+    }
+
+    /// Changes a conversation's status and assignee (`Some(None)` unassigns); `None` when
+    /// the tenant has no such conversation.
+    pub async fn update_conversation(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        status: Option<&str>,
+        assignee: Option<Option<&str>>,
+    ) -> Result<Option<ConversationView>, StoreError> {
+        let mut sets = vec!["updatedAt = :now"];
+        let mut removes = Vec::new();
+        let mut update = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(scope.pk(), format!("CONV#{id}"))))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now_secs()))
+            .return_values(ReturnValue::AllNew);
+        if let Some(status) = status {
+            sets.push("#status = :status");
+            update = update
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status));
+        }
+        match assignee {
+            Some(Some(agent)) => {
+                sets.push("assignedAgentId = :agent");
+                update = update.expression_attribute_values(":agent", s(agent));
+            }
+            Some(None) => removes.push("assignedAgentId"),
+            None => {}
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        match update.update_expression(expression).send().await {
+            Ok(out) => out.attributes.as_ref().map(conversation_from).transpose(),
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(dynamo_err(e)),
+        }
+    }
+
+    /// Auto-assignment: gives a new conversation to `agent` unless someone has it already.
+    pub async fn assign_if_unassigned(
+        &self,
+        tenant: &TenantId,
+        conversation_id: &str,
+        agent: &str,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant), format!("CONV#{conversation_id}"))))
+            .update_expression("SET assignedAgentId = :agent")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(assignedAgentId)")
+            .expression_attribute_values(":agent", s(agent))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(dynamo_err(e)),
+        }
     }
 
     /// Conversations by latest activity, newest first, optionally filtered.

@@ -32,6 +32,9 @@ use aws_sdk_dynamodb::types::{
 use serde::Serialize;
 
 const TENANT_SK: &str = "TENANT";
+/// An agent with a session seen this recently is online: an access token lives 15
+/// minutes, and a live session refreshes it before then.
+pub const ONLINE_FOR_SECS: i64 = 20 * 60;
 const USER_PREFIX: &str = "USER#";
 const APIKEY_PREFIX: &str = "APIKEY#";
 const AUDIT_PREFIX: &str = "AUDIT#";
@@ -156,7 +159,6 @@ fn with(
     item
 }
 
-/// Which items of a cancelled transaction failed their condition.
 fn user_item(scope_pk: &str, tenant: &TenantId, user: &NewUser, now: i64) -> Item {
     with(
         key(scope_pk, format!("{USER_PREFIX}{}", user.id)),
@@ -631,6 +633,79 @@ impl TenantStore {
             .map_err(dynamo_err)?;
         let items = out.items().iter().map(parse).collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, next_cursor: page::encode(out.last_evaluated_key()) })
+    }
+
+    // ------------------------------------------------------------------ agent presence
+
+    /// Notes that a user has a live session (login, token refresh) or ended it (logout).
+    /// An agent seen within [`ONLINE_FOR_SECS`] is online for auto-assignment.
+    pub async fn mark_seen(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        online: bool,
+    ) -> Result<(), StoreError> {
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("TENANT#{tenant}"), format!("{USER_PREFIX}{user}"))))
+            .update_expression("SET lastSeenAt = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", n(if online { now_secs() } else { 0 }))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| if condition_failed(&e) { Ok(()) } else { Err(dynamo_err(e)) })
+    }
+
+    /// The next online agent of the tenant, round-robin (a counter on the tenant item
+    /// shared by every processor); `None` when no agent is online.
+    pub async fn next_online_agent(&self, tenant: &TenantId) -> Result<Option<UserId>, StoreError> {
+        let pk = format!("TENANT#{tenant}");
+        let since = now_secs() - ONLINE_FOR_SECS;
+        let mut online = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .filter_expression("#role = :agent AND lastSeenAt >= :since")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":prefix", s(USER_PREFIX))
+                .expression_attribute_values(":agent", s(Role::Agent.as_str()))
+                .expression_attribute_values(":since", n(since))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo_err)?;
+            online.extend(out.items().iter().filter_map(|i| UserId::parse(opt_s(i, "userId")?)));
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        if online.is_empty() {
+            return Ok(None);
+        }
+        online.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let turn = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&pk, TENANT_SK)))
+            .update_expression("ADD assignTurn :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(dynamo_err)?;
+        let turn = turn.attributes().and_then(|a| opt_n(a, "assignTurn")).unwrap_or(1);
+        let index = usize::try_from((turn - 1).rem_euclid(online.len() as i64)).unwrap_or(0);
+        Ok(online.into_iter().nth(index))
     }
 
     // ------------------------------------------------------------------ API keys
