@@ -100,49 +100,35 @@ pub fn validate_send(body: &Value) -> Result<String, (StatusCode, Value)> {
     fn text(v: Option<&Value>) -> Option<&str> {
         v.and_then(Value::as_str).filter(|s| !s.is_empty())
     }
-    match kind {
+    let number = |k: &str| object.get(k).and_then(Value::as_f64);
+    let problem = match kind {
         "text" => match text(object.get("body")) {
-            Some(b) if b.chars().count() <= 4096 => {}
-            Some(_) => {
-                return Err(invalid("Param text['body'] must be at most 4096 characters long."));
-            }
-            None => return Err(invalid("Param text['body'] is required.")),
+            Some(b) if b.chars().count() <= 4096 => None,
+            Some(_) => Some("Param text['body'] must be at most 4096 characters long.".to_owned()),
+            None => Some("Param text['body'] is required.".to_owned()),
         },
-        "image" | "document" | "audio" | "video" | "sticker" => {
-            if object.get("id").is_some() == object.get("link").is_some() {
-                return Err(invalid(format!("Param {kind} must have exactly one of id or link.")));
-            }
+        "image" | "document" | "audio" | "video" | "sticker" => (object.get("id").is_some()
+            == object.get("link").is_some())
+        .then(|| format!("Param {kind} must have exactly one of id or link.")),
+        "template" if text(object.get("name")).is_none() => {
+            Some("Param template['name'] is required.".to_owned())
         }
-        "template" => {
-            if text(object.get("name")).is_none() {
-                return Err(invalid("Param template['name'] is required."));
-            }
-            if text(object.pointer("/language/code")).is_none() {
-                return Err(invalid("Param template['language']['code'] is required."));
-            }
+        "template" if text(object.pointer("/language/code")).is_none() => {
+            Some("Param template['language']['code'] is required.".to_owned())
         }
-        "reaction" => {
-            if text(object.get("message_id")).is_none() {
-                return Err(invalid("Param reaction['message_id'] is required."));
-            }
+        "reaction" if text(object.get("message_id")).is_none() => {
+            Some("Param reaction['message_id'] is required.".to_owned())
         }
-        "interactive" => {
-            if text(object.get("type")).is_none() || object.get("action").is_none() {
-                return Err(invalid(
-                    "Param interactive['type'] and interactive['action'] are required.",
-                ));
-            }
+        "interactive" if text(object.get("type")).is_none() || object.get("action").is_none() => {
+            Some("Param interactive['type'] and interactive['action'] are required.".to_owned())
         }
-        "location" => {
-            if object.get("latitude").and_then(Value::as_f64).is_none()
-                || object.get("longitude").and_then(Value::as_f64).is_none()
-            {
-                return Err(invalid(
-                    "Param location['latitude'] and location['longitude'] are required.",
-                ));
-            }
+        "location" if number("latitude").is_none() || number("longitude").is_none() => {
+            Some("Param location['latitude'] and location['longitude'] are required.".to_owned())
         }
-        _ => {}
+        _ => None,
+    };
+    if let Some(problem) = problem {
+        return Err(invalid(problem));
     }
     Ok(digits.to_owned())
 }

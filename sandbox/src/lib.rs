@@ -17,6 +17,7 @@
 //!   with Meta's error `code`.
 //! - `GET /_sandbox/messages?to=`: what was sent (to `to`), oldest first:
 //!   `{"items":[<request body as received, plus "wamid">]}`.
+//! - `GET /_sandbox/stats`: `{"sends", "sentAtMs"}`, when each accepted send arrived.
 
 pub mod graph;
 
@@ -45,6 +46,8 @@ pub struct Settings {
     pub switchboard_url: String,
     /// The pause before each status webhook (sent, then delivered, then read).
     pub status_delay: Duration,
+    /// Off only to measure sending alone (`make bench`): no status webhooks.
+    pub send_statuses: bool,
 }
 
 impl Settings {
@@ -60,6 +63,7 @@ impl Settings {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(500),
             ),
+            send_statuses: std::env::var("SANDBOX_STATUSES").map_or(true, |v| v != "off"),
         }
     }
 }
@@ -69,6 +73,8 @@ struct Memory {
     /// Recipient digits → (Meta error code, sends left to fail).
     faults: HashMap<String, (i64, u32)>,
     sent: VecDeque<Value>,
+    /// When each accepted send arrived (ms since the epoch), for pacing measurements.
+    sent_at_ms: VecDeque<u64>,
     /// Business account id → its templates.
     templates: HashMap<String, Vec<Value>>,
 }
@@ -116,6 +122,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/_sandbox/inbound", post(inbound))
         .route("/_sandbox/faults", post(add_fault))
         .route("/_sandbox/messages", get(list_sent))
+        .route("/_sandbox/stats", get(stats))
         .route("/{version}/{id}", get(phone_number))
         .route("/{version}/{id}/messages", post(send))
         .route(
@@ -191,10 +198,7 @@ async fn inbound(
         return problem(StatusCode::UNPROCESSABLE_ENTITY, "text must be 1 to 4096 bytes");
     }
     let wamid = format!("wamid.sandbox.{}", uuid::Uuid::new_v4().simple());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let now = now_secs();
     let name = request.name.as_deref().unwrap_or("Sandbox customer");
     let payload =
         text_message_payload(&request.tenant_id, digits, name, &wamid, &request.text, now)
@@ -268,11 +272,22 @@ async fn deliver_with_retries(state: &AppState, phone_number_id: &str, payload: 
     }
 }
 
-fn now_secs() -> u64 {
+fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
+}
+
+fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+/// `GET /_sandbox/stats`: how many sends were accepted, and when (ms since the epoch).
+async fn stats(State(state): State<Arc<AppState>>) -> axum::response::Response {
+    let times: Vec<u64> =
+        state.memory.lock().map(|m| m.sent_at_ms.iter().copied().collect()).unwrap_or_default();
+    Json(json!({ "sends": times.len(), "sentAtMs": times })).into_response()
 }
 
 fn graph_reply((status, body): (StatusCode, Value)) -> axum::response::Response {
@@ -308,8 +323,10 @@ async fn send(
         record["wamid"] = json!(wamid);
         if memory.sent.len() >= KEEP_SENT {
             memory.sent.pop_front();
+            memory.sent_at_ms.pop_front();
         }
         memory.sent.push_back(record);
+        memory.sent_at_ms.push_back(now_ms());
     }
     let to = body["to"].as_str().unwrap_or_default().to_owned();
     let template = body["type"] == "template";
@@ -324,7 +341,9 @@ async fn send(
             }
         }
     };
-    tokio::spawn(statuses);
+    if state.settings.send_statuses {
+        tokio::spawn(statuses);
+    }
     (StatusCode::OK, Json(graph::sent(&to, &digits, &wamid, template))).into_response()
 }
 

@@ -356,6 +356,7 @@ impl App {
                 app_secret: SANDBOX_APP_SECRET.into(),
                 switchboard_url: base_url.clone(),
                 status_delay: Duration::from_millis(50),
+                send_statuses: true,
             },
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

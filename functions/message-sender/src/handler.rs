@@ -325,14 +325,14 @@ enum Answer {
         title: String,
     },
     /// No usable answer (timeout, connection, 5xx without a Graph error).
-    NoAnswer(String),
+    Unanswered(String),
 }
 
 async fn post(deps: &Deps, target: &Target, body: &Value) -> Answer {
     let request = target.authorise(deps.http.post(target.messages_url()).json(body));
     let response = match request.send().await {
         Ok(response) => response,
-        Err(e) => return Answer::NoAnswer(e.without_url().to_string()),
+        Err(e) => return Answer::Unanswered(e.without_url().to_string()),
     };
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -341,7 +341,7 @@ async fn post(deps: &Deps, target: &Target, body: &Value) -> Answer {
     }
     match body.pointer("/messages/0/id").and_then(Value::as_str) {
         Some(wamid) if status.is_success() => Answer::Sent { wamid: wamid.to_owned() },
-        _ => Answer::NoAnswer(format!("HTTP {} without a message id", status.as_u16())),
+        _ => Answer::Unanswered(format!("HTTP {} without a message id", status.as_u16())),
     }
 }
 
@@ -397,7 +397,7 @@ async fn try_send(
         Answer::Refused { code, title } => {
             refused(deps, tenant, &message, attempt, code, &title).await
         }
-        Answer::NoAnswer(reason) => {
+        Answer::Unanswered(reason) => {
             warn!(attempt, reason, "the Graph API did not answer");
             retry_or_fail(
                 deps,
