@@ -876,3 +876,155 @@ async fn usage_counts_each_day_as_json_and_csv() {
     assert_eq!(app.call("GET", "/api/analytics/usage", Some(&agent_token), None).await.0, 403);
     stack.remove().await;
 }
+
+/// The figures BENCHMARKS.md records as "AWS requests per outbound message": every
+/// request `POST /api/messages` and the sender make for one template message, counted by
+/// an SDK interceptor. A change in these numbers is a change in cost; update both.
+#[tokio::test]
+async fn aws_requests_per_outbound_message_are_counted() {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    use shared::aws::envelope::Envelopes;
+    use shared::channel::{Channels, SandboxCredentials};
+    use shared::store::channels::ChannelStore;
+    use shared::store::messages::MessageStore;
+    use shared::store::tenants::TenantStore;
+    use switchboard_tests::RequestCounter;
+
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn_configured(
+        &stack,
+        auth::LockoutPolicy::default(),
+        switchboard_tests::test_sender_policy(),
+        false,
+    )
+    .await;
+    let owner = sandbox_tenant(&app, "counted-out").await;
+    let counter = RequestCounter::default();
+    let clients = Emulator::shared().counted_clients(&counter).await;
+    let r = &stack.resources;
+    let keys = shared::auth::tokens::TokenKeys::parse(
+        &app.token_keys_spec,
+        shared::auth::tokens::DEFAULT_ISSUER,
+        "test",
+    )
+    .expect("keys");
+    let tenants = TenantStore::new(clients.dynamodb.clone(), r.tenants_table.clone());
+    let channels = || {
+        Channels::new(
+            ChannelStore::new(clients.dynamodb.clone(), r.tenants_table.clone()),
+            Envelopes::new(clients.kms.clone(), r.kms_key_id.clone()),
+            SandboxCredentials::default(),
+        )
+    };
+    let graph = shared::graph::GraphConfig {
+        graph_api_base: "http://127.0.0.1:9".into(),
+        graph_api_version: "v23.0".into(),
+        sandbox_url: Some(app.sandbox_url.clone()),
+    };
+    let api = messages::Deps::new(
+        MessageStore::new(clients.dynamodb.clone(), r.messages_table.clone()),
+        tenants.clone(),
+        channels(),
+        clients.sqs.clone(),
+        messages::OutboundQueues {
+            high: r.outbound_high_queue_url.clone(),
+            standard: r.outbound_standard_queue_url.clone(),
+        },
+        graph.clone(),
+        shared::auth::principal::Authenticator::new(std::sync::Arc::new(keys), tenants),
+    );
+    let request = |n: u32| {
+        let body = template(&format!("+1555110{n:04}"), &format!("count-{n}")).to_string();
+        let event = json!({
+            "version": "2.0", "routeKey": "POST /api/messages", "rawPath": "/api/messages", "rawQueryString": "",
+            "headers": {"content-type": "application/json", "authorization": format!("Bearer {}", owner.access_token)},
+            "requestContext": {"http": {"method": "POST", "path": "/api/messages", "sourceIp": "203.0.113.1"},
+                               "routeKey": "POST /api/messages", "requestId": "r", "stage": "$default"},
+            "body": body, "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("event")
+    };
+    let mut accepted = Vec::new();
+    for n in 0..2 {
+        counter.take();
+        let response = messages::handle(&api, request(n)).await.expect("handled");
+        assert_eq!(response.status(), 202);
+        accepted.push(counter.take());
+    }
+
+    let sender = message_sender::Deps::from_parts(
+        &clients,
+        r,
+        SandboxCredentials::default(),
+        graph,
+        message_sender::Policy::default(),
+    );
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        let received = stack
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&r.outbound_standard_queue_url)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .expect("receive");
+        let m = received.messages().first().expect("job queued").clone();
+        let mut record = SqsMessage::default();
+        record.message_id = m.message_id().map(str::to_owned);
+        record.body = m.body().map(str::to_owned);
+        let mut event = SqsEvent::default();
+        event.records = vec![record];
+        counter.take();
+        assert!(message_sender::handle(&sender, event).await.batch_item_failures.is_empty());
+        sent.push(counter.take());
+        stack
+            .clients
+            .sqs
+            .delete_message()
+            .queue_url(&r.outbound_standard_queue_url)
+            .receipt_handle(m.receipt_handle().unwrap_or_default())
+            .send()
+            .await
+            .expect("delete");
+    }
+    println!("POST /api/messages, first: {:?}", accepted[0]);
+    println!("POST /api/messages, next: {:?}", accepted[1]);
+    println!("sender, cold: {:?}", sent[0]);
+    println!("sender, warm: {:?}", sent[1]);
+    let expected = |pairs: &[(&str, u32)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    // User, client id, channel, contact, tenant; the transaction; the queue; the queued mark.
+    let accept = expected(&[
+        ("DynamoDB.GetItem", 5),
+        ("DynamoDB.TransactWriteItems", 1),
+        ("DynamoDB.UpdateItem", 1),
+        ("SQS.SendMessage", 1),
+    ]);
+    assert_eq!(accepted[0], accept);
+    assert_eq!(accepted[1], accept);
+    // Cold: channel and plan read, both buckets read and booked; then the message read,
+    // claimed and recorded. Warm: the caches and the buckets' last clocks save four reads.
+    assert_eq!(
+        sent[0],
+        expected(&[
+            ("DynamoDB.GetItem", 5),
+            ("DynamoDB.TransactWriteItems", 1),
+            ("DynamoDB.UpdateItem", 3)
+        ])
+    );
+    assert_eq!(
+        sent[1],
+        expected(&[
+            ("DynamoDB.GetItem", 1),
+            ("DynamoDB.TransactWriteItems", 1),
+            ("DynamoDB.UpdateItem", 3)
+        ])
+    );
+    stack.remove().await;
+}

@@ -71,7 +71,7 @@ pub async fn send(
         queue: if high { "high" } else { "standard" }.to_owned(),
         created_by: principal.actor_id(),
     };
-    match deps.messages.accept_outbound(scope, &new).await? {
+    match deps.messages.accept_outbound(scope, &new, contact).await? {
         Accepted::Created { .. } => {
             enqueue(deps, principal, &new.message_id, high).await?;
             info!(tenant_id = %principal.tenant_id(), message_id = new.message_id, to = %message.to.redacted(), kind = new.kind, "message queued");

@@ -143,13 +143,21 @@ impl MessageStore {
     /// Stores a queued outbound message with its client id, in its contact's conversation
     /// (created when the contact is new), in one transaction. Two racing requests with one
     /// client id: exactly one creates the message.
+    ///
+    /// `contact` is what the caller read of the contact (see [`Self::contact`]); a race
+    /// with the contact's first message makes it read again.
     pub async fn accept_outbound(
         &self,
         scope: &TenantScope,
         new: &NewOutbound,
+        contact: Option<(String, Option<i64>)>,
     ) -> Result<Accepted, StoreError> {
+        let mut known = Some(contact);
         for _ in 0..5 {
-            let contact = self.contact(scope, &new.wa_id).await?;
+            let contact = match known.take() {
+                Some(contact) => contact,
+                None => self.contact(scope, &new.wa_id).await?,
+            };
             let (conversation_id, new_contact) = match contact {
                 Some((conversation, _)) => (conversation, false),
                 None => (format!("conv_{}", uuid::Uuid::new_v4().simple()), true),

@@ -1,0 +1,223 @@
+//! Pacing through the message sender: preloads queued messages of one tenant (a sandbox
+//! channel with `messagesPerSecond` = RATE, tier enterprise_b2b), runs SENDERS pollers of
+//! the outbound-high queue (as concurrent Lambda invocations would be) against an
+//! in-process sandbox with status webhooks off, and reports when the sandbox received
+//! each send. `make bench` runs it at 80 and at 1,000 msg/s.
+//!
+//! usage: send_rate ENDPOINT RATE SECONDS SENDERS
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use local::functions::MessageSender;
+use local::poller::Poller;
+use serde_json::{Value, json};
+use shared::aws::{AwsClients, bootstrap};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, endpoint, rate, seconds, senders] = args.as_slice() else {
+        return Err("usage: send_rate ENDPOINT RATE SECONDS SENDERS".into());
+    };
+    let (rate, seconds, senders): (usize, usize, usize) =
+        (rate.parse()?, seconds.parse()?, senders.parse()?);
+    let total = rate * seconds + rate / 5;
+    let clients = AwsClients::for_emulator(endpoint).await;
+    let prefix = format!("bench-send-{rate}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let resources = bootstrap::ensure(&clients, &prefix).await?;
+
+    // The sandbox, statuses off: only sending is measured.
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+    let sandbox_url = format!("http://{}", listener.local_addr()?);
+    let sandbox = sandbox::Application::from_listener(
+        listener,
+        sandbox::Settings {
+            app_secret: "bench".into(),
+            switchboard_url: "http://127.0.0.1:9".into(),
+            status_delay: Duration::from_secs(1),
+            send_statuses: false,
+        },
+    );
+    tokio::spawn(sandbox.run_until_stopped(std::future::pending()));
+
+    // One tenant with a sandbox channel, written as the API writes them.
+    let tenant = format!("ten_{}", uuid::Uuid::new_v4().simple());
+    let pk = format!("TENANT#{tenant}");
+    let now = shared::store::attrs::now_secs();
+    let tenant_item = HashMap::from([
+        ("pk".into(), s(&pk)),
+        ("sk".into(), s("TENANT")),
+        ("tenantId".into(), s(&tenant)),
+        ("name".into(), s("Pacing bench")),
+        ("tier".into(), s("enterprise_b2b")),
+        ("createdAt".into(), n(now)),
+        ("updatedAt".into(), n(now)),
+    ]);
+    let channel_item = HashMap::from([
+        ("pk".into(), s(&pk)),
+        ("sk".into(), s("CHANNEL")),
+        ("provider".into(), s("sandbox")),
+        ("settings".into(), s(json!({"messagesPerSecond": rate.to_string()}).to_string())),
+        ("secretHints".into(), s("{}")),
+        ("healthStatus".into(), s("unknown")),
+        ("updatedAt".into(), n(now)),
+    ]);
+    for item in [tenant_item, channel_item] {
+        clients
+            .dynamodb
+            .put_item()
+            .table_name(&resources.tenants_table)
+            .set_item(Some(item))
+            .send()
+            .await?;
+    }
+
+    // The queued messages and their jobs.
+    let preload = Instant::now();
+    let ids: Vec<String> = (0..total).map(|i| format!("msg_bench{i:08}")).collect();
+    for chunk in ids.chunks(25) {
+        let writes = chunk
+            .iter()
+            .map(|id| {
+                let to = format!("+1555{:07}", id[9..].parse::<u64>().unwrap_or(0) % 10_000_000);
+                let content = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                    "type": "template", "template": {"name": "bench", "language": {"code": "en_US"}}});
+                let item = HashMap::from([
+                    ("pk".into(), s(&pk)),
+                    ("sk".into(), s(format!("MSG#{id}"))),
+                    ("messageId".into(), s(id)),
+                    ("conversationId".into(), s("conv_bench")),
+                    ("direction".into(), s("outbound")),
+                    ("to".into(), s(&to)),
+                    ("kind".into(), s("template")),
+                    ("content".into(), s(content.to_string())),
+                    ("status".into(), s("queued")),
+                    ("queue".into(), s("high")),
+                    ("timestamp".into(), n(now)),
+                ]);
+                let put = PutRequest::builder().set_item(Some(item)).build()?;
+                Ok::<_, Box<dyn std::error::Error>>(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut pending = HashMap::from([(resources.messages_table.clone(), writes)]);
+        while !pending.is_empty() {
+            let out =
+                clients.dynamodb.batch_write_item().set_request_items(Some(pending)).send().await?;
+            pending = out
+                .unprocessed_items
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .collect();
+        }
+    }
+    for chunk in ids.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(messages::job(&tenant, id))
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        clients
+            .sqs
+            .send_message_batch()
+            .queue_url(&resources.outbound_high_queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+    }
+    eprintln!("preloaded {total} messages in {:.1} s", preload.elapsed().as_secs_f64());
+
+    // The senders, as concurrent invocations: each with its own process-level caches.
+    let arn = bootstrap::queue_arn(&clients, &resources.outbound_high_queue_url).await?;
+    let graph = shared::graph::GraphConfig {
+        graph_api_base: "http://127.0.0.1:9".into(),
+        graph_api_version: "v23.0".into(),
+        sandbox_url: Some(sandbox_url.clone()),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    for i in 0..senders {
+        let deps = message_sender::Deps::from_parts(
+            &clients,
+            &resources,
+            shared::channel::SandboxCredentials::default(),
+            graph.clone(),
+            message_sender::Policy::default(),
+        );
+        let poller = Poller::new(
+            format!("sender-{i}"),
+            clients.sqs.clone(),
+            resources.outbound_high_queue_url.clone(),
+            arn.clone(),
+            Arc::new(MessageSender(deps)),
+        );
+        tokio::spawn(poller.run(stop_rx.clone()));
+    }
+
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let deadline = Duration::from_secs((seconds as u64) * 20 + 60);
+    let times: Vec<u64> = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let stats: Value =
+            http.get(format!("{sandbox_url}/_sandbox/stats")).send().await?.json().await?;
+        let sends = stats["sends"].as_u64().unwrap_or(0) as usize;
+        if sends >= total || started.elapsed() > deadline {
+            break stats["sentAtMs"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default();
+        }
+    };
+    let _ = stop_tx.send(true);
+    bootstrap::remove(&clients, &prefix, &resources).await;
+    report(rate, senders, total, times);
+    Ok(())
+}
+
+/// Sustained rate after the first second (which may carry the bucket's burst), and the
+/// spread of whole seconds around it.
+fn report(rate: usize, senders: usize, total: usize, mut times: Vec<u64>) {
+    times.sort_unstable();
+    let (Some(first), Some(last)) = (times.first().copied(), times.last().copied()) else {
+        println!("{rate}/s target: nothing was sent");
+        return;
+    };
+    let steady_from = first + 1000;
+    let steady: Vec<u64> = times.iter().copied().filter(|t| *t >= steady_from).collect();
+    let window = (last.saturating_sub(steady_from)) as f64 / 1000.0;
+    let sustained = if window > 0.0 { steady.len() as f64 / window } else { 0.0 };
+    let full_seconds = ((last - steady_from) / 1000) as usize;
+    let bins: Vec<usize> = (0..full_seconds)
+        .map(|s| {
+            let from = steady_from + s as u64 * 1000;
+            steady.iter().filter(|t| **t >= from && **t < from + 1000).count()
+        })
+        .collect();
+    let first_second = times.iter().filter(|t| **t < steady_from).count();
+    println!(
+        "target {rate}/s, {senders} sender(s): {}/{total} sent; sustained {sustained:.1} msg/s over {window:.1} s \
+         ({:.1}% of target); whole seconds: min {}, max {}; first second {first_second}",
+        times.len(),
+        sustained * 100.0 / rate as f64,
+        bins.iter().min().unwrap_or(&0),
+        bins.iter().max().unwrap_or(&0),
+    );
+}
