@@ -1,4 +1,4 @@
-//! Pacing through the message sender: preloads queued messages of one tenant (a sandbox
+//! Pacing through the message sender: stores queued messages of one tenant (a sandbox
 //! channel with `messagesPerSecond` = RATE, tier enterprise_b2b), runs SENDERS pollers of
 //! the outbound-high queue (as concurrent Lambda invocations would be) against an
 //! in-process sandbox with status webhooks off, and reports when the sandbox received
@@ -31,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [_, endpoint, rate, seconds, senders] = args.as_slice() else {
         return Err("usage: send_rate ENDPOINT RATE SECONDS SENDERS".into());
     };
+    shared::telemetry::init();
     let (rate, seconds, senders): (usize, usize, usize) =
         (rate.parse()?, seconds.parse()?, senders.parse()?);
     let total = rate * seconds + rate / 5;
@@ -124,26 +125,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
         }
     }
-    for chunk in ids.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(messages::job(&tenant, id))
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        clients
-            .sqs
-            .send_message_batch()
-            .queue_url(&resources.outbound_high_queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await?;
-    }
-    eprintln!("preloaded {total} messages in {:.1} s", preload.elapsed().as_secs_f64());
+    eprintln!("stored {total} queued messages in {:.1} s", preload.elapsed().as_secs_f64());
+
+    // NOTE: the jobs are fed to the queue a quarter faster than the target rate, not all
+    // at once: moto's ReceiveMessage scans the whole queue (0.7 s per call at 1,000
+    // messages), which would measure the emulator instead of the sender.
+    let feeder = {
+        let (sqs, url, tenant, ids) = (
+            clients.sqs.clone(),
+            resources.outbound_high_queue_url.clone(),
+            tenant.clone(),
+            ids.clone(),
+        );
+        let every = Duration::from_secs_f64(10.0 / (rate as f64 * 1.25));
+        tokio::spawn(async move {
+            let mut next = tokio::time::Instant::now();
+            for chunk in ids.chunks(10) {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, id)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(messages::job(&tenant, id))
+                            .build()
+                            .ok()
+                    })
+                    .collect::<Vec<_>>();
+                if let Err(e) =
+                    sqs.send_message_batch().queue_url(&url).set_entries(Some(entries)).send().await
+                {
+                    eprintln!("feeder: {e}");
+                }
+                next += every;
+                tokio::time::sleep_until(next).await;
+            }
+        })
+    };
 
     // The senders, as concurrent invocations: each with its own process-level caches.
     let arn = bootstrap::queue_arn(&clients, &resources.outbound_high_queue_url).await?;
@@ -179,6 +197,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let stats: Value =
             http.get(format!("{sandbox_url}/_sandbox/stats")).send().await?.json().await?;
         let sends = stats["sends"].as_u64().unwrap_or(0) as usize;
+        if started.elapsed().as_secs().is_multiple_of(5) {
+            eprintln!("{:>4} s: {sends} sent", started.elapsed().as_secs());
+        }
         if sends >= total || started.elapsed() > deadline {
             break stats["sentAtMs"]
                 .as_array()
@@ -187,6 +208,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let _ = stop_tx.send(true);
+    feeder.abort();
     bootstrap::remove(&clients, &prefix, &resources).await;
     report(rate, senders, total, times);
     Ok(())

@@ -192,7 +192,8 @@ async fn delay(deps: &Deps, record: &SqsMessage, after: Duration) {
         warn!("record from an unknown queue; it comes back after the queue's visibility timeout");
         return;
     };
-    let secs = after.as_secs().min(43_199) as i32;
+    // Whole seconds, rounded up: a zero would make the record visible at once.
+    let secs = after.as_secs_f64().ceil().clamp(1.0, 43_199.0) as i32;
     if let Err(e) = deps
         .sqs
         .change_message_visibility()

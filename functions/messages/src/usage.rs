@@ -7,7 +7,7 @@ use serde_json::json;
 use shared::auth::principal::Principal;
 use shared::http::{ApiError, FieldError, csv, json};
 use shared::request::query_param;
-use shared::store::attrs::{now_secs, opt_n, rfc3339};
+use shared::store::attrs::{now_secs, rfc3339};
 use shared::store::messages::MessageStore;
 
 /// A year at most per request.
@@ -73,8 +73,8 @@ pub async fn usage(
     let rows: Vec<Row> = (from..=to)
         .map(|day| {
             let date = date_of(day);
-            let item = stored.iter().find(|(d, _)| *d == date).map(|(_, i)| i);
-            let count = |name: &str| item.and_then(|i| opt_n(i, name)).unwrap_or(0);
+            let counters = stored.get(&date);
+            let count = |name: &str| counters.and_then(|c| c.get(name)).copied().unwrap_or(0);
             Row {
                 inbound: count("inbound"),
                 outbound: count("outbound"),

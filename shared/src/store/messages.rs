@@ -8,7 +8,7 @@
 //! | message | `MSG#<id>` | gsi2: `CONV#<tid>#<conversation>` / `<timestamp>#<id>` |
 //! | contact | `CONTACT#<wa id>` | its conversation, last inbound time |
 //! | conversation | `CONV#<id>` | gsi1: `CONVS#<tid>` / `<last activity>#<id>` |
-//! | usage | `USAGE#<yyyy-mm-dd>` | counters |
+//! | usage | `USAGE#<yyyy-mm-dd>` and `USAGE#<yyyy-mm-dd>#<shard>` | counters; a day's rows add up (shards spread hot writes) |
 //! | template | `TEMPLATE#<name>#<language>` | status from Meta |
 //! | channel event | `EVENT#<event id>#<n>` | quality, account and other updates, raw |
 //!
@@ -190,6 +190,15 @@ fn message_from(item: &Item, delivery: Option<&Item>) -> Result<MessageView, Sto
         status_history: history,
         error,
     })
+}
+
+/// Usage counters written outside the inbound transaction are spread over shards, so
+/// that a busy tenant's sends and statuses do not all write one item.
+pub(super) const USAGE_SHARDS: u32 = 8;
+
+pub(super) fn usage_sk(secs: i64, spread_by: &str) -> String {
+    let shard = spread_by.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("USAGE#{}#{}", day(secs), shard % USAGE_SHARDS)
 }
 
 pub(super) fn day(secs: i64) -> String {
@@ -574,7 +583,7 @@ impl MessageStore {
             self.db
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(key(&pk, format!("USAGE#{}", day(ts)))))
+                .set_key(Some(key(&pk, usage_sk(ts, &update.wamid))))
                 .update_expression("ADD #counter :one")
                 .expression_attribute_names("#counter", status)
                 .expression_attribute_values(":one", n(1))
@@ -912,29 +921,52 @@ impl MessageStore {
         message_from(item, delivery.as_ref())
     }
 
-    /// Daily usage rows from `from` to `to` (`yyyy-mm-dd`, inclusive).
+    /// Daily usage counters from `from` to `to` (`yyyy-mm-dd`, inclusive), each day's
+    /// shards added up.
     pub async fn usage(
         &self,
         tenant: &TenantId,
         from: &str,
         to: &str,
-    ) -> Result<Vec<(String, Item)>, StoreError> {
-        let out = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-            .expression_attribute_values(":from", s(format!("USAGE#{from}")))
-            .expression_attribute_values(":to", s(format!("USAGE#{to}")))
-            .send()
-            .await
-            .map_err(dynamo_err)?;
-        Ok(out
-            .items()
-            .iter()
-            .filter_map(|i| Some((opt_s(i, "sk")?.strip_prefix("USAGE#")?.to_owned(), i.clone())))
-            .collect())
+    ) -> Result<
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+        StoreError,
+    > {
+        let mut days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
+            std::collections::BTreeMap::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+                .expression_attribute_values(":from", s(format!("USAGE#{from}")))
+                .expression_attribute_values(":to", s(format!("USAGE#{to}#~")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo_err)?;
+            for item in out.items() {
+                let Some(date) = opt_s(item, "sk")
+                    .and_then(|sk| sk.strip_prefix("USAGE#"))
+                    .map(|d| d.chars().take(10).collect::<String>())
+                else {
+                    continue;
+                };
+                let counters = days.entry(date).or_default();
+                for (name, value) in item {
+                    if let Some(v) = value.as_n().ok().and_then(|v| v.parse::<i64>().ok()) {
+                        *counters.entry(name.clone()).or_default() += v;
+                    }
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(days),
+            }
+        }
     }
 }
 

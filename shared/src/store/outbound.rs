@@ -12,7 +12,7 @@
 //! had the request, and the message is then failed rather than possibly sent twice.
 
 use super::attrs::{Item, get_s, key, n, now_secs, opt_n, opt_s, s};
-use super::messages::{MessageStore, TxError, day, sortable, tenant_pk};
+use super::messages::{MessageStore, TxError, sortable, tenant_pk, usage_sk};
 use super::{StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions};
 use crate::domain::ids::TenantId;
 use crate::domain::meta::DeliveryStatus;
@@ -249,7 +249,7 @@ impl MessageStore {
             items.push(
                 self.transact_update(
                     aws_sdk_dynamodb::types::Update::builder()
-                        .set_key(Some(key(&pk, format!("USAGE#{}", day(now)))))
+                        .set_key(Some(key(&pk, usage_sk(now, &new.message_id))))
                         .update_expression("ADD conversationsOpened :one")
                         .expression_attribute_values(":one", n(1)),
                 )?,
@@ -364,6 +364,12 @@ impl MessageStore {
 
     /// Meta took the message: its wamid now carries the delivery state (a status webhook
     /// may have created that item already; what it recorded stays).
+    ///
+    /// NOTE: single-item writes, not a transaction: the message first (the record that
+    /// stops a second send), then its wamid item, then the day's count. Should a later
+    /// write be lost, the message still shows `sent`, and Meta's status webhooks create the
+    /// wamid item. A shared counter inside a transaction would make a tenant's concurrent
+    /// sends conflict; and moto copies a whole table per transaction.
     pub async fn record_sent(
         &self,
         tenant: &TenantId,
@@ -372,17 +378,32 @@ impl MessageStore {
     ) -> Result<(), StoreError> {
         let pk = tenant_pk(tenant);
         let now = now_secs();
-        let msg = aws_sdk_dynamodb::types::Update::builder()
+        let recorded = self
+            .db
+            .update_item()
+            .table_name(&self.table)
             .set_key(Some(key(&pk, format!("MSG#{}", message.message_id))))
-            .update_expression("SET wamid = :wamid, #status = :sent, sentAt = :now, lease = :free")
+            .update_expression(
+                "SET wamid = :wamid, #status = :sent, sentAt = :now, at_sent = :now, lease = :free",
+            )
             .condition_expression("#status = :queued")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":wamid", s(wamid))
             .expression_attribute_values(":sent", s("sent"))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":free", n(0))
-            .expression_attribute_values(":queued", s("queued"));
-        let delivery = aws_sdk_dynamodb::types::Update::builder()
+            .expression_attribute_values(":queued", s("queued"))
+            .send()
+            .await;
+        match recorded {
+            Ok(_) => {}
+            // Recorded already (a retry of this write).
+            Err(e) if condition_failed(&e) => return Ok(()),
+            Err(e) => return Err(dynamo_err(e)),
+        }
+        self.db
+            .update_item()
+            .table_name(&self.table)
             .set_key(Some(key(&pk, format!("WAMID#{wamid}"))))
             .update_expression(
                 "SET messageId = :id, conversationId = :conv, direction = :out, \
@@ -395,22 +416,32 @@ impl MessageStore {
             .expression_attribute_values(":out", s("outbound"))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":sent", s("sent"))
-            .expression_attribute_values(":rank", n(DeliveryStatus::Sent.rank()));
-        let usage = aws_sdk_dynamodb::types::Update::builder()
-            .set_key(Some(key(&pk, format!("USAGE#{}", day(now)))))
-            .update_expression("ADD outbound :one")
-            .expression_attribute_values(":one", n(1));
-        let items = vec![
-            self.transact_update(msg)?,
-            self.transact_update(delivery)?,
-            self.transact_update(usage)?,
-        ];
-        match self.db.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(()),
-            // Recorded already (a retry of this write).
-            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => Ok(()),
-            Err(e) => Err(dynamo_err(e)),
-        }
+            .expression_attribute_values(":rank", n(DeliveryStatus::Sent.rank()))
+            .send()
+            .await
+            .map_err(dynamo_err)?;
+        self.count(&pk, now, &message.message_id, "outbound").await
+    }
+
+    /// Adds one to a counter of the day's usage (a shard of it).
+    async fn count(
+        &self,
+        pk: &str,
+        at: i64,
+        spread_by: &str,
+        counter: &str,
+    ) -> Result<(), StoreError> {
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, usage_sk(at, spread_by))))
+            .update_expression("ADD #counter :one")
+            .expression_attribute_names("#counter", counter)
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(dynamo_err)
     }
 
     /// The message will not be sent: `code` and `title` say why.
@@ -424,7 +455,10 @@ impl MessageStore {
         let pk = tenant_pk(tenant);
         let now = now_secs();
         let error = serde_json::json!({ "code": code, "title": title }).to_string();
-        let msg = aws_sdk_dynamodb::types::Update::builder()
+        let failed = self
+            .db
+            .update_item()
+            .table_name(&self.table)
             .set_key(Some(key(&pk, format!("MSG#{message_id}"))))
             .update_expression(
                 "SET #status = :failed, #error = :error, at_failed = :now, lease = :free",
@@ -436,15 +470,12 @@ impl MessageStore {
             .expression_attribute_values(":error", s(error))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":free", n(0))
-            .expression_attribute_values(":queued", s("queued"));
-        let usage = aws_sdk_dynamodb::types::Update::builder()
-            .set_key(Some(key(&pk, format!("USAGE#{}", day(now)))))
-            .update_expression("ADD failed :one")
-            .expression_attribute_values(":one", n(1));
-        let items = vec![self.transact_update(msg)?, self.transact_update(usage)?];
-        match self.db.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => Ok(()),
+            .expression_attribute_values(":queued", s("queued"))
+            .send()
+            .await;
+        match failed {
+            Ok(_) => self.count(&pk, now, message_id, "failed").await,
+            Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(dynamo_err(e)),
         }
     }
