@@ -67,6 +67,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The phone number itself (what a health check reads).
+    pub fn phone_number_url(&self) -> String {
+        format!("{}/{}", self.base, self.phone_number_id)
+    }
+
     pub fn messages_url(&self) -> String {
         format!("{}/{}/messages", self.base, self.phone_number_id)
     }

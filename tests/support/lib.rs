@@ -561,3 +561,16 @@ impl Drop for App {
         }
     }
 }
+
+/// The SQS event Lambda builds for one message (id and body are all processors read).
+pub fn sqs_event(
+    message_id: Option<&str>,
+    body: Option<&str>,
+) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+    record.message_id = message_id.map(str::to_owned);
+    record.body = body.map(str::to_owned);
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = vec![record];
+    event
+}

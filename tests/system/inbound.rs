@@ -441,11 +441,8 @@ async fn processing_a_record_twice_as_after_a_crash_before_delete_changes_nothin
         stack.clients.sqs.clone(),
         stack.resources.partner_events_queue_url.clone(),
     );
-    let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
-    record.message_id = Some("m-1".into());
-    record.body = Some(json!({"tenantId": tenant, "eventId": event_id}).to_string());
-    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
-    event.records = vec![record];
+    let body = json!({"tenantId": tenant, "eventId": event_id}).to_string();
+    let event = switchboard_tests::sqs_event(Some("m-1"), Some(&body));
 
     let first = webhook_processor::handle(&deps, event.clone()).await;
     let second = webhook_processor::handle(&deps, event).await;
@@ -739,11 +736,7 @@ async fn aws_requests_per_inbound_message_are_counted() {
             .await
             .expect("receive");
         let m = received.messages().first().expect("pointer queued").clone();
-        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
-        record.message_id = m.message_id().map(str::to_owned);
-        record.body = m.body().map(str::to_owned);
-        let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
-        event.records = vec![record];
+        let event = switchboard_tests::sqs_event(m.message_id(), m.body());
         counter.take();
         assert!(webhook_processor::handle(&processor, event).await.batch_item_failures.is_empty());
         per_message.push(counter.take());

@@ -882,7 +882,6 @@ async fn usage_counts_each_day_as_json_and_csv() {
 /// an SDK interceptor. A change in these numbers is a change in cost; update both.
 #[tokio::test]
 async fn aws_requests_per_outbound_message_are_counted() {
-    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
     use shared::aws::envelope::Envelopes;
     use shared::channel::{Channels, SandboxCredentials};
     use shared::store::channels::ChannelStore;
@@ -971,11 +970,7 @@ async fn aws_requests_per_outbound_message_are_counted() {
             .await
             .expect("receive");
         let m = received.messages().first().expect("job queued").clone();
-        let mut record = SqsMessage::default();
-        record.message_id = m.message_id().map(str::to_owned);
-        record.body = m.body().map(str::to_owned);
-        let mut event = SqsEvent::default();
-        event.records = vec![record];
+        let event = switchboard_tests::sqs_event(m.message_id(), m.body());
         counter.take();
         assert!(message_sender::handle(&sender, event).await.batch_item_failures.is_empty());
         sent.push(counter.take());

@@ -5,6 +5,7 @@ use shared::auth::principal::{Authenticator, Principal};
 use shared::channel::Channels;
 use shared::domain::Violation;
 use shared::domain::pacing::MAX_MESSAGES_PER_SECOND;
+use shared::graph::GraphConfig;
 use shared::http::{ApiError, empty, into_response, json};
 use shared::request::{DEFAULT_BODY_LIMIT, json_body, route_key};
 use shared::store::channels::ChannelRecord;
@@ -13,15 +14,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::{instrument, warn};
 
-/// Where health checks go: the Graph API (or the local sandbox standing in for it).
-pub use shared::graph::GraphConfig as HealthTargets;
-
 pub struct Deps {
     channels: Channels,
     tenants: TenantStore,
     authenticator: Authenticator,
     http: reqwest::Client,
-    targets: HealthTargets,
+    graph: GraphConfig,
 }
 
 impl Deps {
@@ -29,11 +27,11 @@ impl Deps {
         channels: Channels,
         tenants: TenantStore,
         authenticator: Authenticator,
-        targets: HealthTargets,
+        graph: GraphConfig,
     ) -> Self {
         let http =
             reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Self { channels, tenants, authenticator, http, targets }
+        Self { channels, tenants, authenticator, http, graph }
     }
 }
 
@@ -227,22 +225,19 @@ async fn put(
 /// health endpoint. The web provider's sessions live in the session host: unknown here.
 async fn health_check(deps: &Deps, principal: &Principal) -> Result<Response<Body>, ApiError> {
     let channel = deps.channels.open(principal.tenant_id()).await?.ok_or(ApiError::NotFound)?;
-    let t = &deps.targets;
+    // The Graph API (or the sandbox standing in for it) reads the phone number; a gateway
+    // answers its health endpoint.
     let request = match channel.provider.as_str() {
-        "cloud" => channel.settings.get("phoneNumberId").map(|id| {
-            deps.http
-                .get(format!("{}/{}/{id}", t.graph_api_base, t.graph_api_version))
-                .bearer_auth(channel.secret("accessToken").unwrap_or_default())
-        }),
+        "cloud" | "sandbox" => deps
+            .graph
+            .target(principal.tenant_id(), &channel)
+            .ok()
+            .map(|target| target.authorise(deps.http.get(target.phone_number_url()))),
         "gateway" => channel.settings.get("apiUrl").map(|url| {
             deps.http
                 .get(format!("{}/health", url.trim_end_matches('/')))
                 .header("x-api-key", channel.secret("apiKey").unwrap_or_default())
         }),
-        "sandbox" => t
-            .sandbox_url
-            .as_ref()
-            .map(|url| deps.http.get(format!("{}/health", url.trim_end_matches('/')))),
         _ => None,
     };
     let healthy = match request {

@@ -2,4 +2,4 @@
 
 mod handler;
 
-pub use handler::{Deps, HealthTargets, handle};
+pub use handler::{Deps, handle};

@@ -19,7 +19,11 @@ async fn main() -> Result<(), Error> {
         SandboxCredentials::from_env(),
     );
     let authenticator = Authenticator::from_env(&clients, &resources).await?;
-    let deps =
-        channel::Deps::new(channels, tenants, authenticator, channel::HealthTargets::from_env());
+    let deps = channel::Deps::new(
+        channels,
+        tenants,
+        authenticator,
+        shared::graph::GraphConfig::from_env(),
+    );
     lambda_http::run(service_fn(|request| channel::handle(&deps, request))).await
 }

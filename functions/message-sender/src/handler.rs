@@ -346,7 +346,7 @@ async fn post(deps: &Deps, target: &Target, body: &Value) -> Answer {
     }
 }
 
-#[instrument(skip_all, fields(message_id))]
+#[instrument(skip_all, fields(message_id = %message_id))]
 async fn send_one(deps: &Deps, tenant: &TenantId, target: &Target, message_id: &str) -> Outcome {
     match try_send(deps, tenant, target, message_id).await {
         Ok(outcome) | Err(outcome) => outcome,

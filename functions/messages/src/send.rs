@@ -72,7 +72,7 @@ pub async fn send(
         created_by: principal.actor_id(),
     };
     match deps.messages.accept_outbound(scope, &new, contact).await? {
-        Accepted::Created { .. } => {
+        Accepted::Created => {
             enqueue(deps, principal, &new.message_id, high).await?;
             info!(tenant_id = %principal.tenant_id(), message_id = new.message_id, to = %message.to.redacted(), kind = new.kind, "message queued");
             Ok(accepted(StatusCode::ACCEPTED, &new.message_id, "queued", &new.client_message_id))

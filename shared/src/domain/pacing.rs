@@ -60,12 +60,6 @@ impl Reservation {
             count: self.count,
         }
     }
-
-    /// How long after `now_us` the last message is due.
-    pub fn span(&self, now_us: i64) -> Duration {
-        let last = self.due_us(self.count.saturating_sub(1));
-        Duration::from_micros((last - now_us).max(0) as u64)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +109,7 @@ mod tests {
                     tat = Some(new_tat);
                     due.extend((0..batch).map(|i| reservation.due_us(i).max(now)));
                     // The sender waits until its last message is due before it asks again.
-                    now += reservation.span(now).as_micros() as i64 + 1;
+                    now = now.max(reservation.due_us(batch - 1)) + 1;
                 }
                 Decision::Busy(after) => now += after.as_micros() as i64,
             }

@@ -215,6 +215,30 @@ impl MessageStore {
         Self { db, table: table.into() }
     }
 
+    /// One put of a transaction, on this table.
+    pub(super) fn transact_put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(dynamo_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One update of a transaction, on this table (the builder names key and expression).
+    pub(super) fn transact_update(
+        &self,
+        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = update.table_name(&self.table).build().map_err(dynamo_err)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     pub(super) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
         super::read(&self.db, &self.table, key).await
     }
@@ -275,32 +299,20 @@ impl MessageStore {
         tenant: &TenantId,
         since: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let mut ids = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-                .expression_attribute_values(":from", s(format!("RAW#{}", sortable(since))))
-                .expression_attribute_values(":to", s("RAW#~"))
-                .projection_expression("sk")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo_err)?;
-            ids.extend(
-                out.items()
-                    .iter()
-                    .filter_map(|i| opt_s(i, "sk")?.strip_prefix("RAW#").map(str::to_owned)),
-            );
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(ids),
-            }
-        }
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+            .expression_attribute_values(":from", s(format!("RAW#{}", sortable(since))))
+            .expression_attribute_values(":to", s("RAW#~"))
+            .projection_expression("sk");
+        Ok(super::query_all(query)
+            .await?
+            .iter()
+            .filter_map(|i| opt_s(i, "sk")?.strip_prefix("RAW#").map(str::to_owned))
+            .collect())
     }
 
     pub async fn mark_raw_event(
@@ -396,18 +408,6 @@ impl MessageStore {
         let pk = tenant_pk(tenant);
         let ts = if message.timestamp > 0 { message.timestamp } else { now_secs() };
         let preview = message.preview.clone().unwrap_or_else(|| format!("[{}]", message.kind));
-        let put = |item: Item, condition: Option<&str>| -> Result<TransactWriteItem, StoreError> {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .set_condition_expression(condition.map(str::to_owned))
-                .build()
-                .map_err(dynamo_err)?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        };
-        let update = |builder: aws_sdk_dynamodb::types::builders::UpdateBuilder| -> Result<TransactWriteItem, StoreError> {
-            Ok(TransactWriteItem::builder().update(builder.build().map_err(dynamo_err)?).build())
-        };
         let mut wamid = key(&pk, format!("WAMID#{}", message.wamid));
         wamid.insert("direction".into(), s("inbound"));
         wamid.insert("messageId".into(), s(message_id));
@@ -443,9 +443,9 @@ impl MessageStore {
                 let mut c = contact_key;
                 c.insert("conversationId".into(), s(conversation_id));
                 c.insert("lastInboundAt".into(), n(ts));
-                put(c, Some("attribute_not_exists(pk)"))?
+                self.transact_put(c, Some("attribute_not_exists(pk)"))?
             }
-            Some(seen) => update(
+            Some(seen) => self.transact_update(
                 Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(contact_key))
@@ -454,7 +454,7 @@ impl MessageStore {
                     .expression_attribute_values(":newest", n(newest))
                     .expression_attribute_values(":seen", n(seen)),
             )?,
-            None => update(
+            None => self.transact_update(
                 Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(contact_key))
@@ -508,11 +508,11 @@ impl MessageStore {
             .expression_attribute_values(":opened", n(i64::from(new_contact)));
 
         let items = vec![
-            put(wamid, Some("attribute_not_exists(pk)"))?,
-            put(item, None)?,
+            self.transact_put(wamid, Some("attribute_not_exists(pk)"))?,
+            self.transact_put(item, None)?,
             contact,
-            update(conversation)?,
-            update(usage)?,
+            self.transact_update(conversation)?,
+            self.transact_update(usage)?,
         ];
         match self.db.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(()),
@@ -670,26 +670,14 @@ impl MessageStore {
 
     /// Every template of the tenant (a WhatsApp account holds at most a few hundred).
     pub async fn templates(&self, scope: &TenantScope) -> Result<Vec<TemplateView>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(scope.pk()))
-                .expression_attribute_values(":prefix", s("TEMPLATE#"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo_err)?;
-            items.extend(out.items().iter().map(template_from).collect::<Result<Vec<_>, _>>()?);
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(items),
-            }
-        }
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":prefix", s("TEMPLATE#"));
+        super::query_all(query).await?.iter().map(template_from).collect()
     }
 
     /// Deletes every language of a template; false when there was none.
@@ -934,39 +922,29 @@ impl MessageStore {
     > {
         let mut days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
             std::collections::BTreeMap::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-                .expression_attribute_values(":from", s(format!("USAGE#{from}")))
-                .expression_attribute_values(":to", s(format!("USAGE#{to}#~")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo_err)?;
-            for item in out.items() {
-                let Some(date) = opt_s(item, "sk")
-                    .and_then(|sk| sk.strip_prefix("USAGE#"))
-                    .map(|d| d.chars().take(10).collect::<String>())
-                else {
-                    continue;
-                };
-                let counters = days.entry(date).or_default();
-                for (name, value) in item {
-                    if let Some(v) = value.as_n().ok().and_then(|v| v.parse::<i64>().ok()) {
-                        *counters.entry(name.clone()).or_default() += v;
-                    }
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+            .expression_attribute_values(":from", s(format!("USAGE#{from}")))
+            .expression_attribute_values(":to", s(format!("USAGE#{to}#~")));
+        for item in super::query_all(query).await? {
+            let Some(date) = opt_s(&item, "sk")
+                .and_then(|sk| sk.strip_prefix("USAGE#"))
+                .map(|d| d.chars().take(10).collect::<String>())
+            else {
+                continue;
+            };
+            let counters = days.entry(date).or_default();
+            for (name, value) in &item {
+                if let Some(v) = value.as_n().ok().and_then(|v| v.parse::<i64>().ok()) {
+                    *counters.entry(name.clone()).or_default() += v;
                 }
             }
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(days),
-            }
         }
+        Ok(days)
     }
 }
 

@@ -105,6 +105,22 @@ pub(crate) async fn read(
     Ok(out.item)
 }
 
+/// Every item a query matches, page after page (for the few lists that are read whole).
+pub(crate) async fn query_all(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> Result<Vec<attrs::Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo_err)?;
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(k) => start = Some(k),
+            None => return Ok(items),
+        }
+    }
+}
+
 /// An unconditional put.
 pub(crate) async fn write(
     db: &aws_sdk_dynamodb::Client,

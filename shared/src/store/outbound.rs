@@ -16,8 +16,6 @@ use super::messages::{MessageStore, TxError, sortable, tenant_pk, usage_sk};
 use super::{StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions};
 use crate::domain::ids::TenantId;
 use crate::domain::meta::DeliveryStatus;
-use aws_sdk_dynamodb::types::builders::UpdateBuilder;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 /// What `POST /api/messages` stores.
 #[derive(Debug, Clone)]
@@ -41,9 +39,7 @@ pub struct NewOutbound {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
-    Created {
-        conversation_id: String,
-    },
+    Created,
     /// The client message id was used before: by this very request, or by another.
     Existing {
         message_id: String,
@@ -99,25 +95,6 @@ fn outbound_from(item: &Item) -> Result<Outbound, StoreError> {
 }
 
 impl MessageStore {
-    fn transact_put(
-        &self,
-        item: Item,
-        condition: Option<&str>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(condition.map(str::to_owned))
-            .build()
-            .map_err(dynamo_err)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    fn transact_update(&self, update: UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
-        let update = update.table_name(&self.table).build().map_err(dynamo_err)?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
     /// The contact's conversation and last inbound time (epoch seconds), if known.
     pub async fn contact(
         &self,
@@ -163,7 +140,7 @@ impl MessageStore {
                 None => (format!("conv_{}", uuid::Uuid::new_v4().simple()), true),
             };
             match self.accept_transaction(scope, new, &conversation_id, new_contact).await {
-                Ok(()) => return Ok(Accepted::Created { conversation_id }),
+                Ok(()) => return Ok(Accepted::Created),
                 Err(TxError::Conflict) => {
                     if let Some((message_id, hash)) =
                         self.client_message(scope, &new.client_message_id).await?

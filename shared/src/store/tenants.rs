@@ -663,30 +663,22 @@ impl TenantStore {
     pub async fn next_online_agent(&self, tenant: &TenantId) -> Result<Option<UserId>, StoreError> {
         let pk = format!("TENANT#{tenant}");
         let since = now_secs() - ONLINE_FOR_SECS;
-        let mut online = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .filter_expression("#role = :agent AND lastSeenAt >= :since")
-                .expression_attribute_names("#role", "role")
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":prefix", s(USER_PREFIX))
-                .expression_attribute_values(":agent", s(Role::Agent.as_str()))
-                .expression_attribute_values(":since", n(since))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo_err)?;
-            online.extend(out.items().iter().filter_map(|i| UserId::parse(opt_s(i, "userId")?)));
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .filter_expression("#role = :agent AND lastSeenAt >= :since")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":prefix", s(USER_PREFIX))
+            .expression_attribute_values(":agent", s(Role::Agent.as_str()))
+            .expression_attribute_values(":since", n(since));
+        let mut online: Vec<UserId> = super::query_all(query)
+            .await?
+            .iter()
+            .filter_map(|i| UserId::parse(opt_s(i, "userId")?))
+            .collect();
         if online.is_empty() {
             return Ok(None);
         }
