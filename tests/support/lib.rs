@@ -196,6 +196,21 @@ impl Stack {
         out.count()
     }
 
+    /// Up to `max` messages from a queue, waiting up to two seconds for the first.
+    pub async fn receive(&self, queue_url: &str, max: i32) -> Vec<aws_sdk_sqs::types::Message> {
+        self.clients
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default()
+    }
+
     /// Moves a tenant to another tier, as billing would (tenants cannot change their own).
     pub async fn set_tier(&self, tenant_id: &str, tier: &str) {
         use aws_sdk_dynamodb::types::AttributeValue;
@@ -290,6 +305,12 @@ pub fn test_key_spec() -> String {
 }
 
 impl App {
+    /// An app whose queues nothing consumes: tests drive the processors themselves.
+    pub async fn without_processors(stack: &Stack) -> App {
+        Self::spawn_configured(stack, auth::LockoutPolicy::default(), test_sender_policy(), false)
+            .await
+    }
+
     pub async fn spawn(stack: &Stack) -> App {
         Self::spawn_with(stack, auth::LockoutPolicy::default()).await
     }

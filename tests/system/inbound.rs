@@ -726,16 +726,8 @@ async fn aws_requests_per_inbound_message_are_counted() {
     // The processor, for the first message (new contact) and the second (known contact).
     let mut per_message = Vec::new();
     for _ in 0..2 {
-        let received = stack
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(&r.inbound_events_queue_url)
-            .wait_time_seconds(2)
-            .send()
-            .await
-            .expect("receive");
-        let m = received.messages().first().expect("pointer queued").clone();
+        let received = stack.receive(&r.inbound_events_queue_url, 1).await;
+        let m = received.first().expect("pointer queued").clone();
         let event = switchboard_tests::sqs_event(m.message_id(), m.body());
         counter.take();
         assert!(webhook_processor::handle(&processor, event).await.batch_item_failures.is_empty());

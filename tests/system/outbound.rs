@@ -526,13 +526,7 @@ async fn bad_requests_are_refused_with_their_fields_and_store_nothing() {
 #[tokio::test]
 async fn messages_queue_by_tier() {
     let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn_configured(
-        &stack,
-        auth::LockoutPolicy::default(),
-        switchboard_tests::test_sender_policy(),
-        false,
-    )
-    .await;
+    let app = App::without_processors(&stack).await;
     let standard = sandbox_tenant(&app, "tier-standard").await;
     let enterprise = sandbox_tenant(&app, "tier-enterprise").await;
     stack.set_tier(&enterprise.tenant_id, "enterprise").await;
@@ -890,13 +884,7 @@ async fn aws_requests_per_outbound_message_are_counted() {
     use switchboard_tests::RequestCounter;
 
     let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn_configured(
-        &stack,
-        auth::LockoutPolicy::default(),
-        switchboard_tests::test_sender_policy(),
-        false,
-    )
-    .await;
+    let app = App::without_processors(&stack).await;
     let owner = sandbox_tenant(&app, "counted-out").await;
     let counter = RequestCounter::default();
     let clients = Emulator::shared().counted_clients(&counter).await;
@@ -960,16 +948,8 @@ async fn aws_requests_per_outbound_message_are_counted() {
     );
     let mut sent = Vec::new();
     for _ in 0..2 {
-        let received = stack
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(&r.outbound_standard_queue_url)
-            .wait_time_seconds(2)
-            .send()
-            .await
-            .expect("receive");
-        let m = received.messages().first().expect("job queued").clone();
+        let received = stack.receive(&r.outbound_standard_queue_url, 1).await;
+        let m = received.first().expect("job queued").clone();
         let event = switchboard_tests::sqs_event(m.message_id(), m.body());
         counter.take();
         assert!(message_sender::handle(&sender, event).await.batch_item_failures.is_empty());
@@ -984,10 +964,38 @@ async fn aws_requests_per_outbound_message_are_counted() {
             .await
             .expect("delete");
     }
+    // A full batch of ten, warm: what each message costs when the queue is busy.
+    for n in 2..12 {
+        let response = messages::handle(&api, request(n)).await.expect("handled");
+        assert_eq!(response.status(), 202);
+    }
+    let mut jobs = Vec::new();
+    while jobs.len() < 10 {
+        let received = stack.receive(&r.outbound_standard_queue_url, 10).await;
+        assert!(!received.is_empty(), "the ten jobs are queued");
+        jobs.extend(received);
+    }
+    let mut batch = switchboard_tests::sqs_event(None, None);
+    batch.records = jobs
+        .iter()
+        .flat_map(|m| switchboard_tests::sqs_event(m.message_id(), m.body()).records)
+        .collect();
+    counter.take();
+    assert!(message_sender::handle(&sender, batch).await.batch_item_failures.is_empty());
+    let batch_of_ten = counter.take();
+    let sandbox: Value = reqwest::get(format!("{}/_sandbox/stats", app.sandbox_url))
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sandbox["sends"], 12, "every message reached the sandbox once");
+
     println!("POST /api/messages, first: {:?}", accepted[0]);
     println!("POST /api/messages, next: {:?}", accepted[1]);
     println!("sender, cold: {:?}", sent[0]);
     println!("sender, warm: {:?}", sent[1]);
+    println!("sender, warm, a batch of ten: {batch_of_ten:?}");
     let expected = |pairs: &[(&str, u32)]| {
         pairs
             .iter()
@@ -1003,10 +1011,112 @@ async fn aws_requests_per_outbound_message_are_counted() {
     ]);
     assert_eq!(accepted[0], accept);
     assert_eq!(accepted[1], accept);
-    // Cold: channel and plan read, both buckets read and booked; then the message read,
-    // claimed, recorded (message, then wamid item) and counted. Warm: the caches and the buckets'
-    // last clocks save four reads.
-    assert_eq!(sent[0], expected(&[("DynamoDB.GetItem", 5), ("DynamoDB.UpdateItem", 6)]));
-    assert_eq!(sent[1], expected(&[("DynamoDB.GetItem", 1), ("DynamoDB.UpdateItem", 6)]));
+    // Cold: channel and plan read, both buckets read and booked; then the message claimed
+    // (the claim returns it), recorded (message, then wamid item), and the batch counted.
+    // Warm: the caches and the buckets' last clocks save the four reads.
+    assert_eq!(sent[0], expected(&[("DynamoDB.GetItem", 4), ("DynamoDB.UpdateItem", 6)]));
+    assert_eq!(sent[1], expected(&[("DynamoDB.UpdateItem", 6)]));
+    // Ten: two bookings and one count for the batch, three writes per message.
+    assert_eq!(batch_of_ten, expected(&[("DynamoDB.UpdateItem", 2 + 10 * 3 + 1)]));
+    stack.remove().await;
+}
+
+/// Lets the first claim reach DynamoDB, then loses its answer (a 500 in its place), as a
+/// dropped connection would: the SDK sends the same request again.
+#[derive(Debug, Default, Clone)]
+struct LoseFirstClaimAnswer(std::sync::Arc<std::sync::atomic::AtomicU8>);
+
+const CLAIM_SEEN: u8 = 1;
+const ANSWER_LOST: u8 = 2;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for LoseFirstClaimAnswer {
+    fn name(&self) -> &'static str {
+        "LoseFirstClaimAnswer"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        if String::from_utf8_lossy(body).contains("claimToken") {
+            let _ = self.0.compare_exchange(
+                0,
+                CLAIM_SEEN,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            );
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let lose = self
+            .0
+            .compare_exchange(
+                CLAIM_SEEN,
+                ANSWER_LOST,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            )
+            .is_ok();
+        if lose {
+            let response = context.response_mut();
+            *response.status_mut() = 500.try_into()?;
+            *response.body_mut() = aws_smithy_types::body::SdkBody::from(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"answer lost"}"#,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A claim that DynamoDB applied but whose answer was lost is sent again by the SDK; the
+/// repeat must still win the claim (it carries the same token), not find the lease held
+/// and leave the message to be failed as abandoned, unsent.
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
+    use shared::store::messages::MessageStore;
+    use shared::store::outbound::Claim;
+
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::without_processors(&stack).await;
+    let owner = sandbox_tenant(&app, "lost-claim").await;
+    let (status, accepted) = app
+        .call(
+            "POST",
+            "/api/messages",
+            Some(&owner.access_token),
+            Some(template("+15550400000", "lost-claim")),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("id");
+
+    let lossy = LoseFirstClaimAnswer::default();
+    let config = shared::aws::emulator_config(&Emulator::shared().endpoint).await;
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config).interceptor(lossy.clone()).build(),
+    );
+    let store = MessageStore::new(dynamodb, stack.resources.messages_table.clone());
+    let tenant = shared::domain::ids::TenantId::parse(&owner.tenant_id).expect("tenant id");
+    let claim = store.claim_send(&tenant, id, 60).await.expect("claim");
+    assert_eq!(
+        lossy.0.load(std::sync::atomic::Ordering::SeqCst),
+        ANSWER_LOST,
+        "the first answer was lost"
+    );
+    let Claim::Claimed(message) = claim else { panic!("the repeated claim lost: {claim:?}") };
+    assert_eq!(message.message_id, id);
+    // A second claim (another sender, another token) finds the lease held.
+    let again = store.claim_send(&tenant, id, 60).await.expect("claim");
+    assert!(matches!(again, Claim::Busy), "{again:?}");
     stack.remove().await;
 }

@@ -3,8 +3,8 @@
 //! Per batch, records are grouped by tenant. Per tenant: open the channel (cached), book
 //! send slots for the whole group in the phone number's and the tenant's rate buckets
 //! (DynamoDB, shared by every concurrent invocation), then send each message at its slot:
-//! claim it (a conditional write: only one sender calls Meta for a message), post it to
-//! the Graph API, record the wamid. Meta's error code decides what happens next, as
+//! claim it just before (a conditional write: only one sender calls Meta for a message),
+//! post it to the Graph API at the slot, record the wamid. Meta's error code decides what happens next, as
 //! Meta's error reference says: throttling and transient errors come back through the
 //! queue after a backoff with jitter (the record's visibility is shortened to it), a bad
 //! token marks the channel unhealthy and fails the message, anything else fails it with
@@ -128,7 +128,9 @@ struct Job {
 /// What became of one record.
 #[derive(Debug)]
 enum Outcome {
-    /// Sent, failed for good, or nothing to do: delete the record.
+    /// Meta took the message and its wamid is recorded: delete the record.
+    Sent,
+    /// Failed for good, or nothing to do: delete the record.
     Done,
     /// Deliver the record again after this long.
     Retry(Duration),
@@ -166,7 +168,7 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for (record, outcome) in event.records.iter().zip(outcomes) {
         let retry_after = match outcome.unwrap_or(Outcome::Error("not processed".into())) {
-            Outcome::Done => continue,
+            Outcome::Sent | Outcome::Done => continue,
             Outcome::Retry(after) => Some(after),
             Outcome::Error(e) => {
                 error!(message_id = record.message_id.as_deref().unwrap_or_default(), error = %e, "send job failed; it will be retried");
@@ -250,15 +252,18 @@ async fn send_group(
     let sends = jobs.iter().enumerate().map(|(slot, (index, message_id))| {
         let due = reservation.due_us(slot);
         let (tenant, target) = (&tenant, &target);
-        async move {
-            let wait = due - now_us();
-            if wait > 0 {
-                tokio::time::sleep(Duration::from_micros(wait as u64)).await;
-            }
-            (*index, send_one(deps, tenant, target, message_id).await)
-        }
+        async move { (*index, send_one(deps, tenant, target, message_id, due).await) }
     });
-    join_all(sends).await
+    let outcomes = join_all(sends).await;
+    let sent = outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Sent)).count();
+    if sent > 0 {
+        // The day's usage, once per batch. Losing it loses a count, never a message.
+        let spread_by = jobs.first().map_or("", |(_, id)| id.as_str());
+        if let Err(e) = deps.messages.count_sent(&tenant, sent, spread_by).await {
+            warn!(error = %e, sent, "sends not counted in the day's usage");
+        }
+    }
+    outcomes
 }
 
 /// Slots for `count` sends in the phone number's bucket and the tenant's.
@@ -347,8 +352,14 @@ async fn post(deps: &Deps, target: &Target, body: &Value) -> Answer {
 }
 
 #[instrument(skip_all, fields(message_id = %message_id))]
-async fn send_one(deps: &Deps, tenant: &TenantId, target: &Target, message_id: &str) -> Outcome {
-    match try_send(deps, tenant, target, message_id).await {
+async fn send_one(
+    deps: &Deps,
+    tenant: &TenantId,
+    target: &Target,
+    message_id: &str,
+    due_us: i64,
+) -> Outcome {
+    match try_send(deps, tenant, target, message_id, due_us).await {
         Ok(outcome) | Err(outcome) => outcome,
     }
 }
@@ -358,16 +369,16 @@ async fn try_send(
     tenant: &TenantId,
     target: &Target,
     message_id: &str,
+    due_us: i64,
 ) -> Result<Outcome, Outcome> {
-    let Some(message) = deps.messages.outbound(tenant, message_id).await? else {
-        warn!("no such outbound message; nothing to send");
-        return Ok(Outcome::Done);
-    };
-    if message.settled() {
-        return Ok(Outcome::Done);
-    }
-    match deps.messages.claim_send(tenant, message_id, deps.policy.lease_secs).await? {
-        Claim::Claimed => {}
+    sleep_until_us(due_us - CLAIM_AHEAD_US).await;
+    let message = match deps.messages.claim_send(tenant, message_id, deps.policy.lease_secs).await?
+    {
+        Claim::Claimed(message) => message,
+        Claim::Missing => {
+            warn!("no such outbound message; nothing to send");
+            return Ok(Outcome::Done);
+        }
         Claim::Settled => return Ok(Outcome::Done),
         Claim::Busy => {
             return Ok(Outcome::Retry(Duration::from_secs(deps.policy.lease_secs as u64)));
@@ -387,13 +398,14 @@ async fn try_send(
                 .await?;
             return Ok(Outcome::Done);
         }
-    }
-    let attempt = message.attempts + 1;
+    };
+    sleep_until_us(due_us).await;
+    let attempt = message.attempts;
     match post(deps, target, &message.graph_request).await {
         Answer::Sent { wamid } => {
             record_sent(deps, tenant, &message, &wamid).await?;
             info!(attempt, "message sent");
-            Ok(Outcome::Done)
+            Ok(Outcome::Sent)
         }
         Answer::Refused { code, title } => {
             refused(deps, tenant, &message, attempt, code, &title).await
@@ -411,6 +423,19 @@ async fn try_send(
             )
             .await
         }
+    }
+}
+
+/// How long before its slot a message is claimed: enough for the DynamoDB round trip, so
+/// that the request leaves at the slot itself; short, so that a sender that stops while
+/// holding a claim has almost never stopped before calling Meta (its message is then
+/// failed as "outcome unknown").
+const CLAIM_AHEAD_US: i64 = 50_000;
+
+async fn sleep_until_us(at_us: i64) {
+    let wait = at_us - now_us();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_micros(wait as u64)).await;
     }
 }
 

@@ -4,7 +4,7 @@
 //! | item | sk | notes |
 //! |---|---|---|
 //! | client message id | `CLIENT#<clientMessageId>` | the message it created and a digest of the request |
-//! | message | `MSG#<id>` | `status` queued → sent or failed; `lease` while a sender is calling Meta; `wamid` once Meta took it |
+//! | message | `MSG#<id>` | `status` queued → sent or failed; `lease` (with the `claimToken` that took it) while a sender is calling Meta; `wamid` once Meta took it |
 //!
 //! A message is sent only by the sender that wins the claim (a conditional write on a
 //! queued message with no lease). The lease is cleared when Meta refused the request and
@@ -16,6 +16,8 @@ use super::messages::{MessageStore, TxError, sortable, tenant_pk, usage_sk};
 use super::{StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions};
 use crate::domain::ids::TenantId;
 use crate::domain::meta::DeliveryStatus;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 /// What `POST /api/messages` stores.
 #[derive(Debug, Clone)]
@@ -67,10 +69,12 @@ impl Outbound {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Claim {
-    /// This sender may call Meta now.
-    Claimed,
+    /// This sender may call Meta now, for this message (`attempts` counts this one).
+    Claimed(Outbound),
+    /// No outbound message has this id.
+    Missing,
     /// Already sent or failed.
     Settled,
     /// Another sender holds the lease: try later.
@@ -273,7 +277,8 @@ impl MessageStore {
         }
     }
 
-    /// Takes the right to call Meta for a queued message, for `lease_secs`.
+    /// Takes the right to call Meta for a queued message, for `lease_secs`, and reads the
+    /// message with the same write (one request per send, not a read and a write).
     pub async fn claim_send(
         &self,
         tenant: &TenantId,
@@ -281,39 +286,64 @@ impl MessageStore {
         lease_secs: i64,
     ) -> Result<Claim, StoreError> {
         let now = now_secs();
+        let item_key = key(tenant_pk(tenant), format!("MSG#{message_id}"));
+        // NOTE: the SDK retries a request whose answer was lost. Without the token, the
+        // retry of a claim that did succeed would find the lease held and report Busy; the
+        // message would then wait out the lease and be failed as abandoned, unsent.
+        let token = uuid::Uuid::new_v4().simple().to_string();
         let claimed = self
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(tenant_pk(tenant), format!("MSG#{message_id}"))))
-            .update_expression("SET lease = :until ADD attempts :one")
+            .set_key(Some(item_key.clone()))
+            .update_expression("SET lease = :until, claimToken = :token ADD attempts :one")
             .condition_expression(
-                "#status = :queued AND (attribute_not_exists(lease) OR lease = :free)",
+                "direction = :outbound AND #status = :queued \
+                 AND (attribute_not_exists(lease) OR lease = :free OR claimToken = :token)",
             )
             .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":token", s(&token))
             .expression_attribute_values(":until", n(now + lease_secs))
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":outbound", s("outbound"))
             .expression_attribute_values(":queued", s("queued"))
             .expression_attribute_values(":free", n(0))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match claimed {
-            Ok(_) => Ok(Claim::Claimed),
-            Err(e) if condition_failed(&e) => {
-                let item = self.get(key(tenant_pk(tenant), format!("MSG#{message_id}"))).await?;
-                let Some(item) = item else { return Ok(Claim::Settled) };
-                let lease = opt_n(&item, "lease").unwrap_or_default();
-                Ok(if opt_s(&item, "status") != Some("queued") {
-                    Claim::Settled
-                } else if lease == 0 || lease > now {
-                    // Held by another sender, or released by one just now.
-                    Claim::Busy
-                } else {
-                    Claim::Abandoned
-                })
+        let current = match claimed {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                return Ok(Claim::Claimed(outbound_from(&item)?));
             }
-            Err(e) => Err(dynamo_err(e)),
-        }
+            Err(e) if condition_failed(&e) => {
+                let returned = match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        failed.item.clone()
+                    }
+                    _ => None,
+                };
+                // An emulator may not return the item; DynamoDB does whenever it exists.
+                match returned {
+                    Some(item) => Some(item),
+                    None => self.get(item_key).await?,
+                }
+            }
+            Err(e) => return Err(dynamo_err(e)),
+        };
+        let Some(item) = current.filter(|i| opt_s(i, "direction") == Some("outbound")) else {
+            return Ok(Claim::Missing);
+        };
+        let lease = opt_n(&item, "lease").unwrap_or_default();
+        Ok(if opt_s(&item, "status") != Some("queued") {
+            Claim::Settled
+        } else if lease == 0 || lease > now {
+            // Held by another sender, or released by one just now.
+            Claim::Busy
+        } else {
+            Claim::Abandoned
+        })
     }
 
     /// Gives the claim back after Meta refused the request in a way worth retrying.
@@ -340,13 +370,14 @@ impl MessageStore {
     }
 
     /// Meta took the message: its wamid now carries the delivery state (a status webhook
-    /// may have created that item already; what it recorded stays).
+    /// may have created that item already; what it recorded stays). The day's usage is
+    /// counted by the caller, once per batch ([`MessageStore::count_sent`]).
     ///
     /// NOTE: single-item writes, not a transaction: the message first (the record that
-    /// stops a second send), then its wamid item, then the day's count. Should a later
-    /// write be lost, the message still shows `sent`, and Meta's status webhooks create the
-    /// wamid item. A shared counter inside a transaction would make a tenant's concurrent
-    /// sends conflict; and moto copies a whole table per transaction.
+    /// stops a second send), then its wamid item. Should the second write be lost, the
+    /// message still shows `sent`, and Meta's status webhooks create the wamid item. A
+    /// shared counter inside a transaction would make a tenant's concurrent sends
+    /// conflict; and moto copies a whole table per transaction.
     pub async fn record_sent(
         &self,
         tenant: &TenantId,
@@ -396,25 +427,36 @@ impl MessageStore {
             .expression_attribute_values(":rank", n(DeliveryStatus::Sent.rank()))
             .send()
             .await
-            .map_err(dynamo_err)?;
-        self.count(&pk, now, &message.message_id, "outbound").await
+            .map(|_| ())
+            .map_err(dynamo_err)
     }
 
-    /// Adds one to a counter of the day's usage (a shard of it).
+    /// Adds `sent` outbound messages to today's usage: one write for a batch's sends.
+    pub async fn count_sent(
+        &self,
+        tenant: &TenantId,
+        sent: usize,
+        spread_by: &str,
+    ) -> Result<(), StoreError> {
+        self.count(&tenant_pk(tenant), now_secs(), spread_by, "outbound", sent as i64).await
+    }
+
+    /// Adds `by` to a counter of the day's usage (a shard of it).
     async fn count(
         &self,
         pk: &str,
         at: i64,
         spread_by: &str,
         counter: &str,
+        by: i64,
     ) -> Result<(), StoreError> {
         self.db
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, usage_sk(at, spread_by))))
-            .update_expression("ADD #counter :one")
+            .update_expression("ADD #counter :by")
             .expression_attribute_names("#counter", counter)
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":by", n(by))
             .send()
             .await
             .map(|_| ())
@@ -451,7 +493,7 @@ impl MessageStore {
             .send()
             .await;
         match failed {
-            Ok(_) => self.count(&pk, now, message_id, "failed").await,
+            Ok(_) => self.count(&pk, now, message_id, "failed", 1).await,
             Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(dynamo_err(e)),
         }
