@@ -5,7 +5,8 @@
 #   - the CPU cost of one password check (argon2id verify);
 #   - login latency end to end through the local stack (release) on the moto emulator;
 #   - webhook ingest rate against the emulator's own put+send rate, in the same run;
-#   - send pacing at 80 and 1,000 msg/s through the message sender against the sandbox.
+#   - send pacing at 80 and 1,000 msg/s through the message sender against the sandbox
+#     (DynamoDB on Dynoxide, installed into .tools/ on first use).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -72,9 +73,5 @@ after=$(emulator); echo "after: $after"
 rate() { sed -n 's|.*: \([0-9.]*\)/s.*|\1|p' <<< "$1" | head -1; }
 "$py" -c "i, b, a = $(rate "$ingest"), $(rate "$before"), $(rate "$after"); print(f'ratio ingest / emulator alone: {i / ((b + a) / 2):.2f} (emulator {b:.0f}/s before, {a:.0f}/s after)')"
 
-echo "## Pacing through the message sender (release), sandbox statuses off, on the emulator"
-cargo build --quiet --release -p local --example send_rate
-# 80/s: Meta's default per number, one sender. 1,000/s: the highest, eight concurrent
-# senders (Lambda would scale the event source out the same way).
-target/release/examples/send_rate "http://127.0.0.1:$moto_port" 80 15 1
-target/release/examples/send_rate "http://127.0.0.1:$moto_port" 1000 12 8
+kill "$moto" "$api" 2>/dev/null || true
+scripts/bench/pacing.sh

@@ -1,20 +1,34 @@
 //! Pacing through the message sender: stores queued messages of one tenant (a sandbox
-//! channel with `messagesPerSecond` = RATE, tier enterprise_b2b), runs SENDERS pollers of
-//! the outbound-high queue (as concurrent Lambda invocations would be) against an
-//! in-process sandbox with status webhooks off, and reports when the sandbox received
-//! each send. `make bench` runs it at 80 and at 1,000 msg/s.
+//! channel with `messagesPerSecond` = RATE, tier enterprise_b2b), runs SENDERS concurrent
+//! invocations of the sender against an in-process sandbox with status webhooks off, and
+//! reports when the sandbox received each send. `make bench` runs it at 80 and at
+//! 1,000 msg/s.
 //!
-//! usage: send_rate ENDPOINT RATE SECONDS SENDERS
+//! usage: send_rate ENDPOINT RATE SECONDS SENDERS [queue|direct]
+//!
+//! - `queue` (the default): jobs go through the emulator's outbound-high queue, fed at
+//!   1.25 × RATE, and SENDERS local pollers receive them (`local::poller`).
+//! - `direct`: every job is waiting at the start (a backlog), and SENDERS invocations take
+//!   batches of ten straight from memory, as Lambda's own poller hands them over; records
+//!   the sender reports as failed come back one second later. The queue emulator is out
+//!   of the loop: moto's SQS cannot deliver 1,000 messages a second.
+//!
+//! ENDPOINT serves SQS and KMS, and DynamoDB unless `AWS_ENDPOINT_URL_DYNAMODB` names
+//! another emulator.
 
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use local::functions::MessageSender;
 use local::poller::Poller;
+use local::poller::Processor;
 use serde_json::{Value, json};
-use shared::aws::{AwsClients, bootstrap};
-use std::collections::HashMap;
+use shared::aws::{AwsClients, bootstrap, emulator_config};
+use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -28,14 +42,23 @@ fn n(v: impl ToString) -> AttributeValue {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, endpoint, rate, seconds, senders] = args.as_slice() else {
-        return Err("usage: send_rate ENDPOINT RATE SECONDS SENDERS".into());
+    let (endpoint, rate, seconds, senders, direct) = match args.as_slice() {
+        [_, e, r, s, n] => (e, r, s, n, false),
+        [_, e, r, s, n, mode] if mode == "queue" || mode == "direct" => {
+            (e, r, s, n, mode == "direct")
+        }
+        _ => return Err("usage: send_rate ENDPOINT RATE SECONDS SENDERS [queue|direct]".into()),
     };
     shared::telemetry::init();
     let (rate, seconds, senders): (usize, usize, usize) =
         (rate.parse()?, seconds.parse()?, senders.parse()?);
     let total = rate * seconds + rate / 5;
-    let clients = AwsClients::for_emulator(endpoint).await;
+    let mut clients = AwsClients::for_emulator(endpoint).await;
+    // DynamoDB may be another emulator (the SDK's own per-service variable): moto answers
+    // about 50 DynamoDB requests a second, far below what 1,000 msg/s needs.
+    if let Ok(dynamodb) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+        clients.dynamodb = aws_sdk_dynamodb::Client::new(&emulator_config(&dynamodb).await);
+    }
     let prefix = format!("bench-send-{rate}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let resources = bootstrap::ensure(&clients, &prefix).await?;
 
@@ -127,10 +150,68 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     eprintln!("stored {total} queued messages in {:.1} s", preload.elapsed().as_secs_f64());
 
-    // NOTE: the jobs are fed to the queue a quarter faster than the target rate, not all
-    // at once: moto's ReceiveMessage scans the whole queue (0.7 s per call at 1,000
-    // messages), which would measure the emulator instead of the sender.
-    let feeder = {
+    let arn = bootstrap::queue_arn(&clients, &resources.outbound_high_queue_url).await?;
+    let graph = shared::graph::GraphConfig {
+        graph_api_base: "http://127.0.0.1:9".into(),
+        graph_api_version: "v23.0".into(),
+        sandbox_url: Some(sandbox_url.clone()),
+    };
+    // Each invocation with its own process-level caches, as separate Lambda instances.
+    let sender = || {
+        Arc::new(MessageSender(message_sender::Deps::from_parts(
+            &clients,
+            &resources,
+            shared::channel::SandboxCredentials::default(),
+            graph.clone(),
+            message_sender::Policy::default(),
+        )))
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let retried = Arc::new(AtomicUsize::new(0));
+    let feeder = if direct {
+        let backlog: Arc<Mutex<VecDeque<String>>> =
+            Arc::new(Mutex::new(ids.iter().cloned().collect()));
+        for _ in 0..senders {
+            let (sender, backlog, retried) = (sender(), backlog.clone(), retried.clone());
+            let (tenant, arn, stop) = (tenant.clone(), arn.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                while !*stop.borrow() {
+                    let batch: Vec<String> = {
+                        let Ok(mut queue) = backlog.lock() else { return };
+                        let n = queue.len().min(10);
+                        queue.drain(..n).collect()
+                    };
+                    if batch.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                    let event = direct_event(&tenant, &arn, &batch);
+                    let failed: Vec<String> = match sender.process(event).await {
+                        Ok(response) => response
+                            .batch_item_failures
+                            .into_iter()
+                            .map(|f| f.item_identifier)
+                            .collect(),
+                        Err(_) => batch.clone(),
+                    };
+                    if !failed.is_empty() {
+                        retried.fetch_add(failed.len(), Ordering::Relaxed);
+                        let backlog = backlog.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            if let Ok(mut queue) = backlog.lock() {
+                                queue.extend(failed);
+                            }
+                        });
+                    }
+                }
+            });
+        }
+        None
+    } else {
+        // NOTE: the jobs are fed to the queue a quarter faster than the target rate, not
+        // all at once: moto's ReceiveMessage scans the whole queue (0.7 s per call at 1,000
+        // messages), which would measure the emulator instead of the sender.
         let (sqs, url, tenant, ids) = (
             clients.sqs.clone(),
             resources.outbound_high_queue_url.clone(),
@@ -138,7 +219,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ids.clone(),
         );
         let every = Duration::from_secs_f64(10.0 / (rate as f64 * 1.25));
-        tokio::spawn(async move {
+        let feeder = tokio::spawn(async move {
             let mut next = tokio::time::Instant::now();
             for chunk in ids.chunks(10) {
                 let entries = chunk
@@ -160,34 +241,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 next += every;
                 tokio::time::sleep_until(next).await;
             }
-        })
+        });
+        for i in 0..senders {
+            let poller = Poller::new(
+                format!("sender-{i}"),
+                clients.sqs.clone(),
+                resources.outbound_high_queue_url.clone(),
+                arn.clone(),
+                sender(),
+            );
+            tokio::spawn(poller.run(stop_rx.clone()));
+        }
+        Some(feeder)
     };
-
-    // The senders, as concurrent invocations: each with its own process-level caches.
-    let arn = bootstrap::queue_arn(&clients, &resources.outbound_high_queue_url).await?;
-    let graph = shared::graph::GraphConfig {
-        graph_api_base: "http://127.0.0.1:9".into(),
-        graph_api_version: "v23.0".into(),
-        sandbox_url: Some(sandbox_url.clone()),
-    };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    for i in 0..senders {
-        let deps = message_sender::Deps::from_parts(
-            &clients,
-            &resources,
-            shared::channel::SandboxCredentials::default(),
-            graph.clone(),
-            message_sender::Policy::default(),
-        );
-        let poller = Poller::new(
-            format!("sender-{i}"),
-            clients.sqs.clone(),
-            resources.outbound_high_queue_url.clone(),
-            arn.clone(),
-            Arc::new(MessageSender(deps)),
-        );
-        tokio::spawn(poller.run(stop_rx.clone()));
-    }
 
     let http = reqwest::Client::new();
     let started = Instant::now();
@@ -208,15 +274,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let _ = stop_tx.send(true);
-    feeder.abort();
+    if let Some(feeder) = feeder {
+        feeder.abort();
+    }
     bootstrap::remove(&clients, &prefix, &resources).await;
-    report(rate, senders, total, times);
+    let mode = if direct { "direct" } else { "queue" };
+    report(rate, senders, mode, total, times);
+    println!("records retried: {}", retried.load(Ordering::Relaxed));
     Ok(())
 }
 
 /// Sustained rate after the first second (which may carry the bucket's burst), and the
 /// spread of whole seconds around it.
-fn report(rate: usize, senders: usize, total: usize, mut times: Vec<u64>) {
+fn report(rate: usize, senders: usize, mode: &str, total: usize, mut times: Vec<u64>) {
     times.sort_unstable();
     let (Some(first), Some(last)) = (times.first().copied(), times.last().copied()) else {
         println!("{rate}/s target: nothing was sent");
@@ -235,11 +305,27 @@ fn report(rate: usize, senders: usize, total: usize, mut times: Vec<u64>) {
         .collect();
     let first_second = times.iter().filter(|t| **t < steady_from).count();
     println!(
-        "target {rate}/s, {senders} sender(s): {}/{total} sent; sustained {sustained:.1} msg/s over {window:.1} s \
+        "target {rate}/s, {senders} sender(s), {mode}: {}/{total} sent; sustained {sustained:.1} msg/s over {window:.1} s \
          ({:.1}% of target); whole seconds: min {}, max {}; first second {first_second}",
         times.len(),
         sustained * 100.0 / rate as f64,
         bins.iter().min().unwrap_or(&0),
         bins.iter().max().unwrap_or(&0),
     );
+}
+
+/// The SQS event Lambda builds for a batch of send jobs.
+fn direct_event(tenant: &str, arn: &str, ids: &[String]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = ids
+        .iter()
+        .map(|id| {
+            let mut record = SqsMessage::default();
+            record.message_id = Some(id.clone());
+            record.body = Some(messages::job(tenant, id));
+            record.event_source_arn = Some(arn.to_owned());
+            record
+        })
+        .collect();
+    event
 }
