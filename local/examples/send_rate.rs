@@ -273,14 +273,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_default();
         }
     };
+    // A moment for any repeated send still under way to land before the count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = stop_tx.send(true);
+    // Each message has its own recipient: a send twice would show as a repeated one.
+    let sent: Value =
+        http.get(format!("{sandbox_url}/_sandbox/messages")).send().await?.json().await?;
+    let recipients: Vec<&str> = sent["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|i| i["to"].as_str()).collect())
+        .unwrap_or_default();
+    let distinct = recipients.iter().collect::<std::collections::HashSet<_>>().len();
     if let Some(feeder) = feeder {
         feeder.abort();
     }
     bootstrap::remove(&clients, &prefix, &resources).await;
     let mode = if direct { "direct" } else { "queue" };
     report(rate, senders, mode, total, times);
-    println!("records retried: {}", retried.load(Ordering::Relaxed));
+    println!(
+        "records retried: {}; messages sent once: {distinct} of {total}; sent twice or more: {}",
+        retried.load(Ordering::Relaxed),
+        recipients.len() - distinct,
+    );
     Ok(())
 }
 
