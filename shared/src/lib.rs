@@ -7,6 +7,7 @@
 //! - [`resources`]: the tables, queues and key the system owns, defined once (the SAM
 //!   template must agree, and a test holds it to that).
 //! - [`config`]: typed configuration, read once at start-up.
+//! - [`events`]: the events partners' webhooks receive, and their queue.
 //! - [`aws`]: the AWS adapters: clients, and the idempotent bootstrap used locally.
 //! - [`http`]: the one mapping from errors to RFC 9457 problem+json responses.
 //! - [`routes`]: every HTTP route and the function that serves it.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod aws;
 pub mod channel;
 pub mod config;
+pub mod events;
 pub mod graph;
 pub mod http;
 pub mod request;

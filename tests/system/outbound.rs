@@ -353,7 +353,53 @@ async fn each_error_fixture_leads_to_a_retry_or_the_failure_it_calls_for() {
     );
     let (_, channel) = app.call("GET", "/api/whatsapp/channel", Some(&token), None).await;
     assert_eq!(channel["healthStatus"], "unhealthy");
+    let failed_for_good = [
+        (ids[4].1.clone(), json!(131026)),
+        (ids[5].1.clone(), json!(131047)),
+        (ids[6].1.clone(), json!(132000)),
+        (ids[7].1.clone(), json!(132001)),
+        (accepted["id"].as_str().expect("id").to_owned(), json!(190)),
+    ];
+
+    // Partners hear of every failure, once, with our message id; and of Meta's statuses
+    // with it too.
+    let events = partner_events(&stack).await;
+    let status_events = |id: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["type"] == "message.status" && e["data"]["messageId"] == id)
+            .collect()
+    };
+    for (id, code) in &failed_for_good {
+        let found = status_events(id);
+        assert_eq!(found.len(), 1, "{id}: {found:?}");
+        assert_eq!(found[0]["data"]["status"], "failed");
+        assert_eq!(&found[0]["data"]["error"]["code"], code);
+        assert!(found[0]["id"].as_str().is_some_and(|i| i.starts_with("evt_")));
+    }
+    for (_, id) in &ids[..4] {
+        assert!(
+            status_events(id)
+                .iter()
+                .any(|e| e["data"]["status"] == "read" && e["data"]["wamid"].is_string()),
+            "{id}: Meta's read status names our message"
+        );
+    }
     stack.remove().await;
+}
+
+/// Every event on the partner-events queue (nothing consumes it in the local stack yet).
+async fn partner_events(stack: &Stack) -> Vec<Value> {
+    let mut events = Vec::new();
+    loop {
+        let received = stack.receive(&stack.resources.partner_events_queue_url, 10).await;
+        if received.is_empty() {
+            return events;
+        }
+        events.extend(
+            received.iter().map(|m| serde_json::from_str(m.body().unwrap_or("{}")).expect("json")),
+        );
+    }
 }
 
 #[tokio::test]

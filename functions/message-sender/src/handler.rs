@@ -8,7 +8,8 @@
 //! Meta's error reference says: throttling and transient errors come back through the
 //! queue after a backoff with jitter (the record's visibility is shortened to it), a bad
 //! token marks the channel unhealthy and fails the message, anything else fails it with
-//! Meta's code and title.
+//! Meta's code and title. Every failure is announced to partners as a `message.status`
+//! event.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::future::join_all;
@@ -21,6 +22,7 @@ use shared::config::Resources;
 use shared::domain::ids::TenantId;
 use shared::domain::meta::{ErrorClass, classify_error, graph_error};
 use shared::domain::pacing::{DEFAULT_MESSAGES_PER_SECOND, Rate, Reservation};
+use shared::events::{self, PartnerEvents};
 use shared::graph::{GraphConfig, Target};
 use shared::store::StoreError;
 use shared::store::channels::ChannelStore;
@@ -72,6 +74,7 @@ pub struct Deps {
     tenants: TenantStore,
     buckets: RateBuckets,
     sqs: aws_sdk_sqs::Client,
+    events: PartnerEvents,
     /// Queue URLs by queue name (the last part of a record's source ARN).
     queue_urls: HashMap<String, String>,
     graph: GraphConfig,
@@ -109,6 +112,10 @@ impl Deps {
             tenants: TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
             buckets: RateBuckets::new(clients.dynamodb.clone(), resources.messages_table.clone()),
             sqs: clients.sqs.clone(),
+            events: PartnerEvents::new(
+                clients.sqs.clone(),
+                resources.partner_events_queue_url.clone(),
+            ),
             queue_urls,
             graph,
             http,
@@ -232,10 +239,8 @@ async fn send_group(
         Err(reason) => {
             let mut out = Vec::new();
             for (index, message_id) in &jobs {
-                let failed = deps
-                    .messages
-                    .record_failed(&tenant, message_id, &json!("channel_cannot_send"), &reason)
-                    .await;
+                let failed =
+                    fail(deps, &tenant, message_id, &json!("channel_cannot_send"), &reason).await;
                 out.push((*index, failed.map_or_else(Outcome::from, |()| Outcome::Done)));
             }
             return out;
@@ -388,14 +393,14 @@ async fn try_send(
             // may have the message; sending it again could deliver it twice, so it is
             // failed visibly instead (the agent can send it again).
             warn!("an earlier send stopped without an outcome; not sending again");
-            deps.messages
-                .record_failed(
-                    tenant,
-                    message_id,
-                    &json!("send_outcome_unknown"),
-                    "The send was interrupted; it may or may not have reached WhatsApp, so it was not repeated.",
-                )
-                .await?;
+            fail(
+                deps,
+                tenant,
+                message_id,
+                &json!("send_outcome_unknown"),
+                "The send was interrupted; it may or may not have reached WhatsApp, so it was not repeated.",
+            )
+            .await?;
             return Ok(Outcome::Done);
         }
     };
@@ -508,14 +513,44 @@ async fn refused(
             let reason = format!(
                 "The channel's access token was refused ({title}); update it with PUT /api/whatsapp/channel."
             );
-            deps.messages.record_failed(tenant, &message.message_id, &json!(code), &reason).await?;
+            fail(deps, tenant, &message.message_id, &json!(code), &reason).await?;
             Ok(Outcome::Done)
         }
         ErrorClass::Permanent => {
-            deps.messages.record_failed(tenant, &message.message_id, &json!(code), title).await?;
+            fail(deps, tenant, &message.message_id, &json!(code), title).await?;
             Ok(Outcome::Done)
         }
     }
+}
+
+/// Fails a message for good and tells partners (`message.status`, `failed`): once, by the
+/// call that failed it.
+async fn fail(
+    deps: &Deps,
+    tenant: &TenantId,
+    message_id: &str,
+    code: &Value,
+    title: &str,
+) -> Result<(), StoreError> {
+    if !deps.messages.record_failed(tenant, message_id, code, title).await? {
+        return Ok(());
+    }
+    let event = events::message_failed(tenant, message_id, code, title);
+    // NOTE: the message is failed already, so a redelivery would not come back here: the
+    // event is retried in place. The event id is stable, so a repeat is harmless.
+    let mut pause = Duration::from_millis(200);
+    for _ in 0..4 {
+        match deps.events.emit(std::slice::from_ref(&event)).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                warn!(error = %e, "failure event not queued yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }
+    }
+    error!(event_id = event["id"].as_str().unwrap_or_default(), "failure event not queued");
+    Ok(())
 }
 
 /// Retries after a backoff with jitter, or fails the message once `limit` sends failed.
@@ -529,7 +564,7 @@ async fn retry_or_fail(
     growth: u32,
 ) -> Result<Outcome, Outcome> {
     if attempt >= limit {
-        deps.messages.record_failed(tenant, &message.message_id, &code, title).await?;
+        fail(deps, tenant, &message.message_id, &code, title).await?;
         return Ok(Outcome::Done);
     }
     deps.messages

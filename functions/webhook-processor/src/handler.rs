@@ -1,22 +1,19 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::auth::secrets::sha256_hex;
 use shared::domain::ids::TenantId;
 use shared::domain::meta::{self, WebhookItem};
+use shared::events::{PartnerEvents, event, event_id};
 use shared::store::StoreError;
-use shared::store::attrs::{now_secs, rfc3339};
+use shared::store::attrs::rfc3339;
 use shared::store::messages::MessageStore;
 use shared::store::tenants::TenantStore;
-use shared::telemetry::error_chain;
 use tracing::{error, info, instrument, warn};
 
 pub struct Deps {
     messages: MessageStore,
-    sqs: aws_sdk_sqs::Client,
-    partner_events_queue_url: String,
+    events: PartnerEvents,
     /// For auto-assignment of new conversations (off when `None`).
     tenants: Option<TenantStore>,
 }
@@ -27,7 +24,7 @@ impl Deps {
         sqs: aws_sdk_sqs::Client,
         partner_events_queue_url: String,
     ) -> Self {
-        Self { messages, sqs, partner_events_queue_url, tenants: None }
+        Self { messages, events: PartnerEvents::new(sqs, partner_events_queue_url), tenants: None }
     }
 
     /// Assigns new conversations round-robin to online agents where the tenant's
@@ -100,15 +97,6 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
-/// A stable id per fact, so that a re-emitted event is recognisably the same one.
-fn partner_event_id(parts: &[&str]) -> String {
-    format!("evt_{}", &sha256_hex(&parts.join("|"))[..32])
-}
-
-fn partner_event(id: String, kind: &str, tenant: &TenantId, data: Value) -> Value {
-    json!({ "id": id, "type": kind, "tenantId": tenant, "timestamp": rfc3339(now_secs()), "data": data })
-}
-
 #[instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or_default()))]
 async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
     let pointer: Pointer = serde_json::from_str(record.body.as_deref().unwrap_or_default())
@@ -130,15 +118,15 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
                 let applied = deps.messages.apply_inbound(&tenant, &message).await?;
                 if applied.new_conversation {
                     auto_assign(deps, &tenant, &applied.conversation_id).await?;
-                    events.push(partner_event(
-                        partner_event_id(&["conversation.created", tenant.as_str(), &applied.conversation_id]),
+                    events.push(event(
+                        event_id(&["conversation.created", tenant.as_str(), &applied.conversation_id]),
                         "conversation.created",
                         &tenant,
                         json!({ "conversationId": applied.conversation_id, "contactWaId": format!("+{}", message.from) }),
                     ));
                 }
-                events.push(partner_event(
-                    partner_event_id(&["message.received", tenant.as_str(), &message.wamid]),
+                events.push(event(
+                    event_id(&["message.received", tenant.as_str(), &message.wamid]),
                     "message.received",
                     &tenant,
                     json!({
@@ -153,12 +141,13 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
                 ));
             }
             WebhookItem::Status(status) => {
-                deps.messages.apply_status(&tenant, &status).await?;
-                events.push(partner_event(
-                    partner_event_id(&["message.status", tenant.as_str(), &status.wamid, status.status.as_str()]),
+                let applied = deps.messages.apply_status(&tenant, &status).await?;
+                events.push(event(
+                    event_id(&["message.status", tenant.as_str(), &status.wamid, status.status.as_str()]),
                     "message.status",
                     &tenant,
                     json!({
+                        "messageId": applied.message_id,
                         "wamid": status.wamid,
                         "status": status.status,
                         "timestamp": rfc3339(status.timestamp),
@@ -169,8 +158,8 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
             WebhookItem::Template(template) => {
                 deps.messages.apply_template_status(&tenant, &template).await?;
                 let language = template.language.clone().unwrap_or_default();
-                events.push(partner_event(
-                    partner_event_id(&["template.status", tenant.as_str(), &template.name, &language, &template.event]),
+                events.push(event(
+                    event_id(&["template.status", tenant.as_str(), &template.name, &language, &template.event]),
                     "template.status",
                     &tenant,
                     json!({ "name": template.name, "language": language, "event": template.event, "reason": template.reason }),
@@ -189,35 +178,6 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
     Ok(())
 }
 
-/// Queues partner events, ten per request (SQS's batch limit). Events carry stable ids,
-/// so sending some twice after a retry is harmless downstream.
 async fn emit(deps: &Deps, events: &[Value]) -> Result<(), ProcessError> {
-    for chunk in events.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(e.to_string())
-                    .build()
-                    .map_err(|e| ProcessError::Sqs(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = deps
-            .sqs
-            .send_message_batch()
-            .queue_url(&deps.partner_events_queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| ProcessError::Sqs(error_chain(&e)))?;
-        if !out.failed().is_empty() {
-            return Err(ProcessError::Sqs(format!(
-                "{} partner events not queued",
-                out.failed().len()
-            )));
-        }
-    }
-    Ok(())
+    deps.events.emit(events).await.map_err(ProcessError::Sqs)
 }

@@ -210,6 +210,15 @@ pub(super) fn sortable(secs: i64) -> String {
     format!("{:014}", secs.max(0))
 }
 
+/// What [`MessageStore::apply_status`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusApplied {
+    /// The first time this status was recorded for the message.
+    pub new: bool,
+    /// Our id of the message, once the sender has recorded its wamid.
+    pub message_id: Option<String>,
+}
+
 impl MessageStore {
     pub fn new(db: Client, table: impl Into<String>) -> Self {
         Self { db, table: table.into() }
@@ -529,12 +538,13 @@ impl MessageStore {
 
     /// Records a status of an outbound message. Each status is recorded once (with its
     /// time) whatever the order; the current state only moves forward. Returns whether
-    /// this status was new (so that it is counted and announced once).
+    /// this status was new (so that it is counted once), and our id of the message when
+    /// the sender has recorded its wamid.
     pub async fn apply_status(
         &self,
         tenant: &TenantId,
         update: &StatusUpdate,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<StatusApplied, StoreError> {
         let pk = tenant_pk(tenant);
         let status = update.status.as_str();
         let ts = if update.timestamp > 0 { update.timestamp } else { now_secs() };
@@ -550,12 +560,13 @@ impl MessageStore {
             .expression_attribute_values(":ts", n(ts))
             .expression_attribute_values(":raw", s(update.raw.to_string()))
             .expression_attribute_values(":out", s("outbound"))
-            .return_values(ReturnValue::UpdatedOld)
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(dynamo_err)?;
-        let new =
-            recorded.attributes().is_none_or(|old| !old.contains_key(&format!("at_{status}")));
+        let old = recorded.attributes();
+        let new = old.is_none_or(|old| !old.contains_key(&format!("at_{status}")));
+        let message_id = old.and_then(|old| opt_s(old, "messageId")).map(str::to_owned);
 
         let mut forward = self
             .db
@@ -591,7 +602,7 @@ impl MessageStore {
                 .await
                 .map_err(dynamo_err)?;
         }
-        Ok(new)
+        Ok(StatusApplied { new, message_id })
     }
 
     pub async fn delivery_state(

@@ -463,14 +463,15 @@ impl MessageStore {
             .map_err(dynamo_err)
     }
 
-    /// The message will not be sent: `code` and `title` say why.
+    /// The message will not be sent: `code` and `title` say why. Returns whether this
+    /// call failed it (false: it was sent or failed already).
     pub async fn record_failed(
         &self,
         tenant: &TenantId,
         message_id: &str,
         code: &serde_json::Value,
         title: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let pk = tenant_pk(tenant);
         let now = now_secs();
         let error = serde_json::json!({ "code": code, "title": title }).to_string();
@@ -493,8 +494,15 @@ impl MessageStore {
             .send()
             .await;
         match failed {
-            Ok(_) => self.count(&pk, now, message_id, "failed", 1).await,
-            Err(e) if condition_failed(&e) => Ok(()),
+            Ok(_) => {
+                // The message is failed: a lost count must not turn that into an error
+                // (a redelivery would find it settled and skip what follows).
+                if let Err(e) = self.count(&pk, now, message_id, "failed", 1).await {
+                    tracing::warn!(error = %e, "failure not counted in the day's usage");
+                }
+                Ok(true)
+            }
+            Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(dynamo_err(e)),
         }
     }
