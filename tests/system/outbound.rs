@@ -1166,3 +1166,92 @@ async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
     assert!(matches!(again, Claim::Busy), "{again:?}");
     stack.remove().await;
 }
+
+/// A `clientMessageId` names its message for seven days (its idempotency record expires);
+/// afterwards it may name a new one, even before DynamoDB has removed the expired record.
+#[tokio::test]
+async fn a_client_message_id_names_its_message_until_its_record_expires() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::store::outbound::CLIENT_MESSAGE_TTL_SECS;
+
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::without_processors(&stack).await;
+    let owner = sandbox_tenant(&app, "client-ttl").await;
+    let token = owner.access_token.as_str();
+    let body = template("+15550500000", "ttl-1");
+    let (status, first) = app.call("POST", "/api/messages", Some(token), Some(body.clone())).await;
+    assert_eq!(status, 202, "{first}");
+
+    let pk = format!("TENANT#{}", owner.tenant_id);
+    let records = stack.items(&stack.resources.messages_table, &pk, "CLIENT#").await;
+    assert_eq!(records.len(), 1);
+    let expires: i64 = match records[0].get("expiresAt") {
+        Some(AttributeValue::N(n)) => n.parse().expect("number"),
+        other => panic!("no expiry: {other:?}"),
+    };
+    let now = shared::store::attrs::now_secs();
+    assert!((expires - now - CLIENT_MESSAGE_TTL_SECS).abs() < 60, "expires {expires}, now {now}");
+
+    let (status, again) = app.call("POST", "/api/messages", Some(token), Some(body.clone())).await;
+    assert_eq!((status, &again["id"]), (200, &first["id"]), "a repeat within the window");
+
+    // Expired, and still in the table (DynamoDB removes expired items within days).
+    stack
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(&stack.resources.messages_table)
+        .key("pk", AttributeValue::S(pk.clone()))
+        .key("sk", AttributeValue::S("CLIENT#ttl-1".into()))
+        .update_expression("SET expiresAt = :past")
+        .expression_attribute_values(":past", AttributeValue::N((now - 1).to_string()))
+        .send()
+        .await
+        .expect("expire");
+    let (status, later) = app.call("POST", "/api/messages", Some(token), Some(body.clone())).await;
+    assert_eq!(status, 202, "{later}");
+    assert_ne!(later["id"], first["id"], "a new message");
+    let (status, repeat) = app.call("POST", "/api/messages", Some(token), Some(body)).await;
+    assert_eq!((status, &repeat["id"]), (200, &later["id"]), "the id now names the new one");
+    stack.remove().await;
+}
+
+/// A 130429 (the number's throughput reached) pauses the number in the shared bucket:
+/// every sender's next booking starts after the pause, a later clock is left alone.
+#[tokio::test]
+async fn a_held_bucket_books_nothing_before_the_hold_ends() {
+    use shared::domain::ids::TenantId;
+    use shared::domain::pacing::Rate;
+    use shared::store::pacing::{Booking, Bucket, RateBuckets, now_us};
+    use std::time::Duration;
+
+    let stack = Stack::new(Emulator::shared()).await;
+    let tenant = TenantId::generate();
+    let phone = Bucket::Phone("1234567890".into());
+    let table = stack.resources.messages_table.clone();
+    // Two senders, each with its own cache of the clock.
+    let first = RateBuckets::new(stack.clients.dynamodb.clone(), table.clone());
+    let second = RateBuckets::new(stack.clients.dynamodb.clone(), table);
+    let wait = Duration::from_secs(5);
+    let book = |buckets: &RateBuckets| {
+        let (buckets, tenant, phone) = (buckets.clone(), tenant.clone(), phone.clone());
+        async move {
+            match buckets.reserve(&tenant, &phone, Rate::per_second(80), 1, wait).await {
+                Ok(Booking::Slots(slots)) => slots.due_us(0),
+                other => panic!("no slot: {other:?}"),
+            }
+        }
+    };
+    book(&first).await;
+    book(&second).await;
+
+    let until = now_us() + 1_000_000;
+    first.hold(&tenant, &phone, until).await.expect("hold");
+    assert!(book(&second).await >= until, "the other sender waits for the hold");
+    assert!(book(&first).await >= until, "so does the one that held it");
+
+    // An earlier hold does not pull the clock back.
+    first.hold(&tenant, &phone, now_us()).await.expect("hold");
+    assert!(book(&second).await >= until);
+    stack.remove().await;
+}

@@ -413,7 +413,7 @@ async fn try_send(
             Ok(Outcome::Sent)
         }
         Answer::Refused { code, title } => {
-            refused(deps, tenant, &message, attempt, code, &title).await
+            refused(deps, tenant, target, &message, attempt, (code, &title)).await
         }
         Answer::Unanswered(reason) => {
             warn!(attempt, reason, "the Graph API did not answer");
@@ -471,13 +471,22 @@ async fn record_sent(
 async fn refused(
     deps: &Deps,
     tenant: &TenantId,
+    target: &Target,
     message: &Outbound,
     attempt: i64,
-    code: i64,
-    title: &str,
+    (code, title): (i64, &str),
 ) -> Result<Outcome, Outcome> {
     let class = classify_error(code);
     warn!(attempt, code, ?class, "the Graph API refused the message");
+    if code == THROUGHPUT_REACHED {
+        // The number as a whole is over Meta's limit, not this message: every sender
+        // pauses the number's sends.
+        let until = now_us() + THROUGHPUT_PAUSE_US;
+        let phone = Bucket::Phone(target.phone_number_id.clone());
+        if let Err(e) = deps.buckets.hold(tenant, &phone, until).await {
+            warn!(error = %e, "the number's sends not paused");
+        }
+    }
     match class {
         ErrorClass::Throttled => {
             // Pair rate limits (one recipient) back off faster: Meta suggests 4^n seconds.
@@ -552,6 +561,11 @@ async fn fail(
     error!(event_id = event["id"].as_str().unwrap_or_default(), "failure event not queued");
     Ok(())
 }
+
+/// Meta's "Cloud API message throughput has been reached" (per phone number).
+const THROUGHPUT_REACHED: i64 = 130429;
+/// How long every sender stops sending from a number that reached its throughput.
+const THROUGHPUT_PAUSE_US: i64 = 1_000_000;
 
 /// Retries after a backoff with jitter, or fails the message once `limit` sends failed.
 async fn retry_or_fail(

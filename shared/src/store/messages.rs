@@ -239,6 +239,23 @@ impl MessageStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// A put of a transaction whose condition compares with one value.
+    pub(super) fn transact_put_if(
+        &self,
+        item: Item,
+        condition: &str,
+        (name, value): (&str, AttributeValue),
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_values(name, value)
+            .build()
+            .map_err(dynamo_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// One update of a transaction, on this table (the builder names key and expression).
     pub(super) fn transact_update(
         &self,

@@ -3,7 +3,7 @@
 //!
 //! | item | sk | notes |
 //! |---|---|---|
-//! | client message id | `CLIENT#<clientMessageId>` | the message it created and a digest of the request |
+//! | client message id | `CLIENT#<clientMessageId>` | the message it created and a digest of the request; expires after [`CLIENT_MESSAGE_TTL_SECS`] |
 //! | message | `MSG#<id>` | `status` queued → sent or failed; `lease` (with the `claimToken` that took it) while a sender is calling Meta; `wamid` once Meta took it |
 //!
 //! A message is sent only by the sender that wins the claim (a conditional write on a
@@ -16,8 +16,13 @@ use super::messages::{MessageStore, TxError, sortable, tenant_pk, usage_sk};
 use super::{StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions};
 use crate::domain::ids::TenantId;
 use crate::domain::meta::DeliveryStatus;
+use crate::resources::TTL_ATTRIBUTE;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+/// How long a `clientMessageId` names its message: a repeat within it is the same
+/// message, a later one a new message. Far longer than any client retries for.
+pub const CLIENT_MESSAGE_TTL_SECS: i64 = 7 * 86_400;
 
 /// What `POST /api/messages` stores.
 #[derive(Debug, Clone)]
@@ -117,7 +122,9 @@ impl MessageStore {
         client_message_id: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
         let item = self.get(key(scope.pk(), format!("CLIENT#{client_message_id}"))).await?;
-        item.map(|i| Ok((get_s(&i, "messageId")?.to_owned(), get_s(&i, "requestHash")?.to_owned())))
+        // DynamoDB removes expired items some time after they expire, not at once.
+        let live = item.filter(|i| opt_n(i, TTL_ATTRIBUTE).is_none_or(|at| at > now_secs()));
+        live.map(|i| Ok((get_s(&i, "messageId")?.to_owned(), get_s(&i, "requestHash")?.to_owned())))
             .transpose()
     }
 
@@ -178,6 +185,7 @@ impl MessageStore {
         client.insert("messageId".into(), s(&new.message_id));
         client.insert("requestHash".into(), s(&new.request_hash));
         client.insert("createdAt".into(), n(now));
+        client.insert(TTL_ATTRIBUTE.into(), n(now + CLIENT_MESSAGE_TTL_SECS));
 
         let mut message = key(&pk, format!("MSG#{}", new.message_id));
         for (k, v) in [
@@ -219,7 +227,12 @@ impl MessageStore {
             .expression_attribute_values(":order", s(format!("{}#{conversation_id}", sortable(now))));
 
         let mut items = vec![
-            self.transact_put(client, Some("attribute_not_exists(pk)"))?,
+            // New, or expired but not yet removed by DynamoDB.
+            self.transact_put_if(
+                client,
+                &format!("attribute_not_exists(pk) OR {TTL_ATTRIBUTE} <= :now"),
+                (":now", n(now)),
+            )?,
             self.transact_put(message, None)?,
             self.transact_update(conversation)?,
         ];

@@ -60,11 +60,7 @@ impl RateBuckets {
         count: usize,
         max_wait: Duration,
     ) -> Result<Booking, StoreError> {
-        let sk = match bucket {
-            Bucket::Phone(id) => format!("RATE#PHONE#{id}"),
-            Bucket::Tenant => "RATE#TENANT".to_owned(),
-        };
-        let item_key = key(format!("TENANT#{tenant}"), sk);
+        let item_key = bucket_key(tenant, bucket);
         let cache_key = (tenant.clone(), bucket.clone());
         let mut cached = self.seen.lock().ok().and_then(|s| s.get(&cache_key).copied());
         for attempt in 0..50u32 {
@@ -113,4 +109,40 @@ impl RateBuckets {
         }
         Err(StoreError::Conflict)
     }
+
+    /// Books nothing in a bucket until `until_us`: every sender's next reservation starts
+    /// there at the earliest. A clock already later stays.
+    pub async fn hold(
+        &self,
+        tenant: &TenantId,
+        bucket: &Bucket,
+        until_us: i64,
+    ) -> Result<(), StoreError> {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(&(tenant.clone(), bucket.clone()));
+        }
+        let held = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(bucket_key(tenant, bucket)))
+            .update_expression("SET tat = :until")
+            .condition_expression("attribute_not_exists(tat) OR tat < :until")
+            .expression_attribute_values(":until", n(until_us))
+            .send()
+            .await;
+        match held {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(dynamo_err(e)),
+        }
+    }
+}
+
+fn bucket_key(tenant: &TenantId, bucket: &Bucket) -> super::attrs::Item {
+    let sk = match bucket {
+        Bucket::Phone(id) => format!("RATE#PHONE#{id}"),
+        Bucket::Tenant => "RATE#TENANT".to_owned(),
+    };
+    key(format!("TENANT#{tenant}"), sk)
 }
