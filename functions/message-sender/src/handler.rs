@@ -4,12 +4,12 @@
 //! send slots for the whole group in the phone number's and the tenant's rate buckets
 //! (DynamoDB, shared by every concurrent invocation), then send each message at its slot:
 //! claim it just before (a conditional write: only one sender calls Meta for a message),
-//! post it to the Graph API at the slot, record the wamid. Meta's error code decides what happens next, as
-//! Meta's error reference says: throttling and transient errors come back through the
-//! queue after a backoff with jitter (the record's visibility is shortened to it), a bad
-//! token marks the channel unhealthy and fails the message, anything else fails it with
-//! Meta's code and title. Every failure is announced to partners as a `message.status`
-//! event.
+//! post it to the Graph API at the slot, record the wamid. Meta's error code decides what
+//! happens next, as Meta's error reference says: throttling and transient errors come back
+//! through the queue after a backoff with jitter (the record's visibility is shortened to
+//! it; 130429 also pauses the number's bucket), a bad token marks the channel unhealthy
+//! and fails the message, anything else fails it with Meta's code and title. Every
+//! failure is announced to partners as a `message.status` event.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::future::join_all;
