@@ -8,7 +8,7 @@
 //! | message | `MSG#<id>` | gsi2: `CONV#<tid>#<conversation>` / `<timestamp>#<id>` |
 //! | contact | `CONTACT#<wa id>` | its conversation, last inbound time |
 //! | conversation | `CONV#<id>` | gsi1: `CONVS#<tid>` / `<last activity>#<id>` |
-//! | usage | `USAGE#<yyyy-mm-dd>` and `USAGE#<yyyy-mm-dd>#<shard>` | counters; a day's rows add up (shards spread hot writes) |
+//! | usage | `USAGE#<yyyy-mm-dd>#<shard>` | counters; a day's rows add up (shards spread hot writes; an unsharded `USAGE#<yyyy-mm-dd>` of earlier versions is added in too) |
 //! | template | `TEMPLATE#<name>#<language>` | status from Meta |
 //! | channel event | `EVENT#<event id>#<n>` | quality, account and other updates, raw |
 //!
@@ -528,7 +528,7 @@ impl MessageStore {
 
         let usage = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(&pk, format!("USAGE#{}", day(ts)))))
+            .set_key(Some(key(&pk, usage_sk(ts, &message.wamid))))
             .update_expression("ADD inbound :one, conversationsOpened :opened")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":opened", n(i64::from(new_contact)));
