@@ -146,6 +146,36 @@ pub fn sent(to: &str, digits: &str, wamid: &str, template: bool) -> Value {
     })
 }
 
+/// A `messages` webhook of one phone number: `value` holds what happened (`messages` and
+/// `contacts`, or `statuses`), beside the product and the number's metadata.
+fn messages_webhook(phone_number_id: &str, mut value: Value) -> Value {
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] =
+        json!({ "display_phone_number": "15550000000", "phone_number_id": phone_number_id });
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": phone_number_id, "changes": [{ "field": "messages", "value": value }] }]
+    })
+}
+
+/// The webhook Meta sends when a customer writes a text message.
+pub fn text_message_payload(
+    phone_number_id: &str,
+    from_digits: &str,
+    name: &str,
+    wamid: &str,
+    text: &str,
+    timestamp: u64,
+) -> Value {
+    messages_webhook(
+        phone_number_id,
+        json!({
+            "contacts": [{"profile": {"name": name}, "wa_id": from_digits}],
+            "messages": [{"from": from_digits, "id": wamid, "timestamp": timestamp.to_string(), "type": "text", "text": {"body": text}}]
+        }),
+    )
+}
+
 /// A status webhook (`sent`, `delivered`, `read`) for a message the sandbox accepted.
 pub fn status_payload(
     phone_number_id: &str,
@@ -158,20 +188,7 @@ pub fn status_payload(
     if status != "read" {
         entry["pricing"] = json!({"billable": true, "pricing_model": "PMP", "type": "regular", "category": "service"});
     }
-    json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": phone_number_id,
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": { "display_phone_number": "15550000000", "phone_number_id": phone_number_id },
-                    "statuses": [entry]
-                }
-            }]
-        }]
-    })
+    messages_webhook(phone_number_id, json!({ "statuses": [entry] }))
 }
 
 /// A template's review outcome, as Meta announces it.

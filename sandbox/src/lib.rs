@@ -151,32 +151,6 @@ struct Inbound {
     name: Option<String>,
 }
 
-/// The webhook Meta sends when a customer writes a text message.
-pub fn text_message_payload(
-    phone_number_id: &str,
-    from_digits: &str,
-    name: &str,
-    wamid: &str,
-    text: &str,
-    timestamp: u64,
-) -> Value {
-    json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": phone_number_id,
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
-                    "contacts": [{"profile": {"name": name}, "wa_id": from_digits}],
-                    "messages": [{"from": from_digits, "id": wamid, "timestamp": timestamp.to_string(), "type": "text", "text": {"body": text}}]
-                }
-            }]
-        }]
-    })
-}
-
 async fn inbound(
     State(state): State<Arc<AppState>>,
     body: Result<Json<Inbound>, axum::extract::rejection::JsonRejection>,
@@ -201,7 +175,7 @@ async fn inbound(
     let now = now_secs();
     let name = request.name.as_deref().unwrap_or("Sandbox customer");
     let payload =
-        text_message_payload(&request.tenant_id, digits, name, &wamid, &request.text, now)
+        graph::text_message_payload(&request.tenant_id, digits, name, &wamid, &request.text, now)
             .to_string();
     let sent = deliver(&state, &request.tenant_id, payload).await;
     match sent {

@@ -196,19 +196,62 @@ impl Stack {
         out.count()
     }
 
-    /// Up to `max` messages from a queue, waiting up to two seconds for the first.
-    pub async fn receive(&self, queue_url: &str, max: i32) -> Vec<aws_sdk_sqs::types::Message> {
+    /// Takes `count` messages off a queue (deleted, so nothing redelivers them) as the
+    /// SQS event Lambda would build of them. Panics if fewer are queued.
+    pub async fn take_event(
+        &self,
+        queue_url: &str,
+        count: usize,
+    ) -> aws_lambda_events::event::sqs::SqsEvent {
+        let mut event = sqs_event(None, None);
+        event.records.clear();
+        while event.records.len() < count {
+            let received = self.receive(queue_url, (count - event.records.len()).min(10)).await;
+            assert!(!received.is_empty(), "{count} messages queued on {queue_url}");
+            for m in received {
+                self.clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+                event.records.extend(sqs_event(m.message_id(), m.body()).records);
+            }
+        }
+        event
+    }
+
+    /// Up to `max` (1 to 10) messages from a queue, waiting up to two seconds for the first.
+    async fn receive(&self, queue_url: &str, max: usize) -> Vec<aws_sdk_sqs::types::Message> {
         self.clients
             .sqs
             .receive_message()
             .queue_url(queue_url)
-            .max_number_of_messages(max)
+            .max_number_of_messages(max as i32)
             .wait_time_seconds(2)
             .send()
             .await
             .expect("receive")
             .messages
             .unwrap_or_default()
+    }
+
+    /// Every message on a queue, as JSON, taken off it.
+    pub async fn drain_json(&self, queue_url: &str) -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        loop {
+            let received = self.receive(queue_url, 10).await;
+            if received.is_empty() {
+                return all;
+            }
+            all.extend(
+                received
+                    .iter()
+                    .map(|m| serde_json::from_str(m.body().unwrap_or("{}")).expect("json")),
+            );
+        }
     }
 
     /// Moves a tenant to another tier, as billing would (tenants cannot change their own).

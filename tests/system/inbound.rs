@@ -453,27 +453,12 @@ async fn processing_a_record_twice_as_after_a_crash_before_delete_changes_nothin
     assert_eq!(items.len(), 1, "one message after two runs");
 
     // Partner events were emitted both times with the same ids.
-    let mut ids = Vec::new();
-    loop {
-        let out = stack
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(&stack.resources.partner_events_queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive");
-        if out.messages().is_empty() {
-            break;
-        }
-        ids.extend(out.messages().iter().map(|m| {
-            serde_json::from_str::<Value>(m.body().unwrap_or("{}")).expect("json")["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        }));
-    }
+    let ids: Vec<String> = stack
+        .drain_json(&stack.resources.partner_events_queue_url)
+        .await
+        .iter()
+        .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
     let unique: BTreeSet<&String> = ids.iter().collect();
     assert_eq!(
         (ids.len(), unique.len()),
@@ -726,21 +711,10 @@ async fn aws_requests_per_inbound_message_are_counted() {
     // The processor, for the first message (new contact) and the second (known contact).
     let mut per_message = Vec::new();
     for _ in 0..2 {
-        let received = stack.receive(&r.inbound_events_queue_url, 1).await;
-        let m = received.first().expect("pointer queued").clone();
-        let event = switchboard_tests::sqs_event(m.message_id(), m.body());
+        let event = stack.take_event(&r.inbound_events_queue_url, 1).await;
         counter.take();
         assert!(webhook_processor::handle(&processor, event).await.batch_item_failures.is_empty());
         per_message.push(counter.take());
-        stack
-            .clients
-            .sqs
-            .delete_message()
-            .queue_url(&r.inbound_events_queue_url)
-            .receipt_handle(m.receipt_handle().unwrap_or_default())
-            .send()
-            .await
-            .expect("delete");
     }
 
     println!("ingest, cold: {cold_ingest:?}");

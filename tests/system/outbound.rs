@@ -40,18 +40,28 @@ fn normalised(graph: &Value) -> Value {
     g
 }
 
+/// Every `send_*.request.json` fixture: its name and the Cloud API request it holds.
+fn send_fixtures() -> Vec<(String, Value)> {
+    let dir = workspace_root().join("tests/fixtures/meta/outbound");
+    let mut fixtures: Vec<(String, Value)> = std::fs::read_dir(dir)
+        .expect("fixtures")
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (name.starts_with("send_") && name.ends_with(".request.json")).then(|| {
+                let text = std::fs::read_to_string(entry.path()).expect("read");
+                (name, serde_json::from_str(&text).expect("json"))
+            })
+        })
+        .collect();
+    fixtures.sort_by(|a, b| a.0.cmp(&b.0));
+    fixtures
+}
+
 #[test]
 fn every_send_fixture_is_expressible_through_the_api_and_renders_back_the_same() {
-    let dir = workspace_root().join("tests/fixtures/meta/outbound");
     let mut checked = 0;
-    for entry in std::fs::read_dir(dir).expect("fixtures").filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with("send_") && name.ends_with(".request.json")) {
-            continue;
-        }
-        let graph: Value =
-            serde_json::from_str(&std::fs::read_to_string(entry.path()).expect("read"))
-                .expect("json");
+    for (name, graph) in send_fixtures() {
         let request = as_api_request(&name, &graph);
         let message = OutboundMessage::parse(&request).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert_eq!(message.graph_request(), normalised(&graph), "{name}");
@@ -175,6 +185,11 @@ async fn message_when(app: &App, token: &str, id: &str, wanted: &str) -> Value {
     .await
 }
 
+/// `POST /api/messages` as `token`.
+async fn send(app: &App, token: &str, body: Value) -> (u16, Value) {
+    app.call("POST", "/api/messages", Some(token), Some(body)).await
+}
+
 fn text(to: &str, client_id: &str, body: &str) -> Value {
     json!({"to": to, "type": "text", "clientMessageId": client_id, "text": {"body": body}})
 }
@@ -190,24 +205,15 @@ async fn every_send_fixture_reaches_the_sandbox_as_meta_would_receive_it() {
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::spawn(&stack).await;
     let owner = sandbox_tenant(&app, "fixtures").await;
-    let dir = workspace_root().join("tests/fixtures/meta/outbound");
     let mut sent = 0;
-    for entry in std::fs::read_dir(dir).expect("fixtures").filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with("send_") && name.ends_with(".request.json")) {
-            continue;
-        }
-        let graph: Value =
-            serde_json::from_str(&std::fs::read_to_string(entry.path()).expect("read"))
-                .expect("json");
+    for (name, graph) in send_fixtures() {
         let request = as_api_request(&name, &graph);
         let to = request["to"].as_str().expect("to").to_owned();
         if graph["type"] != "template" {
             customer_writes(&app, &owner, &to).await;
         }
         let before = sandbox_sent(&app, &to).await.len();
-        let (status, accepted) =
-            app.call("POST", "/api/messages", Some(&owner.access_token), Some(request)).await;
+        let (status, accepted) = send(&app, &owner.access_token, request).await;
         assert_eq!(status, 202, "{name}: {accepted}");
         assert_eq!(accepted["status"], "queued");
         let id = accepted["id"].as_str().expect("id").to_owned();
@@ -231,14 +237,8 @@ async fn a_sent_message_ends_read_with_its_history() {
     let owner = sandbox_tenant(&app, "history").await;
     customer_writes(&app, &owner, "+15550100001").await;
 
-    let (status, accepted) = app
-        .call(
-            "POST",
-            "/api/messages",
-            Some(&owner.access_token),
-            Some(text("+15550100001", "h-1", "Your order shipped")),
-        )
-        .await;
+    let (status, accepted) =
+        send(&app, &owner.access_token, text("+15550100001", "h-1", "Your order shipped")).await;
     assert_eq!((status, accepted["clientMessageId"].as_str()), (202, Some("h-1")), "{accepted}");
     let id = accepted["id"].as_str().expect("id");
     let message = message_when(&app, &owner.access_token, id, "read").await;
@@ -299,14 +299,7 @@ async fn each_error_fixture_leads_to_a_retry_or_the_failure_it_calls_for() {
     for (i, (code, _)) in cases.iter().enumerate() {
         let to = format!("+1555020{i:04}");
         fault(&app, &to, *code, 1).await;
-        let (status, accepted) = app
-            .call(
-                "POST",
-                "/api/messages",
-                Some(&token),
-                Some(template(&to, &format!("err-{code}"))),
-            )
-            .await;
+        let (status, accepted) = send(&app, &token, template(&to, &format!("err-{code}"))).await;
         assert_eq!(status, 202, "{accepted}");
         ids.push((to, accepted["id"].as_str().expect("id").to_owned()));
     }
@@ -329,22 +322,13 @@ async fn each_error_fixture_leads_to_a_retry_or_the_failure_it_calls_for() {
 
     // A transient error that persists fails the message after the bounded retries.
     fault(&app, "+15550299999", 131000, 50).await;
-    let (_, accepted) = app
-        .call(
-            "POST",
-            "/api/messages",
-            Some(&token),
-            Some(template("+15550299999", "err-persistent")),
-        )
-        .await;
+    let (_, accepted) = send(&app, &token, template("+15550299999", "err-persistent")).await;
     let message = message_when(&app, &token, accepted["id"].as_str().expect("id"), "failed").await;
     assert_eq!(message["error"]["code"], 131000);
 
     // A refused token fails the message with the reason and marks the channel unhealthy.
     fault(&app, "+15550300000", 190, 1).await;
-    let (_, accepted) = app
-        .call("POST", "/api/messages", Some(&token), Some(template("+15550300000", "err-190")))
-        .await;
+    let (_, accepted) = send(&app, &token, template("+15550300000", "err-190")).await;
     let message = message_when(&app, &token, accepted["id"].as_str().expect("id"), "failed").await;
     assert_eq!(message["error"]["code"], 190);
     assert!(
@@ -363,7 +347,8 @@ async fn each_error_fixture_leads_to_a_retry_or_the_failure_it_calls_for() {
 
     // Partners hear of every failure, once, with our message id; and of Meta's statuses
     // with it too.
-    let events = partner_events(&stack).await;
+    // Nothing consumes the partner-events queue in the local stack yet.
+    let events = stack.drain_json(&stack.resources.partner_events_queue_url).await;
     let status_events = |id: &str| -> Vec<&Value> {
         events
             .iter()
@@ -388,20 +373,6 @@ async fn each_error_fixture_leads_to_a_retry_or_the_failure_it_calls_for() {
     stack.remove().await;
 }
 
-/// Every event on the partner-events queue (nothing consumes it in the local stack yet).
-async fn partner_events(stack: &Stack) -> Vec<Value> {
-    let mut events = Vec::new();
-    loop {
-        let received = stack.receive(&stack.resources.partner_events_queue_url, 10).await;
-        if received.is_empty() {
-            return events;
-        }
-        events.extend(
-            received.iter().map(|m| serde_json::from_str(m.body().unwrap_or("{}")).expect("json")),
-        );
-    }
-}
-
 #[tokio::test]
 async fn concurrent_requests_with_one_client_message_id_send_once() {
     let stack = Stack::new(Emulator::shared()).await;
@@ -411,11 +382,10 @@ async fn concurrent_requests_with_one_client_message_id_send_once() {
     customer_writes(&app, &owner, to).await;
     let body = text(to, "same-id", "Only once");
 
-    let answers =
-        futures_util::future::join_all((0..8).map(|_| {
-            app.call("POST", "/api/messages", Some(&owner.access_token), Some(body.clone()))
-        }))
-        .await;
+    let answers = futures_util::future::join_all(
+        (0..8).map(|_| send(&app, &owner.access_token, body.clone())),
+    )
+    .await;
     let mut statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 202], "{answers:?}");
@@ -425,20 +395,13 @@ async fn concurrent_requests_with_one_client_message_id_send_once() {
     message_when(&app, &owner.access_token, &id, "read").await;
 
     // Later repeats: the same message, with its current status; a different body is a conflict.
-    let (status, again) =
-        app.call("POST", "/api/messages", Some(&owner.access_token), Some(body)).await;
+    let (status, again) = send(&app, &owner.access_token, body).await;
     assert_eq!(
         (status, again["id"].as_str(), again["status"].as_str()),
         (200, Some(id.as_str()), Some("read"))
     );
-    let (status, conflict) = app
-        .call(
-            "POST",
-            "/api/messages",
-            Some(&owner.access_token),
-            Some(text(to, "same-id", "Something else")),
-        )
-        .await;
+    let (status, conflict) =
+        send(&app, &owner.access_token, text(to, "same-id", "Something else")).await;
     assert_eq!((status, conflict["code"].as_str()), (409, Some("client_message_id_conflict")));
     assert_eq!(sandbox_sent(&app, to).await.len(), 1, "sent once");
     stack.remove().await;
@@ -452,22 +415,18 @@ async fn free_form_messages_need_the_customer_service_window() {
     let token = owner.access_token.clone();
 
     // Never wrote: only a template may go.
-    let (status, refused) = app
-        .call("POST", "/api/messages", Some(&token), Some(text("+15550500001", "w-1", "Hi")))
-        .await;
+    let (status, refused) = send(&app, &token, text("+15550500001", "w-1", "Hi")).await;
     assert_eq!(
         (status, refused["code"].as_str()),
         (422, Some("outside_service_window")),
         "{refused}"
     );
-    let (status, _) = app
-        .call("POST", "/api/messages", Some(&token), Some(template("+15550500001", "w-2")))
-        .await;
+    let (status, _) = send(&app, &token, template("+15550500001", "w-2")).await;
     assert_eq!(status, 202);
 
     // Wrote 25 hours ago (a signed webhook with that time): closed.
     let old = shared::store::attrs::now_secs() as u64 - 25 * 3600;
-    let payload = sandbox::text_message_payload(
+    let payload = sandbox::graph::text_message_payload(
         &owner.tenant_id,
         "15550500002",
         "Old",
@@ -496,22 +455,16 @@ async fn free_form_messages_need_the_customer_service_window() {
         list["items"].as_array()?.iter().any(|c| c["contactWaId"] == "+15550500002").then_some(())
     })
     .await;
-    let (status, refused) = app
-        .call("POST", "/api/messages", Some(&token), Some(text("+15550500002", "w-3", "Hi")))
-        .await;
+    let (status, refused) = send(&app, &token, text("+15550500002", "w-3", "Hi")).await;
     assert_eq!((status, refused["code"].as_str()), (422, Some("outside_service_window")));
 
     // Wrote just now: open.
     customer_writes(&app, &owner, "+15550500003").await;
-    let (status, _) = app
-        .call("POST", "/api/messages", Some(&token), Some(text("+15550500003", "w-4", "Hi")))
-        .await;
+    let (status, _) = send(&app, &token, text("+15550500003", "w-4", "Hi")).await;
     assert_eq!(status, 202);
 
     // A refused request stored nothing: its client id is still free.
-    let (status, _) = app
-        .call("POST", "/api/messages", Some(&token), Some(template("+15550500002", "w-3")))
-        .await;
+    let (status, _) = send(&app, &token, template("+15550500002", "w-3")).await;
     assert_eq!(status, 202, "w-3 was never used");
     stack.remove().await;
 }
@@ -522,14 +475,8 @@ async fn bad_requests_are_refused_with_their_fields_and_store_nothing() {
     let app = App::spawn(&stack).await;
     let owner = sandbox_tenant(&app, "bad-sends").await;
     let token = owner.access_token.clone();
-    let (status, problem) = app
-        .call(
-            "POST",
-            "/api/messages",
-            Some(&token),
-            Some(json!({"to": "555", "type": "text", "text": {"body": ""}})),
-        )
-        .await;
+    let (status, problem) =
+        send(&app, &token, json!({"to": "555", "type": "text", "text": {"body": ""}})).await;
     assert_eq!(status, 422);
     let fields: Vec<&str> = problem["errors"]
         .as_array()
@@ -555,14 +502,7 @@ async fn bad_requests_are_refused_with_their_fields_and_store_nothing() {
 
     // No channel: a clear conflict.
     let lonely = app.register(&email("no-channel")).await;
-    let (status, problem) = app
-        .call(
-            "POST",
-            "/api/messages",
-            Some(&lonely.access_token),
-            Some(template("+15550600001", "n-1")),
-        )
-        .await;
+    let (status, problem) = send(&app, &lonely.access_token, template("+15550600001", "n-1")).await;
     assert_eq!((status, problem["code"].as_str()), (409, Some("channel_not_configured")));
     let (_, list) = app.call("GET", "/api/conversations", Some(&lonely.access_token), None).await;
     assert_eq!(list["items"], json!([]));
@@ -586,14 +526,8 @@ async fn messages_queue_by_tier() {
     for (owner, high) in
         [(&standard, false), (&enterprise, true), (&b2b, true), (&professional, false)]
     {
-        let (status, accepted) = app
-            .call(
-                "POST",
-                "/api/messages",
-                Some(&owner.access_token),
-                Some(template("+15550700001", "tier")),
-            )
-            .await;
+        let (status, accepted) =
+            send(&app, &owner.access_token, template("+15550700001", "tier")).await;
         assert_eq!(status, 202, "{accepted}");
         let job = messages::job(&owner.tenant_id, accepted["id"].as_str().expect("id"));
         if high {
@@ -633,14 +567,7 @@ async fn another_tenants_messages_are_not_found_and_cannot_be_named() {
     let b = sandbox_tenant(&app, "iso-b").await;
     customer_writes(&app, &a, "+15550800001").await;
     customer_writes(&app, &b, "+15550800001").await;
-    let (_, accepted) = app
-        .call(
-            "POST",
-            "/api/messages",
-            Some(&a.access_token),
-            Some(text("+15550800001", "iso", "Hi")),
-        )
-        .await;
+    let (_, accepted) = send(&app, &a.access_token, text("+15550800001", "iso", "Hi")).await;
     let id = accepted["id"].as_str().expect("id").to_owned();
     message_when(&app, &a.access_token, &id, "read").await;
 
@@ -649,25 +576,16 @@ async fn another_tenants_messages_are_not_found_and_cannot_be_named() {
         404
     );
     // B reusing A's client id is B's own, new message.
-    let (status, mine) = app
-        .call(
-            "POST",
-            "/api/messages",
-            Some(&b.access_token),
-            Some(text("+15550800001", "iso", "Hi")),
-        )
-        .await;
+    let (status, mine) = send(&app, &b.access_token, text("+15550800001", "iso", "Hi")).await;
     assert_eq!(status, 202);
     assert_ne!(mine["id"], accepted["id"]);
     // B cannot react to or reply to A's message by its id.
     let reaction = json!({"to": "+15550800001", "type": "reaction", "clientMessageId": "iso-r",
         "reaction": {"messageId": id, "emoji": "👍"}});
-    let (status, problem) =
-        app.call("POST", "/api/messages", Some(&b.access_token), Some(reaction.clone())).await;
+    let (status, problem) = send(&app, &b.access_token, reaction.clone()).await;
     assert_eq!((status, problem["errors"][0]["field"].as_str()), (422, Some("reaction.messageId")));
     // A can: the reaction goes out with the wamid of the message.
-    let (status, reacted) =
-        app.call("POST", "/api/messages", Some(&a.access_token), Some(reaction)).await;
+    let (status, reacted) = send(&app, &a.access_token, reaction).await;
     assert_eq!(status, 202, "{reacted}");
     message_when(&app, &a.access_token, reacted["id"].as_str().expect("id"), "read").await;
     let sent = sandbox_sent(&app, "+15550800001").await;
@@ -864,14 +782,10 @@ async fn usage_counts_each_day_as_json_and_csv() {
     let owner = sandbox_tenant(&app, "usage").await;
     let token = owner.access_token.clone();
     customer_writes(&app, &owner, "+15551000001").await;
-    let (_, accepted) = app
-        .call("POST", "/api/messages", Some(&token), Some(text("+15551000001", "u-1", "Hi")))
-        .await;
+    let (_, accepted) = send(&app, &token, text("+15551000001", "u-1", "Hi")).await;
     message_when(&app, &token, accepted["id"].as_str().expect("id"), "read").await;
     fault(&app, "+15551000002", 131026, 1).await;
-    let (_, accepted) = app
-        .call("POST", "/api/messages", Some(&token), Some(template("+15551000002", "u-2")))
-        .await;
+    let (_, accepted) = send(&app, &token, template("+15551000002", "u-2")).await;
     message_when(&app, &token, accepted["id"].as_str().expect("id"), "failed").await;
 
     let today = shared::store::attrs::rfc3339(shared::store::attrs::now_secs())[..10].to_owned();
@@ -994,38 +908,17 @@ async fn aws_requests_per_outbound_message_are_counted() {
     );
     let mut sent = Vec::new();
     for _ in 0..2 {
-        let received = stack.receive(&r.outbound_standard_queue_url, 1).await;
-        let m = received.first().expect("job queued").clone();
-        let event = switchboard_tests::sqs_event(m.message_id(), m.body());
+        let event = stack.take_event(&r.outbound_standard_queue_url, 1).await;
         counter.take();
         assert!(message_sender::handle(&sender, event).await.batch_item_failures.is_empty());
         sent.push(counter.take());
-        stack
-            .clients
-            .sqs
-            .delete_message()
-            .queue_url(&r.outbound_standard_queue_url)
-            .receipt_handle(m.receipt_handle().unwrap_or_default())
-            .send()
-            .await
-            .expect("delete");
     }
     // A full batch of ten, warm: what each message costs when the queue is busy.
     for n in 2..12 {
         let response = messages::handle(&api, request(n)).await.expect("handled");
         assert_eq!(response.status(), 202);
     }
-    let mut jobs = Vec::new();
-    while jobs.len() < 10 {
-        let received = stack.receive(&r.outbound_standard_queue_url, 10).await;
-        assert!(!received.is_empty(), "the ten jobs are queued");
-        jobs.extend(received);
-    }
-    let mut batch = switchboard_tests::sqs_event(None, None);
-    batch.records = jobs
-        .iter()
-        .flat_map(|m| switchboard_tests::sqs_event(m.message_id(), m.body()).records)
-        .collect();
+    let batch = stack.take_event(&r.outbound_standard_queue_url, 10).await;
     counter.take();
     assert!(message_sender::handle(&sender, batch).await.batch_item_failures.is_empty());
     let batch_of_ten = counter.take();
@@ -1135,14 +1028,8 @@ async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::without_processors(&stack).await;
     let owner = sandbox_tenant(&app, "lost-claim").await;
-    let (status, accepted) = app
-        .call(
-            "POST",
-            "/api/messages",
-            Some(&owner.access_token),
-            Some(template("+15550400000", "lost-claim")),
-        )
-        .await;
+    let (status, accepted) =
+        send(&app, &owner.access_token, template("+15550400000", "lost-claim")).await;
     assert_eq!(status, 202, "{accepted}");
     let id = accepted["id"].as_str().expect("id");
 
@@ -1179,7 +1066,7 @@ async fn a_client_message_id_names_its_message_until_its_record_expires() {
     let owner = sandbox_tenant(&app, "client-ttl").await;
     let token = owner.access_token.as_str();
     let body = template("+15550500000", "ttl-1");
-    let (status, first) = app.call("POST", "/api/messages", Some(token), Some(body.clone())).await;
+    let (status, first) = send(&app, token, body.clone()).await;
     assert_eq!(status, 202, "{first}");
 
     let pk = format!("TENANT#{}", owner.tenant_id);
@@ -1192,7 +1079,7 @@ async fn a_client_message_id_names_its_message_until_its_record_expires() {
     let now = shared::store::attrs::now_secs();
     assert!((expires - now - CLIENT_MESSAGE_TTL_SECS).abs() < 60, "expires {expires}, now {now}");
 
-    let (status, again) = app.call("POST", "/api/messages", Some(token), Some(body.clone())).await;
+    let (status, again) = send(&app, token, body.clone()).await;
     assert_eq!((status, &again["id"]), (200, &first["id"]), "a repeat within the window");
 
     // Expired, and still in the table (DynamoDB removes expired items within days).
@@ -1208,10 +1095,10 @@ async fn a_client_message_id_names_its_message_until_its_record_expires() {
         .send()
         .await
         .expect("expire");
-    let (status, later) = app.call("POST", "/api/messages", Some(token), Some(body.clone())).await;
+    let (status, later) = send(&app, token, body.clone()).await;
     assert_eq!(status, 202, "{later}");
     assert_ne!(later["id"], first["id"], "a new message");
-    let (status, repeat) = app.call("POST", "/api/messages", Some(token), Some(body)).await;
+    let (status, repeat) = send(&app, token, body).await;
     assert_eq!((status, &repeat["id"]), (200, &later["id"]), "the id now names the new one");
     stack.remove().await;
 }

@@ -451,16 +451,12 @@ async fn record_sent(
     message: &Outbound,
     wamid: &str,
 ) -> Result<(), Outcome> {
-    let mut pause = Duration::from_millis(200);
-    for _ in 0..6 {
-        match deps.messages.record_sent(tenant, message, wamid).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                warn!(error = %e, "sent, but not recorded yet; retrying the write");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-        }
+    let recorded = in_place(6, "sent, but not recorded yet", || {
+        deps.messages.record_sent(tenant, message, wamid)
+    })
+    .await;
+    if recorded.is_ok() {
+        return Ok(());
     }
     // The lease stays held: a redelivery finds it expired and fails the message as
     // "outcome unknown" rather than sending it twice. The wamid is logged to reconcile.
@@ -547,19 +543,34 @@ async fn fail(
     let event = events::message_failed(tenant, message_id, code, title);
     // NOTE: the message is failed already, so a redelivery would not come back here: the
     // event is retried in place. The event id is stable, so a repeat is harmless.
-    let mut pause = Duration::from_millis(200);
-    for _ in 0..4 {
-        match deps.events.emit(std::slice::from_ref(&event)).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                warn!(error = %e, "failure event not queued yet; retrying");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-        }
+    let queued = in_place(4, "failure event not queued yet", || {
+        deps.events.emit(std::slice::from_ref(&event))
+    })
+    .await;
+    if queued.is_err() {
+        error!(event_id = event["id"].as_str().unwrap_or_default(), "failure event not queued");
     }
-    error!(event_id = event["id"].as_str().unwrap_or_default(), "failure event not queued");
     Ok(())
+}
+
+/// Runs `write` until it succeeds, at most `times`, pausing 200 ms and then twice as long
+/// each time: for writes that must follow what already happened (a redelivery would not
+/// come back to them).
+async fn in_place<E, Fut>(times: u32, what: &str, write: impl Fn() -> Fut) -> Result<(), E>
+where
+    E: std::fmt::Display,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let mut pause = Duration::from_millis(200);
+    let mut result = write().await;
+    for _ in 1..times {
+        let Err(e) = &result else { break };
+        warn!(error = %e, "{what}; retrying");
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+        result = write().await;
+    }
+    result
 }
 
 /// Meta's "Cloud API message throughput has been reached" (per phone number).

@@ -114,8 +114,13 @@ async fn repeat(
     if !stored.enqueued && !stored.settled() {
         enqueue(deps, principal, &message_id, stored.queue == "high").await?;
     }
-    let view = deps.messages.message(scope, &message_id).await?.ok_or(ApiError::NotFound)?;
-    Ok(Some(accepted(StatusCode::OK, &message_id, &view.status, client_message_id)))
+    // Once Meta has it, its wamid item carries how far it got (delivered, read).
+    let status = match &stored.wamid {
+        Some(wamid) => deps.messages.delivery_state(principal.tenant_id(), wamid).await?,
+        None => None,
+    }
+    .map_or(stored.status, |(status, _)| status);
+    Ok(Some(accepted(StatusCode::OK, &message_id, &status, client_message_id)))
 }
 
 async fn enqueue(

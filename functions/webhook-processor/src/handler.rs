@@ -172,12 +172,8 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
             }
         }
     }
-    emit(deps, &events).await?;
+    deps.events.emit(&events).await.map_err(ProcessError::Sqs)?;
     deps.messages.mark_raw_event(&tenant, &pointer.event_id, "processed").await?;
     info!(tenant_id = %tenant, event_id = pointer.event_id, partner_events = events.len(), "webhook applied");
     Ok(())
-}
-
-async fn emit(deps: &Deps, events: &[Value]) -> Result<(), ProcessError> {
-    deps.events.emit(events).await.map_err(ProcessError::Sqs)
 }

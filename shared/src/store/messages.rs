@@ -224,35 +224,33 @@ impl MessageStore {
         Self { db, table: table.into() }
     }
 
-    /// One put of a transaction, on this table.
+    /// One put of a transaction, on this table, with an optional condition.
     pub(super) fn transact_put(
         &self,
         item: Item,
         condition: Option<&str>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(condition.map(str::to_owned))
-            .build()
-            .map_err(dynamo_err)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        self.transact(Put::builder().set_condition_expression(condition.map(str::to_owned)), item)
     }
 
-    /// A put of a transaction whose condition compares with one value.
+    /// The same, with a condition that compares with one value.
     pub(super) fn transact_put_if(
         &self,
         item: Item,
         condition: &str,
         (name, value): (&str, AttributeValue),
     ) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .expression_attribute_values(name, value)
-            .build()
-            .map_err(dynamo_err)?;
+        let put =
+            Put::builder().condition_expression(condition).expression_attribute_values(name, value);
+        self.transact(put, item)
+    }
+
+    fn transact(
+        &self,
+        put: aws_sdk_dynamodb::types::builders::PutBuilder,
+        item: Item,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = put.table_name(&self.table).set_item(Some(item)).build().map_err(dynamo_err)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
