@@ -31,6 +31,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// A send job as `POST /api/messages` queues it.
+fn job(tenant: &str, message_id: &str) -> String {
+    let tenant = shared::domain::ids::TenantId::parse(tenant)
+        .unwrap_or_else(|| panic!("tenant id {tenant}"));
+    let job = shared::queues::SendJob { tenant_id: tenant, message_id: message_id.to_owned() };
+    serde_json::to_string(&job).unwrap_or_else(|e| panic!("job: {e}"))
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -173,7 +181,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Arc::new(Mutex::new(ids.iter().cloned().collect()));
         for _ in 0..senders {
             let (sender, backlog, retried) = (sender(), backlog.clone(), retried.clone());
-            let (tenant, arn, stop) = (tenant.clone(), arn.clone(), stop_rx.clone());
+            // NOTE: an ARN of no queue the sender knows: what it defers comes back to it as a
+            // failed record (it cannot requeue it), and this loop hands it over again.
+            let (tenant, arn, stop) = (
+                tenant.clone(),
+                "arn:aws:sqs:us-east-1:000000000000:direct".to_owned(),
+                stop_rx.clone(),
+            );
             tokio::spawn(async move {
                 while !*stop.borrow() {
                     let batch: Vec<String> = {
@@ -228,7 +242,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .filter_map(|(i, id)| {
                         SendMessageBatchRequestEntry::builder()
                             .id(i.to_string())
-                            .message_body(messages::job(&tenant, id))
+                            .message_body(job(&tenant, id))
                             .build()
                             .ok()
                     })
@@ -289,12 +303,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     bootstrap::remove(&clients, &prefix, &resources).await;
     let mode = if direct { "direct" } else { "queue" };
+    let sent_count = times.len();
     report(rate, senders, mode, total, times);
     println!(
         "records retried: {}; messages sent once: {distinct} of {total}; sent twice or more: {}",
         retried.load(Ordering::Relaxed),
         recipients.len() - distinct,
     );
+    if sent_count < total || recipients.len() != distinct {
+        return Err(format!("{sent_count} of {total} sent, {distinct} once").into());
+    }
     Ok(())
 }
 
@@ -336,7 +354,7 @@ fn direct_event(tenant: &str, arn: &str, ids: &[String]) -> SqsEvent {
         .map(|id| {
             let mut record = SqsMessage::default();
             record.message_id = Some(id.clone());
-            record.body = Some(messages::job(tenant, id));
+            record.body = Some(job(tenant, id));
             record.event_source_arn = Some(arn.to_owned());
             record
         })

@@ -12,7 +12,7 @@ use shared::aws::envelope::Envelopes;
 use shared::channel::{Channels, SandboxCredentials};
 use shared::config::Resources;
 use shared::resources::{
-    INBOUND_EVENTS_QUEUE, OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE, QueueSpec,
+    EVENT_SOURCES, EventSourceSpec, INBOUND_EVENTS_QUEUE, MESSAGE_SENDER, WEBHOOK_PROCESSOR,
 };
 use shared::routes::{ADMIN, AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS};
 use shared::store::channels::ChannelStore;
@@ -150,21 +150,13 @@ impl Processor for MessageSender {
     }
 }
 
-/// Each queue that has a processor, with it (the SAM template's SQS event sources).
+/// Each event source of [`shared::resources::EVENT_SOURCES`], with its processor.
 pub fn processors(
     clients: &AwsClients,
     resources: &Resources,
     settings: &Settings,
-) -> Vec<(QueueSpec, Arc<dyn Processor>)> {
-    let inbound = webhook_processor::Deps::new(
-        MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
-        clients.sqs.clone(),
-        resources.partner_events_queue_url.clone(),
-    )
-    .with_auto_assignment(TenantStore::new(
-        clients.dynamodb.clone(),
-        resources.tenants_table.clone(),
-    ));
+) -> Vec<(EventSourceSpec, Arc<dyn Processor>)> {
+    let inbound = webhook_processor::Deps::build(clients, resources);
     // One sender per queue, as Lambda runs separate instances for the two event sources.
     let sender = || -> Arc<dyn Processor> {
         Arc::new(MessageSender(message_sender::Deps::from_parts(
@@ -175,9 +167,22 @@ pub fn processors(
             settings.sender,
         )))
     };
-    vec![
-        (INBOUND_EVENTS_QUEUE, Arc::new(WebhookProcessor(inbound))),
-        (OUTBOUND_HIGH_QUEUE, sender()),
-        (OUTBOUND_STANDARD_QUEUE, sender()),
-    ]
+    let inbound: Arc<dyn Processor> = Arc::new(WebhookProcessor(inbound));
+    EVENT_SOURCES
+        .into_iter()
+        .filter_map(|source| {
+            let processor = match source.function {
+                WEBHOOK_PROCESSOR => inbound.clone(),
+                MESSAGE_SENDER => sender(),
+                other => {
+                    tracing::error!(
+                        function = other,
+                        "the local stack does not host this processor"
+                    );
+                    return None;
+                }
+            };
+            Some((source, processor))
+        })
+        .collect()
 }

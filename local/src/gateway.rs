@@ -36,9 +36,8 @@ async fn dispatch(
     let (parts, body) = request.into_parts();
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
-    let Some(matched) = routes::find(&method, &path) else {
-        return gateway_error(StatusCode::NOT_FOUND, "Not Found");
-    };
+    // Unmatched requests go to the `$default` route, as in the template.
+    let matched = routes::find(&method, &path).unwrap_or_else(routes::Matched::default_route);
     let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
         return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
     };
@@ -99,11 +98,20 @@ fn api_gateway_event(
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let mut headers = HeaderMap::new();
     let mut cookies = Vec::new();
-    for (name, value) in &parts.headers {
+    for name in parts.headers.keys() {
+        let values = parts.headers.get_all(name);
         if name == axum::http::header::COOKIE {
-            cookies.extend(value.to_str().unwrap_or_default().split("; ").map(str::to_owned));
-        } else {
-            headers.append(name.clone(), value.clone());
+            for value in values {
+                cookies.extend(value.to_str().unwrap_or_default().split("; ").map(str::to_owned));
+            }
+            continue;
+        }
+        // NOTE: API Gateway (payload 2.0) hands a function one value per header, repeated
+        // headers joined with commas.
+        let joined: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+        let joined = joined.join(&b","[..]);
+        if let Ok(value) = axum::http::HeaderValue::from_bytes(&joined) {
+            headers.insert(name.clone(), value);
         }
     }
     let raw_query = parts.uri.query().unwrap_or_default().to_owned();
@@ -168,6 +176,8 @@ mod tests {
             .uri("/api/health?x=1&y=2")
             .header("cookie", "a=1; b=2")
             .header("X-Custom", "v")
+            .header("X-Twice", "1")
+            .header("X-Twice", "2")
             .body(())
             .expect("request");
         let (parts, ()) = request.into_parts();
@@ -177,6 +187,8 @@ mod tests {
         assert_eq!(event.raw_query_string.as_deref(), Some("x=1&y=2"));
         assert_eq!(event.cookies, Some(vec!["a=1".to_owned(), "b=2".to_owned()]));
         assert_eq!(event.headers["x-custom"], "v");
+        assert_eq!(event.headers["x-twice"], "1,2", "repeated headers joined, as API Gateway does");
+        assert_eq!(event.headers.get_all("x-twice").iter().count(), 1);
         assert!(!event.headers.contains_key("cookie"));
         assert_eq!(event.body.as_deref(), Some("{}"));
         assert!(!event.is_base64_encoded);

@@ -47,18 +47,16 @@ impl Application {
         } else {
             Vec::new()
         };
-        for (queue, processor) in processors {
+        for (source, processor) in processors {
+            let queue = source.queue;
             let url = resources.queue_url(&queue).to_owned();
             let arn = shared::aws::bootstrap::queue_arn(&clients, &url)
                 .await
                 .map_err(std::io::Error::other)?;
-            pollers.push(poller::Poller::new(
-                queue.suffix,
-                clients.sqs.clone(),
-                url,
-                arn,
-                processor,
-            ));
+            pollers.push(
+                poller::Poller::new(queue.suffix, clients.sqs.clone(), url, arn, processor)
+                    .with_source(&source),
+            );
         }
         Ok(Self { listener, functions, pollers })
     }

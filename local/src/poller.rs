@@ -5,19 +5,22 @@
 //! becomes visible again when its visibility timeout ends (the processor may shorten that
 //! with ChangeMessageVisibility to retry sooner), and SQS moves it to the dead-letter queue
 //! once it has been received `maxReceiveCount` times. A processor error fails the whole
-//! batch, as a crashed invocation does.
+//! batch, as a crashed invocation does. Up to the event source's `MaximumConcurrency`
+//! batches are processed at once, as Lambda does: what concurrent batches do to a backlog
+//! (contention for pacing, receive counts) shows locally as it would in AWS.
 
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use shared::aws::LOCAL_REGION;
+use shared::resources::EventSourceSpec;
 use shared::telemetry::error_chain;
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tracing::{debug, error, warn};
 
 /// Lambda's default (and our template's) batch size for SQS sources.
@@ -39,6 +42,8 @@ pub struct Poller {
     queue_url: String,
     queue_arn: String,
     processor: Arc<dyn Processor>,
+    batch_size: i32,
+    max_concurrency: usize,
 }
 
 impl Poller {
@@ -55,25 +60,47 @@ impl Poller {
             queue_url: queue_url.into(),
             queue_arn: queue_arn.into(),
             processor,
+            batch_size: BATCH_SIZE,
+            max_concurrency: 1,
         }
     }
 
-    /// Polls until `stop` turns true; the batch in hand is finished first.
+    /// Polls as the template's event source does: its batch size, and up to its
+    /// `MaximumConcurrency` batches at once.
+    pub fn with_source(mut self, source: &EventSourceSpec) -> Self {
+        self.batch_size = i32::try_from(source.batch_size).unwrap_or(BATCH_SIZE);
+        self.max_concurrency = usize::try_from(source.max_concurrency).unwrap_or(1).max(1);
+        self
+    }
+
+    /// Polls until `stop` turns true; the batches in hand are finished first.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(this.max_concurrency));
         let mut backoff = Duration::from_millis(200);
         while !*stop.borrow() {
+            // A batch is received only when an invocation is free to take it, so that
+            // nothing waits out its visibility timeout in the poller's hands.
+            let slot = tokio::select! {
+                _ = stop.changed() => break,
+                s = slots.clone().acquire_owned() => match s { Ok(s) => s, Err(_) => break },
+            };
             let received = tokio::select! {
                 _ = stop.changed() => break,
-                r = self.receive() => r,
+                r = this.receive() => r,
             };
             match received {
                 Ok(messages) if messages.is_empty() => {}
                 Ok(messages) => {
                     backoff = Duration::from_millis(200);
-                    self.invoke(messages).await;
+                    let this = this.clone();
+                    tokio::spawn(async move {
+                        this.invoke(messages).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
-                    warn!(poller = %self.name, error = %e, "receive failed; retrying");
+                    warn!(poller = %this.name, error = %e, "receive failed; retrying");
                     tokio::select! {
                         _ = stop.changed() => break,
                         _ = tokio::time::sleep(backoff) => {}
@@ -82,6 +109,9 @@ impl Poller {
                 }
             }
         }
+        // Every invocation in flight holds a slot: taking them all waits for the last.
+        let all = u32::try_from(this.max_concurrency).unwrap_or(u32::MAX);
+        let _ = slots.acquire_many(all).await;
     }
 
     async fn receive(&self) -> Result<Vec<Message>, String> {
@@ -89,7 +119,7 @@ impl Poller {
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(BATCH_SIZE)
+            .max_number_of_messages(self.batch_size)
             .wait_time_seconds(WAIT_SECS)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")

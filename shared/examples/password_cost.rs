@@ -8,7 +8,8 @@ use std::time::Instant;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let passwords = Passwords::new()?;
     let hash = passwords.hash("correct horse battery staple").await?;
-    let runs = 40;
+    // `password_cost [RUNS]`: 40 by default; `make test` runs the benchmarks with a few.
+    let runs: usize = std::env::args().nth(1).map_or(Ok(40), |r| r.parse())?;
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs + 3 {
         let started = Instant::now();

@@ -5,9 +5,11 @@
 //! `type`, `title`, `status`, `detail` and `code` (plus `errors` for validation), and never
 //! carries an SDK message, a stack trace or a secret: internal causes go to the log only.
 
+use crate::queues::QueueError;
+use crate::store::StoreError;
 use crate::telemetry::error_chain;
 use lambda_http::Body;
-use lambda_http::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use lambda_http::http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use lambda_http::http::{Response, StatusCode};
 use serde::Serialize;
 
@@ -37,6 +39,9 @@ pub enum ApiError {
     /// Missing, or owned by another tenant: the two are indistinguishable on purpose.
     #[error("not found")]
     NotFound,
+    /// A known path called with a method it does not serve.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: Vec<&'static str> },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("request body over {limit} bytes")]
@@ -67,6 +72,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -84,6 +90,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "dependency_unavailable",
@@ -99,6 +106,7 @@ impl ApiError {
             Self::Unauthorized => "Unauthorized",
             Self::Forbidden => "Forbidden",
             Self::NotFound => "Not found",
+            Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::Conflict { .. } => "Conflict",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::RateLimited { .. } => "Too many requests",
@@ -116,6 +124,9 @@ impl ApiError {
             Self::Unauthorized => "Missing or invalid credentials.".into(),
             Self::Forbidden => "Your role does not allow this action.".into(),
             Self::NotFound => "The resource does not exist.".into(),
+            Self::MethodNotAllowed { allow } => {
+                format!("This path accepts {} only.", allow.join(", "))
+            }
             Self::RateLimited { retry_after_secs } => {
                 format!("Too many requests; retry after {retry_after_secs} seconds.")
             }
@@ -151,10 +162,57 @@ impl ApiError {
             body["errors"] = serde_json::json!(errors);
         }
         let mut response = with_body(status, PROBLEM_JSON, body.to_string().into());
-        if let Self::RateLimited { retry_after_secs } = self {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Self::MethodNotAllowed { allow } => {
+                if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                    response.headers_mut().insert(ALLOW, value);
+                }
+            }
+            _ => {}
         }
         response
+    }
+}
+
+// The one mapping from the adapters' errors to HTTP: the adapters know nothing of it.
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::EmailTaken => ApiError::Conflict {
+                code: "email_taken",
+                detail: "An account with this email already exists.".into(),
+            },
+            StoreError::LastAdmin => ApiError::Conflict {
+                code: "last_tenant_admin",
+                detail: "A tenant keeps at least one TENANT_ADMIN.".into(),
+            },
+            StoreError::LimitReached(what) => ApiError::Conflict {
+                code: "plan_limit_reached",
+                detail: format!("The plan's limit of {what} is reached."),
+            },
+            StoreError::InvalidCursor => ApiError::Validation(vec![FieldError::new(
+                "cursor",
+                "is not a cursor from this list",
+            )]),
+            StoreError::Conflict => ApiError::Conflict {
+                code: "concurrent_change",
+                detail: "The resource changed meanwhile; retry.".into(),
+            },
+            StoreError::Unavailable(e) => ApiError::unavailable("dynamodb", e),
+            StoreError::Rejected(e) => ApiError::internal(e),
+            StoreError::Corrupt(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        ApiError::unavailable("sqs", err)
     }
 }
 
@@ -229,6 +287,15 @@ mod tests {
         let response = ApiError::RateLimited { retry_after_secs: 30 }.into_response();
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()[RETRY_AFTER], "30");
+    }
+
+    #[test]
+    fn a_wrong_method_is_405_with_allow() {
+        let response = ApiError::MethodNotAllowed { allow: vec!["GET", "POST"] }.into_response();
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()[ALLOW], "GET, POST");
+        assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(body_json(&response)["code"], "method_not_allowed");
     }
 
     #[test]

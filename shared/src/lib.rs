@@ -7,7 +7,8 @@
 //! - [`resources`]: the tables, queues and key the system owns, defined once (the SAM
 //!   template must agree, and a test holds it to that).
 //! - [`config`]: typed configuration, read once at start-up.
-//! - [`events`]: the events partners' webhooks receive, and their queue.
+//! - [`events`]: the events partners' webhooks receive; [`queues`]: one typed message per
+//!   queue, and what a processor knows of the queues it consumes.
 //! - [`aws`]: the AWS adapters: clients, and the idempotent bootstrap used locally.
 //! - [`http`]: the one mapping from errors to RFC 9457 problem+json responses.
 //! - [`routes`]: every HTTP route and the function that serves it.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod events;
 pub mod graph;
 pub mod http;
+pub mod queues;
 pub mod request;
 pub mod resources;
 pub mod routes;

@@ -41,7 +41,8 @@ pub struct QueueSpec {
     pub suffix: &'static str,
     /// The environment variable through which functions learn the queue's URL.
     pub env_var: &'static str,
-    /// At least six times the consuming function's timeout, as AWS advises for SQS sources.
+    /// At least six times the consuming function's timeout, as AWS advises for SQS sources
+    /// (a unit test holds every [`EVENT_SOURCES`] entry to it).
     pub visibility_timeout_secs: u32,
     /// Receives before a message moves to the dead-letter queue.
     pub max_receive_count: u32,
@@ -118,7 +119,7 @@ pub const OUTBOUND_HIGH_QUEUE: QueueSpec = QueueSpec {
     logical_id: "OutboundHighQueue",
     suffix: "outbound-high",
     env_var: "OUTBOUND_HIGH_QUEUE_URL",
-    visibility_timeout_secs: 180,
+    visibility_timeout_secs: 360,
     max_receive_count: 8,
     dlq_logical_id: "OutboundHighDlq",
     dlq_env_var: "OUTBOUND_HIGH_DLQ_URL",
@@ -129,7 +130,7 @@ pub const OUTBOUND_STANDARD_QUEUE: QueueSpec = QueueSpec {
     logical_id: "OutboundStandardQueue",
     suffix: "outbound-standard",
     env_var: "OUTBOUND_STANDARD_QUEUE_URL",
-    visibility_timeout_secs: 180,
+    visibility_timeout_secs: 360,
     max_receive_count: 8,
     dlq_logical_id: "OutboundStandardDlq",
     dlq_env_var: "OUTBOUND_STANDARD_DLQ_URL",
@@ -148,6 +149,54 @@ pub const PARTNER_EVENTS_QUEUE: QueueSpec = QueueSpec {
 
 pub const QUEUES: [QueueSpec; 4] =
     [INBOUND_EVENTS_QUEUE, OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE, PARTNER_EVENTS_QUEUE];
+
+/// A queue's consumer: the SAM template's SQS event source on a function. The local stack
+/// polls the same way (batch size, batches at once), so that what a backlog does under
+/// concurrency is seen locally too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSourceSpec {
+    pub queue: QueueSpec,
+    /// The consuming function's crate, `functions/{function}`.
+    pub function: &'static str,
+    /// The event's key under the function's `Events` in the template.
+    pub event_id: &'static str,
+    pub batch_size: u32,
+    /// `ScalingConfig.MaximumConcurrency`: how many batches are processed at once.
+    pub max_concurrency: u32,
+    /// The consuming function's `Timeout`.
+    pub function_timeout_secs: u32,
+}
+
+/// The queue processors' function names (their crates are `functions/{name}`).
+pub const WEBHOOK_PROCESSOR: &str = "webhook-processor";
+pub const MESSAGE_SENDER: &str = "message-sender";
+
+pub const EVENT_SOURCES: [EventSourceSpec; 3] = [
+    EventSourceSpec {
+        queue: INBOUND_EVENTS_QUEUE,
+        function: WEBHOOK_PROCESSOR,
+        event_id: "InboundEvents",
+        batch_size: 10,
+        max_concurrency: 10,
+        function_timeout_secs: 30,
+    },
+    EventSourceSpec {
+        queue: OUTBOUND_HIGH_QUEUE,
+        function: MESSAGE_SENDER,
+        event_id: "OutboundHigh",
+        batch_size: 10,
+        max_concurrency: 20,
+        function_timeout_secs: 60,
+    },
+    EventSourceSpec {
+        queue: OUTBOUND_STANDARD_QUEUE,
+        function: MESSAGE_SENDER,
+        event_id: "OutboundStandard",
+        batch_size: 10,
+        max_concurrency: 5,
+        function_timeout_secs: 60,
+    },
+];
 
 pub const CREDENTIALS_KEY: KeySpec = KeySpec {
     logical_id: "CredentialsKey",
@@ -188,6 +237,21 @@ mod tests {
         assert!(ids.insert(CREDENTIALS_KEY.logical_id));
         assert!(ids.insert(CREDENTIALS_KEY.alias_logical_id));
         assert!(vars.insert(CREDENTIALS_KEY.env_var));
+    }
+
+    #[test]
+    fn every_queue_outlasts_six_of_its_consumer_timeouts() {
+        for source in EVENT_SOURCES {
+            assert!(
+                source.queue.visibility_timeout_secs >= 6 * source.function_timeout_secs,
+                "{}: visibility {} s, function timeout {} s",
+                source.queue.suffix,
+                source.queue.visibility_timeout_secs,
+                source.function_timeout_secs
+            );
+            assert!((2..=1000).contains(&source.max_concurrency), "AWS's range");
+            assert!((1..=10).contains(&source.batch_size), "standard queue batch range");
+        }
     }
 
     #[test]

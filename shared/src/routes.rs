@@ -54,6 +54,9 @@ const fn route(
 impl Route {
     /// API Gateway's route key, as it appears in the request context: `GET /api/health`.
     pub fn key(&self) -> String {
+        if self.path == DEFAULT_ROUTE_KEY {
+            return DEFAULT_ROUTE_KEY.to_owned();
+        }
         format!("{} {}", self.method, self.path)
     }
 }
@@ -105,6 +108,25 @@ pub const ROUTES: &[Route] = &[
     ),
 ];
 
+/// API Gateway's catch-all route: every request no route of [`ROUTES`] matches. The health
+/// function serves it (it is small and always warm enough), answering problem+json 404, or
+/// 405 with `Allow` for a known path called with another method.
+pub const DEFAULT_ROUTE_KEY: &str = "$default";
+pub const DEFAULT_ROUTE: Route = route("ANY", DEFAULT_ROUTE_KEY, HEALTH, Public);
+
+/// The methods a path can be called with (empty: no route has this path).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut methods: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|route| match_template(route.path, &segments).is_some())
+        .map(|route| route.method)
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
 /// The route with API Gateway's route key `key` (`DELETE /api/users/{id}`).
 pub fn by_key(key: &str) -> Option<&'static Route> {
     let (method, path) = key.split_once(' ')?;
@@ -118,7 +140,14 @@ pub struct Matched {
     pub path_parameters: PathParameters,
 }
 
-/// Finds the route for a request, as API Gateway would; `None` is API Gateway's 404.
+impl Matched {
+    /// What API Gateway does with a request no route matches.
+    pub fn default_route() -> Self {
+        Self { route: &DEFAULT_ROUTE, path_parameters: Vec::new() }
+    }
+}
+
+/// Finds the route for a request, as API Gateway would; `None`: the `$default` route's.
 pub fn find(method: &str, path: &str) -> Option<Matched> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     ROUTES
@@ -249,6 +278,14 @@ mod tests {
             assert_eq!(by_key(&route.key()), Some(route));
         }
         assert_eq!(by_key("GET /api/nothing"), None);
+    }
+
+    #[test]
+    fn a_known_path_lists_its_methods_and_an_unknown_one_none() {
+        assert_eq!(allowed_methods("/api/users"), vec!["GET", "POST"]);
+        assert_eq!(allowed_methods("/api/users/usr_1"), vec!["DELETE", "PATCH"]);
+        assert_eq!(allowed_methods("/api/nothing"), Vec::<&str>::new());
+        assert_eq!(allowed_methods("/"), Vec::<&str>::new());
     }
 
     #[test]

@@ -209,14 +209,7 @@ impl Stack {
             let received = self.receive(queue_url, (count - event.records.len()).min(10)).await;
             assert!(!received.is_empty(), "{count} messages queued on {queue_url}");
             for m in received {
-                self.clients
-                    .sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("delete");
+                self.delete(queue_url, &m).await;
                 event.records.extend(sqs_event(m.message_id(), m.body()).records);
             }
         }
@@ -236,6 +229,48 @@ impl Stack {
             .expect("receive")
             .messages
             .unwrap_or_default()
+    }
+
+    /// Every message on a (dead-letter) queue with its `reason` attribute, taken off it.
+    pub async fn dead_letters(&self, queue_url: &str) -> Vec<(String, Option<String>)> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("receive");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return all;
+            }
+            for m in messages {
+                let reason = m
+                    .message_attributes()
+                    .and_then(|a| a.get(shared::queues::REASON_ATTRIBUTE))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_owned);
+                all.push((m.body().unwrap_or_default().to_owned(), reason));
+                self.delete(queue_url, &m).await;
+            }
+        }
+    }
+
+    async fn delete(&self, queue_url: &str, message: &aws_sdk_sqs::types::Message) {
+        self.clients
+            .sqs
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(message.receipt_handle().unwrap_or_default())
+            .send()
+            .await
+            .expect("delete");
     }
 
     /// Every message on a queue, as JSON, taken off it.
@@ -333,6 +368,23 @@ pub struct App {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// Where tests send Cloud API requests: a cloud channel's Graph API at a loopback port
+/// nothing listens on (unreachable, never Meta), a sandbox channel's at `sandbox_url`.
+pub fn loopback_graph(sandbox_url: Option<&str>) -> shared::graph::GraphConfig {
+    shared::graph::GraphConfig {
+        graph_api_base: "http://127.0.0.1:9".into(),
+        graph_api_version: "v23.0".into(),
+        sandbox_url: sandbox_url.map(str::to_owned),
+    }
+}
+
+/// An approved-template message (allowed outside the 24-hour window) for `POST /api/messages`.
+pub fn template_message(to: &str, client_id: &str) -> serde_json::Value {
+    serde_json::json!({"to": to, "type": "template", "clientMessageId": client_id,
+        "template": {"name": "order_update", "language": "en_US",
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}})
+}
+
 /// Retries come back within a second or two, so that tests see them.
 pub fn test_sender_policy() -> message_sender::Policy {
     message_sender::Policy {
@@ -391,12 +443,7 @@ impl App {
                 app_secret: Some(SANDBOX_APP_SECRET.to_owned().into()),
                 verify_token: Some(SANDBOX_VERIFY_TOKEN.to_owned().into()),
             },
-            graph: shared::graph::GraphConfig {
-                // Nothing listens there: a cloud channel's Graph API is unreachable in tests.
-                graph_api_base: "http://127.0.0.1:9".into(),
-                graph_api_version: "v23.0".into(),
-                sandbox_url: Some(sandbox_url.clone()),
-            },
+            graph: loopback_graph(Some(&sandbox_url)),
             sender,
             platform_app: meta_webhook::PlatformApp {
                 app_secret: Some(PLATFORM_APP_SECRET.to_owned().into()),
@@ -539,6 +586,39 @@ impl App {
             access_token: body["accessToken"].as_str().expect("access token").to_owned(),
             refresh_token: body["refreshToken"].as_str().expect("refresh token").to_owned(),
         }
+    }
+
+    /// A new tenant whose channel is the sandbox, paced at `messages_per_second` (`None`:
+    /// Meta's default).
+    pub async fn sandbox_tenant(&self, name: &str, messages_per_second: Option<u32>) -> Registered {
+        let owner = self.register(&email(name)).await;
+        let channel =
+            serde_json::json!({"provider": "sandbox", "messagesPerSecond": messages_per_second});
+        let (status, body) = self
+            .call("PUT", "/api/whatsapp/channel", Some(&owner.access_token), Some(channel))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        owner
+    }
+
+    /// A new tenant whose channel is the Cloud API for `phone_number_id`, its webhooks
+    /// signed with `app_secret`.
+    pub async fn cloud_tenant(
+        &self,
+        name: &str,
+        phone_number_id: &str,
+        app_secret: &str,
+        verify_token: &str,
+    ) -> Registered {
+        let owner = self.register(&email(name)).await;
+        let channel = serde_json::json!({"provider": "cloud", "phoneNumberId": phone_number_id,
+            "wabaId": "102290129340398", "accessToken": "EAAG-fake-access-token-9876",
+            "appSecret": app_secret, "verifyToken": verify_token});
+        let (status, body) = self
+            .call("PUT", "/api/whatsapp/channel", Some(&owner.access_token), Some(channel))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        owner
     }
 
     /// Creates an operator (SYSTEM_ADMIN) in the stack's tables and logs in as it.

@@ -15,18 +15,7 @@ const VERIFY_TOKEN: &str = "vibecoding";
 const PHONE_NUMBER_ID: &str = "106540352242922";
 
 async fn with_cloud_channel(app: &App, phone_number_id: &str) -> Registered {
-    let owner = app.register(&email("inbound")).await;
-    let (status, body) = app
-        .call(
-            "PUT",
-            "/api/whatsapp/channel",
-            Some(&owner.access_token),
-            Some(json!({"provider": "cloud", "phoneNumberId": phone_number_id, "wabaId": "102290129340398",
-                        "accessToken": "EAAG-fake-access-token-9876", "appSecret": APP_SECRET, "verifyToken": VERIFY_TOKEN})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    owner
+    app.cloud_tenant("inbound", phone_number_id, APP_SECRET, VERIFY_TOKEN).await
 }
 
 async fn post_signed(app: &App, tenant: &str, body: &str, secret: &str) -> (u16, Value) {
@@ -436,11 +425,7 @@ async fn processing_a_record_twice_as_after_a_crash_before_delete_changes_nothin
         .put_raw_event(&tenant, fixture("meta/inbound/image_message.json").as_bytes(), "test")
         .await
         .expect("raw");
-    let deps = webhook_processor::Deps::new(
-        store.clone(),
-        stack.clients.sqs.clone(),
-        stack.resources.partner_events_queue_url.clone(),
-    );
+    let deps = webhook_processor::Deps::new(&stack.clients, &stack.resources);
     let body = json!({"tenantId": tenant, "eventId": event_id}).to_string();
     let event = switchboard_tests::sqs_event(Some("m-1"), Some(&body));
 
@@ -685,11 +670,7 @@ async fn aws_requests_per_inbound_message_are_counted() {
         r.inbound_events_queue_url.clone(),
         r.dlq_url(&shared::resources::INBOUND_EVENTS_QUEUE).to_owned(),
     );
-    let processor = webhook_processor::Deps::new(
-        store,
-        clients.sqs.clone(),
-        r.partner_events_queue_url.clone(),
-    );
+    let processor = webhook_processor::Deps::new(&clients, r);
     let message = |n: u32| {
         fixture("meta/inbound/text_message.json").replace(
             "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",

@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 use shared::resources::{
-    CREDENTIALS_KEY, DLQ_RETENTION_SECS, PARTITION_KEY, QUEUE_RETENTION_SECS, QUEUES, SORT_KEY,
-    TABLES, TTL_ATTRIBUTE,
+    CREDENTIALS_KEY, DLQ_RETENTION_SECS, EVENT_SOURCES, PARTITION_KEY, QUEUE_RETENTION_SECS,
+    QUEUES, SORT_KEY, TABLES, TTL_ATTRIBUTE,
 };
-use shared::routes::{HTTP_FUNCTIONS, ROUTES};
+use shared::routes::{DEFAULT_ROUTE, HTTP_FUNCTIONS, ROUTES};
 use std::collections::BTreeSet;
 use switchboard_tests::workspace_root;
 
@@ -226,6 +226,7 @@ fn differences(template: &Value) -> Vec<String> {
     let functions = resources_of_type(template, "AWS::Serverless::Function");
     let mut deployed = BTreeSet::new();
     let mut routes = BTreeSet::new();
+    let mut sources = BTreeSet::new();
     for (id, props) in &functions {
         let meta = &template["Resources"][*id]["Metadata"];
         check(meta["BuildMethod"] == "rust-cargolambda", format!("{id}: BuildMethod"));
@@ -247,16 +248,56 @@ fn differences(template: &Value) -> Vec<String> {
                     let path = p["Path"].as_str().unwrap_or_default().to_owned();
                     routes.insert((method, path, name.to_owned()));
                 }
-                Some("SQS") => check(
-                    p["FunctionResponseTypes"] == json!(["ReportBatchItemFailures"]),
-                    format!("{id}.{event_id}: SQS sources must report partial batch failures"),
-                ),
+                Some("SQS") => {
+                    check(
+                        p["FunctionResponseTypes"] == json!(["ReportBatchItemFailures"]),
+                        format!("{id}.{event_id}: SQS sources must report partial batch failures"),
+                    );
+                    let spec = EVENT_SOURCES
+                        .iter()
+                        .find(|s| s.function == name && s.event_id == event_id.as_str());
+                    let Some(spec) = spec else {
+                        check(false, format!("{id}.{event_id}: not in resources::EVENT_SOURCES"));
+                        continue;
+                    };
+                    sources.insert((spec.function, spec.event_id));
+                    check(
+                        p["Queue"] == json!({"Fn::GetAtt": [spec.queue.logical_id, "Arn"]}),
+                        format!("{id}.{event_id}: Queue {}", p["Queue"]),
+                    );
+                    check(
+                        number(&p["BatchSize"]) == Some(spec.batch_size.into()),
+                        format!("{id}.{event_id}: BatchSize {}", p["BatchSize"]),
+                    );
+                    check(
+                        number(&p["ScalingConfig"]["MaximumConcurrency"])
+                            == Some(spec.max_concurrency.into()),
+                        format!("{id}.{event_id}: MaximumConcurrency {}", p["ScalingConfig"]),
+                    );
+                    let timeout = props["Timeout"].clone();
+                    let timeout = if timeout.is_null() {
+                        template["Globals"]["Function"]["Timeout"].clone()
+                    } else {
+                        timeout
+                    };
+                    check(
+                        number(&timeout) == Some(spec.function_timeout_secs.into()),
+                        format!("{id}: Timeout {timeout}, code {}", spec.function_timeout_secs),
+                    );
+                }
                 other => check(false, format!("{id}.{event_id}: unexpected event type {other:?}")),
             }
         }
     }
+    for spec in EVENT_SOURCES {
+        check(
+            sources.contains(&(spec.function, spec.event_id)),
+            format!("event source {}.{} is not in the template", spec.function, spec.event_id),
+        );
+    }
     let code_routes: BTreeSet<(String, String, String)> = ROUTES
         .iter()
+        .chain([&DEFAULT_ROUTE])
         .map(|r| (r.method.to_owned(), r.path.to_owned(), r.function.to_owned()))
         .collect();
     for missing in code_routes.difference(&routes) {
@@ -331,6 +372,19 @@ fn every_kind_of_disagreement_is_found() {
             Box::new(|t| {
                 t["Resources"]["OutboundHighQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] =
                     json!({"Fn::GetAtt": ["OutboundStandardDlq", "Arn"]})
+            }),
+        ),
+        (
+            "event source concurrency",
+            Box::new(|t| {
+                t["Resources"]["MessageSenderFunction"]["Properties"]["Events"]["OutboundStandard"]
+                    ["Properties"]["ScalingConfig"]["MaximumConcurrency"] = json!(50)
+            }),
+        ),
+        (
+            "processor timeout",
+            Box::new(|t| {
+                t["Resources"]["MessageSenderFunction"]["Properties"]["Timeout"] = json!(120)
             }),
         ),
         (

@@ -2,6 +2,8 @@
 //! against a moto emulator that the suite starts itself.
 
 mod auth;
+mod backlog;
+mod hardening;
 mod health;
 mod inbound;
 mod infra_agreement;

@@ -116,17 +116,7 @@ use switchboard_tests::{App, Emulator, Registered, Stack, email, eventually};
 
 /// A tenant whose channel is the sandbox.
 async fn sandbox_tenant(app: &App, name: &str) -> Registered {
-    let owner = app.register(&email(name)).await;
-    let (status, body) = app
-        .call(
-            "PUT",
-            "/api/whatsapp/channel",
-            Some(&owner.access_token),
-            Some(json!({"provider": "sandbox"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    owner
+    app.sandbox_tenant(name, None).await
 }
 
 /// The customer `from` writes to the tenant (through the sandbox, signed as Meta would),
@@ -194,11 +184,7 @@ fn text(to: &str, client_id: &str, body: &str) -> Value {
     json!({"to": to, "type": "text", "clientMessageId": client_id, "text": {"body": body}})
 }
 
-fn template(to: &str, client_id: &str) -> Value {
-    json!({"to": to, "type": "template", "clientMessageId": client_id,
-        "template": {"name": "order_update", "language": "en_US",
-            "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}})
-}
+use switchboard_tests::template_message as template;
 
 #[tokio::test]
 async fn every_send_fixture_reaches_the_sandbox_as_meta_would_receive_it() {
@@ -529,7 +515,11 @@ async fn messages_queue_by_tier() {
         let (status, accepted) =
             send(&app, &owner.access_token, template("+15550700001", "tier")).await;
         assert_eq!(status, 202, "{accepted}");
-        let job = messages::job(&owner.tenant_id, accepted["id"].as_str().expect("id"));
+        let job = serde_json::to_string(&shared::queues::SendJob {
+            tenant_id: shared::domain::ids::TenantId::parse(&owner.tenant_id).expect("tenant id"),
+            message_id: accepted["id"].as_str().expect("id").to_owned(),
+        })
+        .expect("job");
         if high {
             expected_high.insert(job)
         } else {

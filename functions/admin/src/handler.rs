@@ -7,15 +7,14 @@ use shared::auth::principal::Authenticator;
 use shared::domain::Violation;
 use shared::domain::ids::TenantId;
 use shared::http::{ApiError, into_response, json};
+use shared::queues::{Queue, WebhookPointer};
 use shared::request::{DEFAULT_BODY_LIMIT, json_body, path_param, route_key};
 use shared::store::messages::MessageStore;
-use shared::telemetry::error_chain;
 use tracing::{info, instrument};
 
 pub struct Deps {
     messages: MessageStore,
-    sqs: aws_sdk_sqs::Client,
-    inbound_queue_url: String,
+    inbound: Queue<WebhookPointer>,
     authenticator: Authenticator,
 }
 
@@ -26,7 +25,7 @@ impl Deps {
         inbound_queue_url: String,
         authenticator: Authenticator,
     ) -> Self {
-        Self { messages, sqs, inbound_queue_url, authenticator }
+        Self { messages, inbound: Queue::new(sqs, inbound_queue_url), authenticator }
     }
 }
 
@@ -68,16 +67,11 @@ async fn replay(
         ApiError::Validation(vec![Violation::new("since", "must be an RFC 3339 time")])
     })?;
     let ids = deps.messages.raw_event_ids_since(&tenant, since.secs()).await?;
-    for id in &ids {
-        let pointer = serde_json::json!({ "tenantId": tenant, "eventId": id }).to_string();
-        deps.sqs
-            .send_message()
-            .queue_url(&deps.inbound_queue_url)
-            .message_body(pointer)
-            .send()
-            .await
-            .map_err(|e| ApiError::unavailable("sqs", error_chain(&e)))?;
-    }
+    let pointers: Vec<WebhookPointer> = ids
+        .iter()
+        .map(|id| WebhookPointer { tenant_id: tenant.clone(), event_id: id.clone() })
+        .collect();
+    deps.inbound.send_batch(&pointers).await?;
     info!(tenant_id = %tenant, operator, queued = ids.len(), "webhook events replayed");
     Ok(json(StatusCode::ACCEPTED, &serde_json::json!({ "queued": ids.len() })))
 }

@@ -4,6 +4,7 @@ use serde_json::{Map, Value, json};
 use shared::auth::principal::{Authenticator, Principal};
 use shared::channel::Channels;
 use shared::domain::Violation;
+use shared::domain::channel::secret_hint;
 use shared::domain::pacing::MAX_MESSAGES_PER_SECOND;
 use shared::graph::GraphConfig;
 use shared::http::{ApiError, empty, into_response, json};
@@ -92,6 +93,7 @@ fn view(channel: &ChannelRecord) -> Value {
         );
     }
     for (k, last4) in &channel.secret_hints {
+        // NOTE: an empty hint (a short secret) still shows that the secret is set.
         out.insert(k.clone(), json!(format!("••••{last4}")));
     }
     out.insert("healthStatus".into(), json!(channel.health_status));
@@ -181,12 +183,7 @@ async fn put(
         settings.insert("endpointId".into(), format!("gw_{}", id.replace(['-', '_'], "x")));
     }
 
-    let hints = secrets
-        .iter()
-        .map(|(k, v)| {
-            (k.clone(), v.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect())
-        })
-        .collect();
+    let hints = secrets.iter().map(|(k, v)| (k.clone(), secret_hint(v))).collect();
     let sealed = if secrets.is_empty() {
         None
     } else {

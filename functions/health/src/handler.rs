@@ -9,6 +9,7 @@ use shared::config::Resources;
 use shared::http::{ApiError, json};
 use shared::request::{request_id, route_key};
 use shared::resources::{PARTITION_KEY, QUEUES, SORT_KEY, TABLES};
+use shared::routes::{DEFAULT_ROUTE_KEY, allowed_methods};
 use shared::telemetry::error_chain;
 use std::time::Duration;
 use tracing::{instrument, warn};
@@ -61,9 +62,17 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lam
     let response = match route_key(&request) {
         Some("GET /api/health/live") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         Some("GET /api/health" | "GET /api/health/ready") => readiness(deps).await,
+        Some(DEFAULT_ROUTE_KEY) => unmatched(&request).into_response(),
         _ => ApiError::NotFound.into_response(),
     };
     Ok(response)
+}
+
+/// What API Gateway's `$default` route answers: no route has this path (404), or it has,
+/// for other methods (405 with `Allow`).
+fn unmatched(request: &Request) -> ApiError {
+    let allow = allowed_methods(request.uri().path());
+    if allow.is_empty() { ApiError::NotFound } else { ApiError::MethodNotAllowed { allow } }
 }
 
 async fn readiness(deps: &Deps) -> Response<Body> {

@@ -11,9 +11,8 @@
 //! and fails the message, anything else fails it with Meta's code and title. Every
 //! failure is announced to partners as a `message.status` event.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::future::join_all;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::aws::AwsClients;
 use shared::aws::envelope::Envelopes;
@@ -24,13 +23,14 @@ use shared::domain::meta::{ErrorClass, classify_error, graph_error};
 use shared::domain::pacing::{DEFAULT_MESSAGES_PER_SECOND, Rate, Reservation};
 use shared::events::{self, PartnerEvents};
 use shared::graph::{GraphConfig, Target};
+use shared::queues::{Inbox, Poison, SendJob, batch_response};
+use shared::resources::{OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE};
 use shared::store::StoreError;
 use shared::store::channels::ChannelStore;
 use shared::store::messages::MessageStore;
 use shared::store::outbound::{Claim, Outbound};
 use shared::store::pacing::{Booking, Bucket, RateBuckets, now_us};
 use shared::store::tenants::TenantStore;
-use shared::telemetry::error_chain;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,10 +73,8 @@ pub struct Deps {
     channels: Channels,
     tenants: TenantStore,
     buckets: RateBuckets,
-    sqs: aws_sdk_sqs::Client,
     events: PartnerEvents,
-    /// Queue URLs by queue name (the last part of a record's source ARN).
-    queue_urls: HashMap<String, String>,
+    inbox: Inbox,
     graph: GraphConfig,
     http: reqwest::Client,
     policy: Policy,
@@ -96,11 +94,11 @@ impl Deps {
             Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
             sandbox,
         );
-        let queue_urls =
-            [&resources.outbound_high_queue_url, &resources.outbound_standard_queue_url]
-                .into_iter()
-                .filter_map(|url| Some((url.rsplit('/').next()?.to_owned(), url.clone())))
-                .collect();
+        let inbox = Inbox::new(
+            clients.sqs.clone(),
+            resources,
+            &[OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE],
+        );
         let http = reqwest::Client::builder()
             .timeout(policy.http_timeout)
             .pool_max_idle_per_host(64)
@@ -111,25 +109,17 @@ impl Deps {
             channels,
             tenants: TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
             buckets: RateBuckets::new(clients.dynamodb.clone(), resources.messages_table.clone()),
-            sqs: clients.sqs.clone(),
             events: PartnerEvents::new(
                 clients.sqs.clone(),
                 resources.partner_events_queue_url.clone(),
             ),
-            queue_urls,
+            inbox,
             graph,
             http,
             policy,
             plan_rates: Arc::default(),
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Job {
-    tenant_id: String,
-    message_id: String,
 }
 
 /// What became of one record.
@@ -139,15 +129,23 @@ enum Outcome {
     Sent,
     /// Failed for good, or nothing to do: delete the record.
     Done,
-    /// Deliver the record again after this long.
+    /// Not yet (pacing, a busy lease, a backoff after Meta's answer): the record goes back
+    /// to its queue as a new message delayed this long, so that waiting never uses up the
+    /// receive budget that protects against our own failures.
     Retry(Duration),
     /// Something of ours failed (DynamoDB, KMS): the normal redelivery retries it.
     Error(String),
+    /// Never processable: to the dead-letter queue at once.
+    Poison(Poison),
 }
 
 impl From<StoreError> for Outcome {
     fn from(e: StoreError) -> Self {
-        Outcome::Error(e.to_string())
+        if e.retryable() {
+            Outcome::Error(e.to_string())
+        } else {
+            Outcome::Poison(Poison(e.to_string()))
+        }
     }
 }
 
@@ -155,15 +153,9 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let mut outcomes: Vec<Option<Outcome>> = event.records.iter().map(|_| None).collect();
     let mut groups: BTreeMap<TenantId, Vec<(usize, String)>> = BTreeMap::new();
     for (index, record) in event.records.iter().enumerate() {
-        let job = serde_json::from_str::<Job>(record.body.as_deref().unwrap_or_default())
-            .ok()
-            .and_then(|j| Some((TenantId::parse(&j.tenant_id)?, j.message_id)));
-        match job {
-            Some((tenant, message_id)) => {
-                groups.entry(tenant).or_default().push((index, message_id))
-            }
-            // Poison: the receive limit moves it to the dead-letter queue.
-            None => outcomes[index] = Some(Outcome::Error("not a send job".into())),
+        match Inbox::parse::<SendJob>(record) {
+            Ok(job) => groups.entry(job.tenant_id).or_default().push((index, job.message_id)),
+            Err(poison) => outcomes[index] = Some(Outcome::Poison(poison)),
         }
     }
     let results =
@@ -172,47 +164,49 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
         outcomes[index] = Some(outcome);
     }
 
-    let mut response = SqsBatchResponse::default();
+    let mut deferred = Vec::new();
+    let mut failed = Vec::new();
     for (record, outcome) in event.records.iter().zip(outcomes) {
-        let retry_after = match outcome.unwrap_or(Outcome::Error("not processed".into())) {
-            Outcome::Sent | Outcome::Done => continue,
-            Outcome::Retry(after) => Some(after),
-            Outcome::Error(e) => {
-                error!(message_id = record.message_id.as_deref().unwrap_or_default(), error = %e, "send job failed; it will be retried");
-                None
+        let id = record.message_id.as_deref().unwrap_or_default();
+        match outcome.unwrap_or(Outcome::Error("not processed".into())) {
+            Outcome::Sent | Outcome::Done => {}
+            Outcome::Retry(after) => deferred.push((record, after)),
+            Outcome::Poison(reason) => {
+                give_up(deps, record).await;
+                if !deps.inbox.reject(record, &reason).await {
+                    failed.push(record);
+                }
             }
-        };
-        if let Some(after) = retry_after {
-            delay(deps, record, after).await;
+            Outcome::Error(e) => {
+                error!(record_id = id, error = %e, "send job failed; it will be retried");
+                if deps.inbox.last_receive(record) {
+                    give_up(deps, record).await;
+                }
+                failed.push(record);
+            }
         }
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = record.message_id.clone().unwrap_or_default();
-        response.batch_item_failures.push(failure);
     }
-    response
+    failed.extend(deps.inbox.requeue(&deferred).await);
+    batch_response(failed)
 }
 
-/// Makes a record visible again after `after` (SQS allows up to 12 hours).
-async fn delay(deps: &Deps, record: &SqsMessage, after: Duration) {
-    let queue = record.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next());
-    let (Some(url), Some(receipt)) =
-        (queue.and_then(|q| deps.queue_urls.get(q)), record.receipt_handle.as_deref())
-    else {
-        warn!("record from an unknown queue; it comes back after the queue's visibility timeout");
-        return;
-    };
-    // Whole seconds, rounded up: a zero would make the record visible at once.
-    let secs = after.as_secs_f64().ceil().clamp(1.0, 43_199.0) as i32;
-    if let Err(e) = deps
-        .sqs
-        .change_message_visibility()
-        .queue_url(url)
-        .receipt_handle(receipt)
-        .visibility_timeout(secs)
-        .send()
-        .await
-    {
-        warn!(error = %error_chain(&e), "visibility not changed; the record comes back after the queue's timeout");
+/// The record goes to the dead-letter queue (poison, or its last receive failed too): its
+/// message is failed with a reason and announced, rather than left `queued` forever.
+async fn give_up(deps: &Deps, record: &SqsMessage) {
+    let Ok(job) = Inbox::parse::<SendJob>(record) else { return };
+    let failed = fail(
+        deps,
+        &job.tenant_id,
+        &job.message_id,
+        &json!("dead_lettered"),
+        "Switchboard failed to process the send repeatedly and gave it up; it was not sent.",
+    )
+    .await;
+    match failed {
+        Ok(()) => warn!(message_id = job.message_id, "message failed as dead-lettered"),
+        Err(e) => {
+            error!(message_id = job.message_id, error = %e, "dead-lettered message not marked failed")
+        }
     }
 }
 
@@ -548,7 +542,7 @@ async fn fail(
     })
     .await;
     if queued.is_err() {
-        error!(event_id = event["id"].as_str().unwrap_or_default(), "failure event not queued");
+        error!(event_id = event.id, "failure event not queued");
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use shared::domain::ids::UserId;
 use shared::domain::user::Role;
 use shared::graph::GraphConfig;
 use shared::http::{ApiError, FieldError, into_response, json};
+use shared::queues::{Queue, SendJob};
 use shared::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, route_key};
 use shared::store::TenantScope;
 use shared::store::messages::MessageStore;
@@ -18,8 +19,8 @@ pub struct Deps {
     pub(crate) messages: MessageStore,
     pub(crate) tenants: TenantStore,
     pub(crate) channels: Channels,
-    pub(crate) sqs: aws_sdk_sqs::Client,
-    pub(crate) queues: OutboundQueues,
+    pub(crate) high: Queue<SendJob>,
+    pub(crate) standard: Queue<SendJob>,
     pub(crate) graph: GraphConfig,
     pub(crate) http: reqwest::Client,
     authenticator: Authenticator,
@@ -46,7 +47,16 @@ impl Deps {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Self { messages, tenants, channels, sqs, queues, graph, http, authenticator }
+        Self {
+            messages,
+            tenants,
+            channels,
+            high: Queue::new(sqs.clone(), queues.high),
+            standard: Queue::new(sqs, queues.standard),
+            graph,
+            http,
+            authenticator,
+        }
     }
 }
 

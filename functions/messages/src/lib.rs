@@ -7,4 +7,3 @@ mod templates;
 mod usage;
 
 pub use handler::{Deps, OutboundQueues, handle};
-pub use send::job;

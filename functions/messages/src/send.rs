@@ -8,17 +8,12 @@ use shared::auth::principal::Principal;
 use shared::auth::secrets::sha256_hex;
 use shared::domain::outbound::{Content, OutboundMessage};
 use shared::http::{ApiError, FieldError, json};
+use shared::queues::SendJob;
 use shared::request::{DEFAULT_BODY_LIMIT, json_body};
 use shared::store::attrs::now_secs;
 use shared::store::messages::SERVICE_WINDOW_SECS;
 use shared::store::outbound::{Accepted, NewOutbound};
-use shared::telemetry::error_chain;
 use tracing::{info, warn};
-
-/// What the sender finds on the queue.
-pub fn job(tenant: &str, message_id: &str) -> String {
-    json!({ "tenantId": tenant, "messageId": message_id }).to_string()
-}
 
 fn accepted(status: StatusCode, id: &str, state: &str, client_message_id: &str) -> Response<Body> {
     json(status, &json!({ "id": id, "status": state, "clientMessageId": client_message_id }))
@@ -129,19 +124,15 @@ async fn enqueue(
     message_id: &str,
     high: bool,
 ) -> Result<(), ApiError> {
-    let queue = if high { &deps.queues.high } else { &deps.queues.standard };
-    deps.sqs
-        .send_message()
-        .queue_url(queue)
-        .message_body(job(principal.tenant_id().as_str(), message_id))
-        .send()
-        .await
-        .map_err(|e| {
-            // Stored but not queued: the client's retry with the same clientMessageId
-            // queues it (see `repeat`).
-            warn!(message_id, error = %error_chain(&e), "message stored but not queued");
-            ApiError::unavailable("sqs", error_chain(&e))
-        })?;
+    let queue = if high { &deps.high } else { &deps.standard };
+    let job =
+        SendJob { tenant_id: principal.tenant_id().clone(), message_id: message_id.to_owned() };
+    queue.send(&job).await.map_err(|e| {
+        // Stored but not queued: the client's retry with the same clientMessageId queues
+        // it (see `repeat`).
+        warn!(message_id, error = %e, "message stored but not queued");
+        ApiError::from(e)
+    })?;
     if let Err(e) = deps.messages.mark_enqueued(principal.tenant_id(), message_id).await {
         // Harmless: a repeat would queue it again, and the sender sends it once.
         warn!(message_id, error = %e, "queued mark not written");

@@ -1,4 +1,3 @@
-use aws_sdk_sqs::types::MessageAttributeValue;
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
 use lambda_http::{Body, Request, Response};
@@ -6,9 +5,9 @@ use shared::channel::Channels;
 use shared::domain::ids::TenantId;
 use shared::domain::meta::signature_valid;
 use shared::http::{ApiError, into_response, json};
+use shared::queues::{Queue, WebhookPointer};
 use shared::request::{path_param, query_param, route_key};
 use shared::store::messages::MessageStore;
-use shared::telemetry::error_chain;
 use subtle::ConstantTimeEq;
 use tracing::{info, instrument, warn};
 
@@ -79,9 +78,8 @@ pub struct Deps {
     platform: PlatformApp,
     channels: Channels,
     messages: MessageStore,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    dlq_url: String,
+    inbound: Queue<WebhookPointer>,
+    inbound_dlq: Queue<WebhookPointer>,
 }
 
 impl Deps {
@@ -92,7 +90,13 @@ impl Deps {
         queue_url: String,
         dlq_url: String,
     ) -> Self {
-        Self { platform: PlatformApp::default(), channels, messages, sqs, queue_url, dlq_url }
+        Self {
+            platform: PlatformApp::default(),
+            channels,
+            messages,
+            inbound: Queue::new(sqs.clone(), queue_url),
+            inbound_dlq: Queue::new(sqs, dlq_url),
+        }
     }
 
     pub fn with_platform_app(mut self, platform: PlatformApp) -> Self {
@@ -189,32 +193,14 @@ async fn store_and_queue(
     source: &str,
 ) -> Result<(), ApiError> {
     let event_id = deps.messages.put_raw_event(tenant, body, source).await?;
-    let pointer = serde_json::json!({ "tenantId": tenant, "eventId": event_id }).to_string();
+    let pointer = WebhookPointer { tenant_id: tenant.clone(), event_id: event_id.clone() };
     if serde_json::from_slice::<serde_json::Value>(body).is_err() {
-        let reason = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value("malformed_json")
-            .build()
-            .map_err(ApiError::internal)?;
-        deps.sqs
-            .send_message()
-            .queue_url(&deps.dlq_url)
-            .message_body(&pointer)
-            .message_attributes("reason", reason)
-            .send()
-            .await
-            .map_err(|e| ApiError::unavailable("sqs", error_chain(&e)))?;
+        deps.inbound_dlq.send_with_reason(&pointer, "malformed_json").await?;
         deps.messages.mark_raw_event(tenant, &event_id, "dead_lettered:malformed_json").await?;
         warn!(tenant_id = %tenant, event_id, "signed webhook is not JSON; stored and dead-lettered");
         return Ok(());
     }
-    deps.sqs
-        .send_message()
-        .queue_url(&deps.queue_url)
-        .message_body(&pointer)
-        .send()
-        .await
-        .map_err(|e| ApiError::unavailable("sqs", error_chain(&e)))?;
+    deps.inbound.send(&pointer).await?;
     info!(tenant_id = %tenant, event_id, bytes = body.len(), "webhook stored and queued");
     Ok(())
 }

@@ -1,30 +1,48 @@
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::future::join_all;
-use serde::Deserialize;
 use serde_json::{Value, json};
+use shared::aws::AwsClients;
+use shared::config::Resources;
 use shared::domain::ids::TenantId;
 use shared::domain::meta::{self, WebhookItem};
 use shared::events::{PartnerEvents, event, event_id};
+use shared::queues::{Inbox, Poison, QueueError, WebhookPointer, batch_response};
+use shared::resources::INBOUND_EVENTS_QUEUE;
 use shared::store::StoreError;
 use shared::store::attrs::rfc3339;
 use shared::store::messages::MessageStore;
 use shared::store::tenants::TenantStore;
+use shared::telemetry::error_chain;
 use tracing::{error, info, instrument, warn};
 
 pub struct Deps {
     messages: MessageStore,
     events: PartnerEvents,
+    inbox: Inbox,
     /// For auto-assignment of new conversations (off when `None`).
     tenants: Option<TenantStore>,
 }
 
 impl Deps {
-    pub fn new(
-        messages: MessageStore,
-        sqs: aws_sdk_sqs::Client,
-        partner_events_queue_url: String,
-    ) -> Self {
-        Self { messages, events: PartnerEvents::new(sqs, partner_events_queue_url), tenants: None }
+    /// Everything the processor uses, as its `main` and the local stack build it.
+    pub fn build(clients: &AwsClients, resources: &Resources) -> Self {
+        Self::new(clients, resources).with_auto_assignment(TenantStore::new(
+            clients.dynamodb.clone(),
+            resources.tenants_table.clone(),
+        ))
+    }
+
+    /// Without auto-assignment.
+    pub fn new(clients: &AwsClients, resources: &Resources) -> Self {
+        Self {
+            messages: MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
+            events: PartnerEvents::new(
+                clients.sqs.clone(),
+                resources.partner_events_queue_url.clone(),
+            ),
+            inbox: Inbox::new(clients.sqs.clone(), resources, &[INBOUND_EVENTS_QUEUE]),
+            tenants: None,
+        }
     }
 
     /// Assigns new conversations round-robin to online agents where the tenant's
@@ -64,52 +82,60 @@ async fn auto_assign(
 
 #[derive(Debug, thiserror::Error)]
 enum ProcessError {
-    /// Retrying cannot help: the record goes back to the queue until its receive limit
-    /// moves it to the dead-letter queue, where an operator sees it.
-    #[error("poison record: {0}")]
-    Poison(String),
+    /// Retrying cannot help: the record goes to the dead-letter queue at once, with this
+    /// reason, where an operator sees it (and can replay it once the cause is fixed).
+    #[error(transparent)]
+    Poison(#[from] Poison),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("sqs: {0}")]
-    Sqs(String),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Pointer {
-    tenant_id: String,
-    event_id: String,
+impl ProcessError {
+    fn poison(&self) -> Option<Poison> {
+        match self {
+            Self::Poison(p) => Some(p.clone()),
+            Self::Store(e) if !e.retryable() => Some(Poison(error_chain(e))),
+            _ => None,
+        }
+    }
 }
 
 /// Processes every record concurrently and reports the failed ones, so that only they are
-/// delivered again.
+/// delivered again; poison goes to the dead-letter queue at once.
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let outcomes = join_all(event.records.iter().map(|record| process(deps, record))).await;
-    let mut response = SqsBatchResponse::default();
+    let mut failed = Vec::new();
     for (record, outcome) in event.records.iter().zip(outcomes) {
-        if let Err(e) = outcome {
-            error!(message_id = record.message_id.as_deref().unwrap_or_default(), error = %e, "record failed");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = record.message_id.clone().unwrap_or_default();
-            response.batch_item_failures.push(failure);
+        let Err(e) = outcome else { continue };
+        let id = record.message_id.as_deref().unwrap_or_default();
+        match e.poison() {
+            Some(reason) => {
+                if !deps.inbox.reject(record, &reason).await {
+                    failed.push(record);
+                }
+            }
+            None => {
+                error!(record_id = id, error = %error_chain(&e), "record failed; it will be retried");
+                failed.push(record);
+            }
         }
     }
-    response
+    batch_response(failed)
 }
 
 #[instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or_default()))]
 async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
-    let pointer: Pointer = serde_json::from_str(record.body.as_deref().unwrap_or_default())
-        .map_err(|e| ProcessError::Poison(format!("not a webhook pointer: {e}")))?;
-    let tenant = TenantId::parse(&pointer.tenant_id)
-        .ok_or_else(|| ProcessError::Poison("bad tenant id".into()))?;
+    let pointer: WebhookPointer = Inbox::parse(record)?;
+    let tenant = pointer.tenant_id;
     let Some(raw) = deps.messages.raw_event(&tenant, &pointer.event_id).await? else {
         warn!(tenant_id = %tenant, event_id = pointer.event_id, "raw event no longer stored; nothing to apply");
         return Ok(());
     };
     let payload: Value = serde_json::from_slice(&raw)
-        .map_err(|e| ProcessError::Poison(format!("stored body is not JSON: {e}")))?;
-    let items = meta::parse(&payload).map_err(|e| ProcessError::Poison(e.to_string()))?;
+        .map_err(|e| Poison(format!("stored body is not JSON: {e}")))?;
+    let items = meta::parse(&payload).map_err(|e| Poison(e.to_string()))?;
 
     let mut events = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
@@ -172,7 +198,7 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
             }
         }
     }
-    deps.events.emit(&events).await.map_err(ProcessError::Sqs)?;
+    deps.events.emit(&events).await?;
     deps.messages.mark_raw_event(&tenant, &pointer.event_id, "processed").await?;
     info!(tenant_id = %tenant, event_id = pointer.event_id, partner_events = events.len(), "webhook applied");
     Ok(())

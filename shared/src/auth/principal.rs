@@ -72,6 +72,21 @@ pub struct Authenticator {
     store: TenantStore,
 }
 
+/// The one bearer token of a request. Two `Authorization` headers (which API Gateway joins
+/// with a comma) or a token with a comma or a space in it are no credentials at all:
+/// which of them would count is ambiguous, so neither does.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let value = value.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
+    let plain = !token.is_empty() && !token.contains(|c: char| c == ',' || c.is_whitespace());
+    plain.then_some(token)
+}
+
 impl Authenticator {
     pub fn new(keys: Arc<TokenKeys>, store: TenantStore) -> Self {
         Self { keys, store }
@@ -110,13 +125,7 @@ impl Authenticator {
     /// Verifies the bearer token. Every failure is the same 401: which part was wrong is
     /// nobody's business but the log's.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let token = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
+        let token = bearer_token(headers).ok_or(ApiError::Unauthorized)?;
         if let Some(lookup_id) = ApiKeySecret::lookup_id_of(token) {
             return self.api_key(lookup_id, token).await;
         }
@@ -139,5 +148,31 @@ impl Authenticator {
             tracing::warn!(error = %e, "could not record API key use");
         }
         Ok(Principal { scope, caller: Caller::ApiKey, subject: Subject::ApiKey(found.key_id) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_str(v).expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn exactly_one_plain_bearer_token_is_a_credential() {
+        assert_eq!(bearer_token(&headers(&["Bearer abc.def"])), Some("abc.def"));
+        assert_eq!(bearer_token(&headers(&["bearer  abc "])), Some("abc"));
+        assert_eq!(bearer_token(&headers(&[])), None);
+        assert_eq!(bearer_token(&headers(&["Bearer a", "Bearer b"])), None, "two headers");
+        assert_eq!(bearer_token(&headers(&["Bearer a,Bearer b"])), None, "joined by a gateway");
+        assert_eq!(bearer_token(&headers(&["Bearer a b"])), None);
+        assert_eq!(bearer_token(&headers(&["Basic abc"])), None);
+        assert_eq!(bearer_token(&headers(&["Bearer "])), None);
     }
 }

@@ -16,9 +16,20 @@ fn plausible(id: &str) -> bool {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
+
+        /// Read through [`Self::parse`]: a body naming an implausible id is refused where
+        /// it is read, not deep inside a store.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(&raw).ok_or_else(|| {
+                    serde::de::Error::custom(concat!("not a valid ", stringify!($name)))
+                })
+            }
+        }
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;
@@ -73,5 +84,13 @@ mod tests {
             assert_eq!(TenantId::parse(raw), None, "{raw:?}");
         }
         assert!(TenantId::parse("partner-user.42_x").is_some());
+    }
+
+    #[test]
+    fn ids_deserialise_only_when_plausible() {
+        let id: TenantId = serde_json::from_str("\"ten_1\"").expect("plausible");
+        assert_eq!(id.as_str(), "ten_1");
+        assert!(serde_json::from_str::<TenantId>("\"a/b\"").is_err());
+        assert_eq!(serde_json::to_string(&id).expect("json"), "\"ten_1\"");
     }
 }

@@ -1,6 +1,7 @@
 //! The domain: tenants, users, roles and what each may do. No AWS types here.
 
 pub mod access;
+pub mod channel;
 pub mod ids;
 pub mod meta;
 pub mod outbound;

@@ -42,6 +42,20 @@ impl fmt::Display for Role {
     }
 }
 
+/// Characters that change how text looks or reads without being seen: zero-width ones,
+/// joiners, bidirectional controls and overrides, the soft hyphen, the byte-order mark.
+/// An address containing one could look identical to another account's.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}')
+}
+
 /// An email address, trimmed and lower-cased, so that one mailbox is one account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -60,7 +74,7 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains('@')
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control() || invisible(c));
         if valid { Ok(Email(email)) } else { Err("must be an email address") }
     }
 
@@ -116,6 +130,21 @@ mod tests {
         {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn emails_with_invisible_or_bidi_characters_are_refused() {
+        for bad in [
+            "ana\u{200B}@example.com",
+            "an\u{200D}a@example.com",
+            "ana@exa\u{202E}elpm.com",
+            "\u{2066}ana@example.com",
+            "ana\u{00AD}@example.com",
+            "\u{FEFF}ana@example.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Email::parse("jos\u{e9}@example.com").is_ok(), "visible non-ASCII stays allowed");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! | channel | `TENANT#<tid>` | `CHANNEL` |
 //! | phone number id → tenant | `PHONE#<phone number id>` | `PHONE` |
 //!
-//! Secrets are one KMS envelope (see `aws::envelope`); only their last four characters
-//! are kept in clear, for display.
+//! Secrets are one KMS envelope (see `aws::envelope`); only a hint (the last four
+//! characters of a long secret, see `domain::channel::secret_hint`) is kept in clear.
 
 use super::attrs::{Item, get_s, key, n, now_secs, opt_n, opt_s, rfc3339, s};
 use super::{StoreError, TenantScope, condition_failed, dynamo_err};
@@ -25,7 +25,7 @@ pub struct ChannelRecord {
     pub settings: BTreeMap<String, String>,
     /// The secrets' envelope, opened only where they are used.
     pub sealed_secrets: Option<String>,
-    /// The last four characters of each secret.
+    /// A hint of each secret (empty for short ones).
     pub secret_hints: BTreeMap<String, String>,
     pub health_status: String,
     pub last_health_check: Option<String>,

@@ -3,7 +3,7 @@
 //!
 //! | item | sk | notes |
 //! |---|---|---|
-//! | raw webhook event | `RAW#<event id>` | body as received (gzip above 300 KB); TTL 7 days |
+//! | raw webhook event | `RAW#<event id>` | body as received; see `store::raw_events` |
 //! | Meta message id | `WAMID#<wamid>` | dedupe key of inbound messages; delivery state of outbound ones, with each status's raw JSON (pricing, conversation) |
 //! | message | `MSG#<id>` | gsi2: `CONV#<tid>#<conversation>` / `<timestamp>#<id>` |
 //! | contact | `CONTACT#<wa id>` | its conversation, last inbound time |
@@ -23,15 +23,10 @@ use crate::domain::ids::TenantId;
 use crate::domain::meta::{DeliveryStatus, InboundMessage, StatusUpdate, TemplateStatus};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use serde::Serialize;
-use std::io::{Read, Write};
 
-/// Raw events are kept a week: long enough to replay after an incident.
-pub const RAW_EVENT_TTL_SECS: i64 = 7 * 24 * 3600;
-/// DynamoDB items hold 400 KB; larger bodies (Meta allows 3 MB) are stored compressed.
-const COMPRESS_ABOVE: usize = 300 * 1024;
+pub use super::raw_events::RAW_EVENT_TTL_SECS;
 /// The customer service window: free-form messages may be sent this long after the
 /// customer's last message.
 pub const SERVICE_WINDOW_SECS: i64 = 24 * 3600;
@@ -263,100 +258,24 @@ impl MessageStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    pub(super) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        super::read(&self.db, &self.table, key).await
-    }
-
-    // ------------------------------------------------------------------ raw events
-
-    /// Stores a webhook body exactly as received; returns its event id (time-ordered).
-    pub async fn put_raw_event(
+    /// A query for the tenant's items whose sort keys lie between `from` and `to`.
+    pub(super) fn sk_between(
         &self,
         tenant: &TenantId,
-        body: &[u8],
-        source: &str,
-    ) -> Result<String, StoreError> {
-        let now = now_secs();
-        let event_id =
-            format!("{}-{}", sortable(now), &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let mut item = key(tenant_pk(tenant), format!("RAW#{event_id}"));
-        if body.len() > COMPRESS_ABOVE {
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            gz.write_all(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let compressed = gz.finish().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            item.insert("bodyGzip".into(), AttributeValue::B(Blob::new(compressed)));
-        } else {
-            item.insert("body".into(), AttributeValue::B(Blob::new(body.to_vec())));
-        }
-        item.insert("source".into(), s(source));
-        item.insert("receivedAt".into(), n(now));
-        item.insert("expiresAt".into(), n(now + RAW_EVENT_TTL_SECS));
-        super::write(&self.db, &self.table, item).await?;
-        Ok(event_id)
-    }
-
-    pub async fn raw_event(
-        &self,
-        tenant: &TenantId,
-        event_id: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(item) = self.get(key(tenant_pk(tenant), format!("RAW#{event_id}"))).await? else {
-            return Ok(None);
-        };
-        if let Some(AttributeValue::B(b)) = item.get("body") {
-            return Ok(Some(b.as_ref().to_vec()));
-        }
-        if let Some(AttributeValue::B(b)) = item.get("bodyGzip") {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(b.as_ref())
-                .read_to_end(&mut out)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            return Ok(Some(out));
-        }
-        Err(StoreError::Corrupt("raw event without a body".into()))
-    }
-
-    /// Event ids stored for a tenant since `since` (epoch seconds), oldest first: what a
-    /// replay re-queues.
-    pub async fn raw_event_ids_since(
-        &self,
-        tenant: &TenantId,
-        since: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        let query = self
-            .db
+        from: &str,
+        to: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.db
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
             .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-            .expression_attribute_values(":from", s(format!("RAW#{}", sortable(since))))
-            .expression_attribute_values(":to", s("RAW#~"))
-            .projection_expression("sk");
-        Ok(super::query_all(query)
-            .await?
-            .iter()
-            .filter_map(|i| opt_s(i, "sk")?.strip_prefix("RAW#").map(str::to_owned))
-            .collect())
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
     }
 
-    pub async fn mark_raw_event(
-        &self,
-        tenant: &TenantId,
-        event_id: &str,
-        outcome: &str,
-    ) -> Result<(), StoreError> {
-        self.db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(tenant_pk(tenant), format!("RAW#{event_id}"))))
-            .update_expression("SET outcome = :outcome, processedAt = :now")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":outcome", s(outcome))
-            .expression_attribute_values(":now", n(now_secs()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(dynamo_err)
+    pub(super) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        super::read(&self.db, &self.table, key).await
     }
 
     // ------------------------------------------------------------------ inbound messages
@@ -378,7 +297,10 @@ impl MessageStore {
                 let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 40;
                 tokio::time::sleep(std::time::Duration::from_millis(10 * attempt + jitter)).await;
             }
-            if let Some(existing) = self.get(key(&pk, format!("WAMID#{}", message.wamid))).await? {
+            // NOTE: a status for a wamid we never sent leaves an item without a message id
+            // (published sample payloads reuse ids); only a stored message deduplicates.
+            let existing = self.get(key(&pk, format!("WAMID#{}", message.wamid))).await?;
+            if let Some(existing) = existing.filter(|e| e.contains_key("messageId")) {
                 return Ok(Applied {
                     message_id: get_s(&existing, "messageId")?.to_owned(),
                     conversation_id: get_s(&existing, "conversationId")?.to_owned(),
@@ -432,11 +354,20 @@ impl MessageStore {
         let pk = tenant_pk(tenant);
         let ts = if message.timestamp > 0 { message.timestamp } else { now_secs() };
         let preview = message.preview.clone().unwrap_or_else(|| format!("[{}]", message.kind));
-        let mut wamid = key(&pk, format!("WAMID#{}", message.wamid));
-        wamid.insert("direction".into(), s("inbound"));
-        wamid.insert("messageId".into(), s(message_id));
-        wamid.insert("conversationId".into(), s(conversation_id));
-        wamid.insert("openedConversation".into(), AttributeValue::Bool(new_contact));
+        // An update, not a put: it completes an item that a status may have started, and
+        // only a stored message id makes the wamid taken.
+        let wamid = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(&pk, format!("WAMID#{}", message.wamid))))
+            .update_expression(
+                "SET direction = :inbound, messageId = :message, conversationId = :conversation, \
+                 openedConversation = :opened",
+            )
+            .condition_expression("attribute_not_exists(messageId)")
+            .expression_attribute_values(":inbound", s("inbound"))
+            .expression_attribute_values(":message", s(message_id))
+            .expression_attribute_values(":conversation", s(conversation_id))
+            .expression_attribute_values(":opened", AttributeValue::Bool(new_contact));
 
         let mut item = key(&pk, format!("MSG#{message_id}"));
         for (k, v) in [
@@ -532,7 +463,7 @@ impl MessageStore {
             .expression_attribute_values(":opened", n(i64::from(new_contact)));
 
         let items = vec![
-            self.transact_put(wamid, Some("attribute_not_exists(pk)"))?,
+            self.transact_update(wamid)?,
             self.transact_put(item, None)?,
             contact,
             self.transact_update(conversation)?,
@@ -948,14 +879,7 @@ impl MessageStore {
     > {
         let mut days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
             std::collections::BTreeMap::new();
-        let query = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-            .expression_attribute_values(":from", s(format!("USAGE#{from}")))
-            .expression_attribute_values(":to", s(format!("USAGE#{to}#~")));
+        let query = self.sk_between(tenant, &format!("USAGE#{from}"), &format!("USAGE#{to}#~"));
         for item in super::query_all(query).await? {
             let Some(date) = opt_s(&item, "sk")
                 .and_then(|sk| sk.strip_prefix("USAGE#"))

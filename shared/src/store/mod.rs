@@ -8,6 +8,7 @@ pub mod messages;
 pub mod outbound;
 pub mod pacing;
 pub mod page;
+pub mod raw_events;
 pub mod tenants;
 
 use crate::domain::ids::TenantId;
@@ -46,45 +47,77 @@ pub enum StoreError {
     InvalidCursor,
     #[error("a concurrent change won")]
     Conflict,
-    #[error("dynamodb: {0}")]
-    Dynamo(String),
+    /// DynamoDB is down, throttling or did not answer: worth retrying, a 503 to callers.
+    #[error("dynamodb unavailable")]
+    Unavailable(#[source] Source),
+    /// DynamoDB refused the request itself (a validation error, a missing table, access
+    /// denied): a bug or misconfiguration of ours, which no retry mends; a 500.
+    #[error("dynamodb refused the request")]
+    Rejected(#[source] Source),
     #[error("stored item is malformed: {0}")]
     Corrupt(String),
 }
 
-impl From<StoreError> for crate::http::ApiError {
-    fn from(err: StoreError) -> Self {
-        use crate::http::ApiError;
-        match err {
-            StoreError::NotFound => ApiError::NotFound,
-            StoreError::EmailTaken => ApiError::Conflict {
-                code: "email_taken",
-                detail: "An account with this email already exists.".into(),
-            },
-            StoreError::LastAdmin => ApiError::Conflict {
-                code: "last_tenant_admin",
-                detail: "A tenant keeps at least one TENANT_ADMIN.".into(),
-            },
-            StoreError::LimitReached(what) => ApiError::Conflict {
-                code: "plan_limit_reached",
-                detail: format!("The plan's limit of {what} is reached."),
-            },
-            StoreError::InvalidCursor => ApiError::Validation(vec![crate::http::FieldError::new(
-                "cursor",
-                "is not a cursor from this list",
-            )]),
-            StoreError::Conflict => ApiError::Conflict {
-                code: "concurrent_change",
-                detail: "The resource changed meanwhile; retry.".into(),
-            },
-            StoreError::Dynamo(e) => ApiError::unavailable("dynamodb", e),
-            StoreError::Corrupt(e) => ApiError::internal(e),
-        }
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+impl StoreError {
+    /// Whether the same call may succeed later. A queue processor retries these and sends
+    /// the others to the dead-letter queue at once.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Conflict)
     }
 }
 
-pub(crate) fn dynamo_err(err: impl std::error::Error + 'static) -> StoreError {
-    StoreError::Dynamo(crate::telemetry::error_chain(&err))
+/// A failed DynamoDB call, classified by whether retrying can help.
+pub(crate) trait DynamoFailure {
+    fn into_store_error(self) -> StoreError;
+}
+
+/// Error codes DynamoDB documents as transient (throttling, its own failures, a
+/// transaction still in flight on the same items).
+const TRANSIENT_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "TransactionInProgressException",
+    "TransactionConflictException",
+];
+
+impl<E> DynamoFailure
+    for aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    fn into_store_error(self) -> StoreError {
+        use aws_sdk_dynamodb::error::SdkError;
+        let transient = match &self {
+            SdkError::ServiceError(ctx) => {
+                ctx.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+                    || ctx.raw().status().is_server_error()
+            }
+            SdkError::ConstructionFailure(_) => false,
+            // Timeouts, connection failures, unreadable answers.
+            _ => true,
+        };
+        // The SDK's own Display says only "service error": keep the whole chain.
+        let chain: Source = crate::telemetry::error_chain(&self).into();
+        if transient { StoreError::Unavailable(chain) } else { StoreError::Rejected(chain) }
+    }
+}
+
+impl DynamoFailure for aws_sdk_dynamodb::error::BuildError {
+    fn into_store_error(self) -> StoreError {
+        StoreError::Rejected(Box::new(self))
+    }
+}
+
+pub(crate) fn dynamo_err(err: impl DynamoFailure) -> StoreError {
+    err.into_store_error()
 }
 
 /// A strongly consistent point read: every store reads what it, or a concurrent writer,
