@@ -22,6 +22,13 @@ set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+if [ "$status" -eq 0 ]; then
+  # Every benchmark once, with tiny counts: one that no longer runs fails here, not when
+  # someone next wants its figures.
+  echo "==> benchmarks, smoke run (BENCH_SMOKE=1 scripts/bench.sh; figures meaningless)"
+  BENCH_SMOKE=1 scripts/bench.sh > "$log.bench" 2>&1 || { cat "$log.bench"; status=1; echo "FAILED: the benchmark smoke run"; }
+  rm -f "$log.bench"
+fi
 # One closing line for the whole run: cargo's own last line belongs to whichever test
 # binary ran last (often doc tests with none).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }

@@ -15,6 +15,13 @@ import threading
 import time
 
 
+def function_name(binary: str) -> str:
+    """target/lambda/<name>/bootstrap, or target/debug/<name> in smoke runs."""
+    if os.path.basename(binary) == "bootstrap":
+        return os.path.basename(os.path.dirname(binary))
+    return os.path.basename(binary)
+
+
 def measure(binary: str, extra_env: dict) -> float:
     ready = threading.Event()
 
@@ -33,7 +40,7 @@ def measure(binary: str, extra_env: dict) -> float:
     env = {
         "PATH": os.environ.get("PATH", ""),
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
-        "AWS_LAMBDA_FUNCTION_NAME": os.path.basename(os.path.dirname(binary)),
+        "AWS_LAMBDA_FUNCTION_NAME": function_name(binary),
         "AWS_LAMBDA_FUNCTION_VERSION": "1",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
         "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
@@ -62,7 +69,7 @@ def main() -> None:
     samples = sorted(measure(binary, extra) for _ in range(runs))
     p95 = samples[max(0, int(round(0.95 * len(samples))) - 1)]
     print(
-        f"{os.path.basename(os.path.dirname(binary))}: init {runs} runs: "
+        f"{function_name(binary)}: init {runs} runs: "
         f"min {samples[0]:.1f} ms, median {statistics.median(samples):.1f} ms, p95 {p95:.1f} ms"
     )
 
