@@ -4,9 +4,9 @@
 //!
 //! usage: emulator_rate ENDPOINT STACK_PREFIX BODY_FILE TOTAL CONCURRENCY
 
+use adapters::aws::AwsClients;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::aws::AwsClients;
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -16,6 +16,7 @@
 //! ENDPOINT serves SQS and KMS, and DynamoDB unless `AWS_ENDPOINT_URL_DYNAMODB` names
 //! another emulator.
 
+use adapters::aws::{AwsClients, bootstrap, emulator_config};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -23,7 +24,6 @@ use local::functions::MessageSender;
 use local::poller::Poller;
 use local::poller::Processor;
 use serde_json::{Value, json};
-use shared::aws::{AwsClients, bootstrap, emulator_config};
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 
 /// A send job as `POST /api/messages` queues it.
 fn job(tenant: &str, message_id: &str) -> String {
-    let tenant = shared::domain::ids::TenantId::parse(tenant)
-        .unwrap_or_else(|| panic!("tenant id {tenant}"));
-    let job = shared::queues::SendJob { tenant_id: tenant, message_id: message_id.to_owned() };
+    let tenant =
+        domain::ids::TenantId::parse(tenant).unwrap_or_else(|| panic!("tenant id {tenant}"));
+    let job = adapters::queues::SendJob { tenant_id: tenant, message_id: message_id.to_owned() };
     serde_json::to_string(&job).unwrap_or_else(|e| panic!("job: {e}"))
 }
 
@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => return Err("usage: send_rate ENDPOINT RATE SECONDS SENDERS [queue|direct]".into()),
     };
-    shared::telemetry::init();
+    adapters::telemetry::init();
     let (rate, seconds, senders): (usize, usize, usize) =
         (rate.parse()?, seconds.parse()?, senders.parse()?);
     let total = rate * seconds + rate / 5;
@@ -88,7 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One tenant with a sandbox channel, written as the API writes them.
     let tenant = format!("ten_{}", uuid::Uuid::new_v4().simple());
     let pk = format!("TENANT#{tenant}");
-    let now = shared::store::attrs::now_secs();
+    let now = adapters::store::attrs::now_secs();
     let tenant_item = HashMap::from([
         ("pk".into(), s(&pk)),
         ("sk".into(), s("TENANT")),
@@ -159,7 +159,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("stored {total} queued messages in {:.1} s", preload.elapsed().as_secs_f64());
 
     let arn = bootstrap::queue_arn(&clients, &resources.outbound_high_queue_url).await?;
-    let graph = shared::graph::GraphConfig {
+    let graph = adapters::graph::GraphConfig {
         graph_api_base: "http://127.0.0.1:9".into(),
         graph_api_version: "v23.0".into(),
         sandbox_url: Some(sandbox_url.clone()),
@@ -169,7 +169,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(MessageSender(message_sender::Deps::from_parts(
             &clients,
             &resources,
-            shared::channel::SandboxCredentials::default(),
+            adapters::channel::SandboxCredentials::default(),
             graph.clone(),
             message_sender::Policy::default(),
         )))

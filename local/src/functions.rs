@@ -1,23 +1,23 @@
 //! The deployed functions, wired once like their `main`s do, and invoked by name.
 
 use crate::poller::{Processor, ProcessorFuture};
-use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
-use shared::auth::passwords::{HashError, Passwords};
-use shared::auth::principal::Authenticator;
-use shared::auth::tokens::TokenKeys;
-use shared::aws::AwsClients;
-use shared::aws::envelope::Envelopes;
-use shared::channel::{Channels, SandboxCredentials};
-use shared::config::Resources;
-use shared::resources::{
+use adapters::aws::AwsClients;
+use adapters::aws::envelope::Envelopes;
+use adapters::channel::{Channels, SandboxCredentials};
+use adapters::config::Resources;
+use adapters::resources::{
     EVENT_SOURCES, EventSourceSpec, INBOUND_EVENTS_QUEUE, MESSAGE_SENDER, WEBHOOK_PROCESSOR,
 };
-use shared::routes::{ADMIN, AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS};
-use shared::store::channels::ChannelStore;
-use shared::store::messages::MessageStore;
-use shared::store::tenants::TenantStore;
+use adapters::store::channels::ChannelStore;
+use adapters::store::messages::MessageStore;
+use adapters::store::tenants::TenantStore;
+use aws_lambda_events::event::sqs::SqsEvent;
+use domain::passwords::{HashError, Passwords};
+use edge::principal::Authenticator;
+use edge::routes::{ADMIN, AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS};
+use edge::tokens::TokenKeys;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
 /// What the functions read from their environment in AWS, given directly.
@@ -28,7 +28,7 @@ pub struct Settings {
     pub sandbox: SandboxCredentials,
     /// Where Cloud API requests go (Meta, or the sandbox), for health checks, templates
     /// and sending.
-    pub graph: shared::graph::GraphConfig,
+    pub graph: adapters::graph::GraphConfig,
     pub sender: message_sender::Policy,
     pub platform_app: meta_webhook::PlatformApp,
     /// Whether queues are polled (off only to measure ingest alone).
@@ -150,7 +150,7 @@ impl Processor for MessageSender {
     }
 }
 
-/// Each event source of [`shared::resources::EVENT_SOURCES`], with its processor.
+/// Each event source of [`adapters::resources::EVENT_SOURCES`], with its processor.
 pub fn processors(
     clients: &AwsClients,
     resources: &Resources,

@@ -1,7 +1,7 @@
 //! The local stack: what API Gateway and Lambda's SQS event-source mappings do in AWS, on
 //! one machine.
 //!
-//! - [`gateway`]: every route of [`shared::routes::ROUTES`] on one port. Each request is
+//! - [`gateway`]: every route of [`edge::routes::ROUTES`] on one port. Each request is
 //!   turned into the API Gateway v2 (HTTP API) event the function would receive in AWS, and
 //!   the function's handler is invoked in-process.
 //! - [`poller`]: polls each queue and invokes its processor with a real SQS event, deleting
@@ -12,10 +12,10 @@ pub mod functions;
 pub mod gateway;
 pub mod poller;
 
+use adapters::aws::AwsClients;
+use adapters::config::Resources;
 use functions::Functions;
 pub use functions::Settings;
-use shared::aws::AwsClients;
-use shared::config::Resources;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -50,7 +50,7 @@ impl Application {
         for (source, processor) in processors {
             let queue = source.queue;
             let url = resources.queue_url(&queue).to_owned();
-            let arn = shared::aws::bootstrap::queue_arn(&clients, &url)
+            let arn = adapters::aws::bootstrap::queue_arn(&clients, &url)
                 .await
                 .map_err(std::io::Error::other)?;
             pollers.push(

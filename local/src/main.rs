@@ -1,19 +1,19 @@
 //! `switchboard-local`: the whole system on one machine. Reads where the emulator is from
 //! the standard AWS variables (`AWS_ENDPOINT_URL`), creates the resources under
 //! `STACK_PREFIX` if they are missing, creates the operator account from `OPERATOR_EMAIL`
-//! and `OPERATOR_PASSWORD` if given (see `shared::auth::operator`), then serves every route on `PORT`.
+//! and `OPERATOR_PASSWORD` if given (see `adapters::operator`), then serves every route on `PORT`.
 
-use shared::auth::operator::ensure_operator_from_env;
-use shared::aws::secrets::token_keys_from_env;
-use shared::aws::{AwsClients, bootstrap};
-use shared::store::tenants::TenantStore;
+use adapters::aws::{AwsClients, bootstrap};
+use adapters::operator::ensure_operator_from_env;
+use adapters::store::tenants::TenantStore;
+use edge::tokens::token_keys_from_env;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    shared::telemetry::init();
-    let port = shared::config::port("PORT", 3000)?;
+    adapters::telemetry::init();
+    let port = adapters::config::port("PORT", 3000)?;
     let prefix = std::env::var("STACK_PREFIX").unwrap_or_else(|_| "switchboard-local".into());
 
     let clients = AwsClients::from_env().await;
@@ -21,8 +21,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = local::Settings {
         token_keys: Arc::new(token_keys_from_env(&clients).await?),
         lockout: auth::LockoutPolicy::from_env()?,
-        sandbox: shared::channel::SandboxCredentials::from_env(),
-        graph: shared::graph::GraphConfig::from_env(),
+        sandbox: adapters::channel::SandboxCredentials::from_env(),
+        graph: adapters::graph::GraphConfig::from_env(),
         sender: message_sender::Policy::default(),
         platform_app: meta_webhook::PlatformApp::from_env(),
         // NOTE: LOCAL_PROCESSORS=off measures ingest alone (make bench); never in make dev.
@@ -42,6 +42,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     tracing::info!(addr = %app.local_addr()?, prefix, "local stack listening");
-    app.run_until_stopped(shared::shutdown::signal()).await?;
+    app.run_until_stopped(adapters::shutdown::signal()).await?;
     Ok(())
 }

@@ -9,13 +9,13 @@
 //! batches are processed at once, as Lambda does: what concurrent batches do to a backlog
 //! (contention for pacing, receive counts) shows locally as it would in AWS.
 
+use adapters::aws::LOCAL_REGION;
+use adapters::resources::EventSourceSpec;
+use adapters::telemetry::error_chain;
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
-use shared::aws::LOCAL_REGION;
-use shared::resources::EventSourceSpec;
-use shared::telemetry::error_chain;
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;

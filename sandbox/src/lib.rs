@@ -5,7 +5,7 @@
 //! - `POST /{version}/{phone-number-id}/messages`: checked as Meta checks it; answered with
 //!   Meta's response or error; then signed `sent`, `delivered` and `read` status webhooks
 //!   go to the tenant's webhook URL. A sandbox channel's phone number id is its tenant id
-//!   (see `shared::graph`), so statuses go to `/api/whatsapp/webhook/{that id}`; any other
+//!   (see `adapters::graph`), so statuses go to `/api/whatsapp/webhook/{that id}`; any other
 //!   (numeric) id's statuses go to the platform webhook, `/api/whatsapp/webhook`.
 //! - `GET /{version}/{phone-number-id}`: the phone number (channel health checks).
 //! - `GET`, `POST`, `DELETE /{version}/{waba-id}/message_templates`: templates; a created
@@ -26,9 +26,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use domain::meta::signature_header;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::domain::meta::signature_header;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -7,8 +7,8 @@
 //! under a unique prefix, so tests run in parallel without seeing each other's data, and
 //! removes them at the end.
 
-use shared::aws::{AwsClients, bootstrap};
-use shared::config::Resources;
+use adapters::aws::{AwsClients, bootstrap};
+use adapters::config::Resources;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -128,7 +128,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter 
 impl Emulator {
     /// Clients whose every request is counted by `counter`.
     pub async fn counted_clients(&self, counter: &RequestCounter) -> AwsClients {
-        let config = shared::aws::emulator_config(&self.endpoint).await;
+        let config = adapters::aws::emulator_config(&self.endpoint).await;
         AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&config)
@@ -253,7 +253,7 @@ impl Stack {
             for m in messages {
                 let reason = m
                     .message_attributes()
-                    .and_then(|a| a.get(shared::queues::REASON_ATTRIBUTE))
+                    .and_then(|a| a.get(adapters::queues::REASON_ATTRIBUTE))
                     .and_then(|v| v.string_value())
                     .map(str::to_owned);
                 all.push((m.body().unwrap_or_default().to_owned(), reason));
@@ -370,8 +370,8 @@ pub struct App {
 
 /// Where tests send Cloud API requests: a cloud channel's Graph API at a loopback port
 /// nothing listens on (unreachable, never Meta), a sandbox channel's at `sandbox_url`.
-pub fn loopback_graph(sandbox_url: Option<&str>) -> shared::graph::GraphConfig {
-    shared::graph::GraphConfig {
+pub fn loopback_graph(sandbox_url: Option<&str>) -> adapters::graph::GraphConfig {
+    adapters::graph::GraphConfig {
         graph_api_base: "http://127.0.0.1:9".into(),
         graph_api_version: "v23.0".into(),
         sandbox_url: sandbox_url.map(str::to_owned),
@@ -396,7 +396,7 @@ pub fn test_sender_policy() -> message_sender::Policy {
 
 /// A fresh key ring, `test-kid:<random secret>`.
 pub fn test_key_spec() -> String {
-    shared::auth::tokens::generate_spec("test-kid").expect("random")
+    edge::tokens::generate_spec("test-kid").expect("random")
 }
 
 impl App {
@@ -430,16 +430,12 @@ impl App {
         let sandbox_url =
             format!("http://{}", sandbox_listener.local_addr().expect("sandbox addr"));
         let spec = test_key_spec();
-        let keys = shared::auth::tokens::TokenKeys::parse(
-            &spec,
-            shared::auth::tokens::DEFAULT_ISSUER,
-            "test",
-        )
-        .expect("key ring");
+        let keys = edge::tokens::TokenKeys::parse(&spec, edge::tokens::DEFAULT_ISSUER, "test")
+            .expect("key ring");
         let settings = local::Settings {
             token_keys: std::sync::Arc::new(keys),
             lockout,
-            sandbox: shared::channel::SandboxCredentials {
+            sandbox: adapters::channel::SandboxCredentials {
                 app_secret: Some(SANDBOX_APP_SECRET.to_owned().into()),
                 verify_token: Some(SANDBOX_VERIFY_TOKEN.to_owned().into()),
             },
@@ -624,16 +620,16 @@ impl App {
     /// Creates an operator (SYSTEM_ADMIN) in the stack's tables and logs in as it.
     pub async fn operator_token(&self, stack: &Stack) -> String {
         let address = email("operator");
-        let store = shared::store::tenants::TenantStore::new(
+        let store = adapters::store::tenants::TenantStore::new(
             stack.clients.dynamodb.clone(),
             stack.resources.tenants_table.clone(),
         );
-        let hash = shared::auth::passwords::Passwords::new()
+        let hash = domain::passwords::Passwords::new()
             .expect("argon2")
             .hash(PASSWORD)
             .await
             .expect("hash");
-        let parsed = shared::domain::user::Email::parse(&address).expect("email");
+        let parsed = domain::user::Email::parse(&address).expect("email");
         assert!(store.ensure_operator(&parsed, "Operator", &hash).await.expect("operator"));
         self.login(&address, PASSWORD).await
     }

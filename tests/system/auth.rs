@@ -340,8 +340,8 @@ async fn bad_input_is_refused_with_problem_details_and_writes_nothing() {
 
 #[tokio::test]
 async fn signing_keys_are_read_from_secrets_manager() {
-    use shared::auth::tokens::DEFAULT_ISSUER;
-    use shared::aws::secrets::token_keys_from_secret;
+    use edge::tokens::DEFAULT_ISSUER;
+    use edge::tokens::token_keys_from_secret;
     let stack = Stack::new(Emulator::shared()).await;
     let name = format!("{}-jwt", stack.prefix);
     let generated = "Z".repeat(64);
@@ -358,10 +358,9 @@ async fn signing_keys_are_read_from_secrets_manager() {
 
     let keys =
         token_keys_from_secret(&stack.clients, &arn, DEFAULT_ISSUER).await.expect("key ring");
-    let user = shared::domain::ids::UserId::generate();
-    let tenant = shared::domain::ids::TenantId::generate();
-    let token =
-        keys.issue(&user, &tenant, shared::domain::user::Role::Agent, 2_000_000_000).expect("sign");
+    let user = domain::ids::UserId::generate();
+    let tenant = domain::ids::TenantId::generate();
+    let token = keys.issue(&user, &tenant, domain::user::Role::Agent, 2_000_000_000).expect("sign");
     assert_eq!(jsonwebtoken::decode_header(&token).expect("header").kid.as_deref(), Some("k0"));
 
     let missing = token_keys_from_secret(&stack.clients, "no-such-secret", DEFAULT_ISSUER).await;
@@ -382,10 +381,10 @@ async fn signing_keys_are_read_from_secrets_manager() {
 
 #[tokio::test]
 async fn the_sample_events_are_answered_by_the_auth_and_tenants_handlers() {
-    use shared::auth::passwords::Passwords;
-    use shared::auth::principal::Authenticator;
-    use shared::auth::tokens::{DEFAULT_ISSUER, TokenKeys};
-    use shared::store::tenants::TenantStore;
+    use adapters::store::tenants::TenantStore;
+    use domain::passwords::Passwords;
+    use edge::principal::Authenticator;
+    use edge::tokens::{DEFAULT_ISSUER, TokenKeys};
     use std::sync::Arc;
 
     let stack = Stack::new(Emulator::shared()).await;
@@ -472,8 +471,8 @@ async fn failures_spread_over_many_emails_lock_the_client_address() {
 
 #[tokio::test]
 async fn the_operator_is_created_once_with_the_password_from_secrets_manager() {
-    use shared::auth::operator::{OperatorConfig, ensure_operator};
-    use shared::store::tenants::TenantStore;
+    use adapters::operator::{OperatorConfig, ensure_operator};
+    use adapters::store::tenants::TenantStore;
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::spawn(&stack).await;
     let store =

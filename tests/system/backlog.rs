@@ -1,10 +1,10 @@
 //! Deep backlogs and records that can never be processed: nothing accepted is lost, and
 //! nothing reaches a dead-letter queue without a reason.
 
+use adapters::aws::bootstrap::queue_arn;
+use adapters::resources::OUTBOUND_STANDARD_QUEUE;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde_json::{Value, json};
-use shared::aws::bootstrap::queue_arn;
-use shared::resources::OUTBOUND_STANDARD_QUEUE;
 use std::collections::BTreeSet;
 use switchboard_tests::{
     App, Emulator, Stack, eventually, loopback_graph, template_message as template,
@@ -113,7 +113,7 @@ async fn a_poison_send_job_reaches_the_dead_letter_queue_on_its_first_receive() 
     let sender = message_sender::Deps::from_parts(
         &stack.clients,
         r,
-        shared::channel::SandboxCredentials::default(),
+        adapters::channel::SandboxCredentials::default(),
         loopback_graph(None),
         switchboard_tests::test_sender_policy(),
     );
@@ -149,7 +149,7 @@ async fn a_poison_webhook_pointer_reaches_the_dead_letter_queue_on_its_first_rec
             .await;
 
     assert!(response.batch_item_failures.is_empty());
-    let dead = stack.dead_letters(r.dlq_url(&shared::resources::INBOUND_EVENTS_QUEUE)).await;
+    let dead = stack.dead_letters(r.dlq_url(&adapters::resources::INBOUND_EVENTS_QUEUE)).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].0, "{\"eventId\":1}");
     assert!(dead[0].1.as_deref().is_some_and(|r| r.starts_with("not a webhook pointer")));
@@ -195,7 +195,7 @@ async fn a_message_that_reaches_the_dead_letter_queue_is_failed_and_announced() 
     let sender = message_sender::Deps::from_parts(
         &stack.clients,
         r,
-        shared::channel::SandboxCredentials::default(),
+        adapters::channel::SandboxCredentials::default(),
         loopback_graph(Some(&app.sandbox_url)),
         switchboard_tests::test_sender_policy(),
     );
@@ -229,13 +229,13 @@ async fn a_message_that_reaches_the_dead_letter_queue_is_failed_and_announced() 
 #[tokio::test]
 async fn a_status_for_an_unknown_wamid_does_not_poison_a_later_message_with_that_id() {
     let stack = Stack::new(Emulator::shared()).await;
-    let tenant = shared::domain::ids::TenantId::generate();
-    let store = shared::store::messages::MessageStore::new(
+    let tenant = domain::ids::TenantId::generate();
+    let store = adapters::store::messages::MessageStore::new(
         stack.clients.dynamodb.clone(),
         stack.resources.messages_table.clone(),
     );
     let wamid = "wamid.shared-by-samples";
-    let status = shared::domain::meta::parse(&json!({
+    let status = domain::meta::parse(&json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
@@ -244,7 +244,7 @@ async fn a_status_for_an_unknown_wamid_does_not_poison_a_later_message_with_that
                           "recipient_id": "15551230000"}]}}]}]
     }))
     .expect("status payload");
-    let message = shared::domain::meta::parse(&json!({
+    let message = domain::meta::parse(&json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
@@ -255,8 +255,8 @@ async fn a_status_for_an_unknown_wamid_does_not_poison_a_later_message_with_that
     }))
     .expect("message payload");
     let (
-        Some(shared::domain::meta::WebhookItem::Status(status)),
-        Some(shared::domain::meta::WebhookItem::Message(message)),
+        Some(domain::meta::WebhookItem::Status(status)),
+        Some(domain::meta::WebhookItem::Message(message)),
     ) = (status.into_iter().next(), message.into_iter().next())
     else {
         panic!("one status and one message");

@@ -1,9 +1,9 @@
 //! What a black-box security sweep found, each held by a test.
 
+use adapters::store::messages::MessageStore;
+use domain::ids::TenantId;
+use domain::meta::signature_header;
 use serde_json::json;
-use shared::domain::ids::TenantId;
-use shared::domain::meta::signature_header;
-use shared::store::messages::MessageStore;
 use switchboard_tests::{App, Emulator, Stack, email};
 
 const APP_SECRET: &str = "hardening-app-secret-0123456789";

@@ -1,12 +1,12 @@
 //! The WhatsApp channel and the inbound pipeline: Meta webhooks in, persisted first,
 //! processed exactly once, readable through the API.
 
+use adapters::store::messages::MessageStore;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
+use domain::ids::TenantId;
+use domain::meta::{signature_header, signature_valid};
 use serde_json::{Value, json};
-use shared::domain::ids::TenantId;
-use shared::domain::meta::{signature_header, signature_valid};
-use shared::store::messages::MessageStore;
 use std::collections::BTreeSet;
 use switchboard_tests::{App, Emulator, Registered, Stack, email, eventually, fixture};
 
@@ -337,7 +337,7 @@ async fn a_signed_body_that_is_not_json_is_stored_and_dead_lettered_with_its_rea
     let events = raw_events(&stack, &owner.tenant_id).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["outcome"].as_s().map(String::as_str), Ok("dead_lettered:malformed_json"));
-    let dlq = stack.resources.dlq_url(&shared::resources::INBOUND_EVENTS_QUEUE).to_owned();
+    let dlq = stack.resources.dlq_url(&adapters::resources::INBOUND_EVENTS_QUEUE).to_owned();
     let received = stack
         .clients
         .sqs
@@ -483,7 +483,7 @@ async fn a_poisoned_record_alone_is_retried_then_dead_lettered() {
         200
     );
 
-    let dlq = stack.resources.dlq_url(&shared::resources::INBOUND_EVENTS_QUEUE).to_owned();
+    let dlq = stack.resources.dlq_url(&adapters::resources::INBOUND_EVENTS_QUEUE).to_owned();
     let dead = eventually(60, "the poison record in the DLQ", || async {
         let out = sqs.receive_message().queue_url(&dlq).send().await.ok()?;
         out.messages().first().and_then(|m| m.body().map(str::to_owned))
@@ -568,11 +568,11 @@ async fn channel_secrets_are_sealed_per_tenant_and_shown_masked() {
     assert_eq!((status, body["code"].as_str()), (409, Some("phone_number_in_use")));
 
     // A's sealed secrets copied into B's channel do not open for B.
-    let envelopes = shared::aws::envelope::Envelopes::new(
+    let envelopes = adapters::aws::envelope::Envelopes::new(
         stack.clients.kms.clone(),
         stack.resources.kms_key_id.clone(),
     );
-    let channels = shared::store::channels::ChannelStore::new(
+    let channels = adapters::store::channels::ChannelStore::new(
         stack.clients.dynamodb.clone(),
         stack.resources.tenants_table.clone(),
     );
@@ -643,9 +643,9 @@ fn webhook_request(tenant: &str, body: &str) -> lambda_http::Request {
 /// SDK interceptor. A change in these numbers is a change in cost; update both.
 #[tokio::test]
 async fn aws_requests_per_inbound_message_are_counted() {
-    use shared::aws::envelope::Envelopes;
-    use shared::channel::{Channels, SandboxCredentials};
-    use shared::store::channels::ChannelStore;
+    use adapters::aws::envelope::Envelopes;
+    use adapters::channel::{Channels, SandboxCredentials};
+    use adapters::store::channels::ChannelStore;
     use switchboard_tests::RequestCounter;
 
     let stack = Stack::new(Emulator::shared()).await;
@@ -668,7 +668,7 @@ async fn aws_requests_per_inbound_message_are_counted() {
         store.clone(),
         clients.sqs.clone(),
         r.inbound_events_queue_url.clone(),
-        r.dlq_url(&shared::resources::INBOUND_EVENTS_QUEUE).to_owned(),
+        r.dlq_url(&adapters::resources::INBOUND_EVENTS_QUEUE).to_owned(),
     );
     let processor = webhook_processor::Deps::new(&clients, r);
     let message = |n: u32| {

@@ -2,12 +2,12 @@
 //! redrive, key, the environment every function gets, routes, and deployed functions.
 //! `differences` lists every disagreement; the tests at the bottom show it finds them.
 
-use serde_json::{Value, json};
-use shared::resources::{
+use adapters::resources::{
     CREDENTIALS_KEY, DLQ_RETENTION_SECS, EVENT_SOURCES, PARTITION_KEY, QUEUE_RETENTION_SECS,
     QUEUES, SORT_KEY, TABLES, TTL_ATTRIBUTE,
 };
-use shared::routes::{DEFAULT_ROUTE, HTTP_FUNCTIONS, ROUTES};
+use edge::routes::{DEFAULT_ROUTE, HTTP_FUNCTIONS, ROUTES};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use switchboard_tests::workspace_root;
 
@@ -301,10 +301,10 @@ fn differences(template: &Value) -> Vec<String> {
         .map(|r| (r.method.to_owned(), r.path.to_owned(), r.function.to_owned()))
         .collect();
     for missing in code_routes.difference(&routes) {
-        check(false, format!("route {missing:?} is in shared::routes but not in the template"));
+        check(false, format!("route {missing:?} is in edge::routes but not in the template"));
     }
     for extra in routes.difference(&code_routes) {
-        check(false, format!("route {extra:?} is in the template but not in shared::routes"));
+        check(false, format!("route {extra:?} is in the template but not in edge::routes"));
     }
     for function in HTTP_FUNCTIONS {
         check(deployed.contains(*function), format!("HTTP function {function} is not deployed"));

@@ -1,7 +1,7 @@
 //! Outbound messages: the API's request shape and the Cloud API's.
 
+use domain::outbound::OutboundMessage;
 use serde_json::{Value, json};
-use shared::domain::outbound::OutboundMessage;
 use std::collections::BTreeSet;
 use switchboard_tests::workspace_root;
 
@@ -74,7 +74,7 @@ fn every_send_fixture_is_expressible_through_the_api_and_renders_back_the_same()
 /// Each error fixture, classified as ERRORS.md says a sender must treat it.
 #[test]
 fn every_error_fixture_is_classified_as_the_error_reference_says() {
-    use shared::domain::meta::{ErrorClass, classify_error, graph_error};
+    use domain::meta::{ErrorClass, classify_error, graph_error};
     let expected = [
         ("error_130429_rate_limit_hit.json", 130429, ErrorClass::Throttled),
         ("error_131056_pair_rate_limit.json", 131056, ErrorClass::Throttled),
@@ -411,7 +411,7 @@ async fn free_form_messages_need_the_customer_service_window() {
     assert_eq!(status, 202);
 
     // Wrote 25 hours ago (a signed webhook with that time): closed.
-    let old = shared::store::attrs::now_secs() as u64 - 25 * 3600;
+    let old = adapters::store::attrs::now_secs() as u64 - 25 * 3600;
     let payload = sandbox::graph::text_message_payload(
         &owner.tenant_id,
         "15550500002",
@@ -426,7 +426,7 @@ async fn free_form_messages_need_the_customer_service_window() {
         .post(app.url(&format!("/api/whatsapp/webhook/{}", owner.tenant_id)))
         .header(
             "x-hub-signature-256",
-            shared::domain::meta::signature_header(
+            domain::meta::signature_header(
                 switchboard_tests::SANDBOX_APP_SECRET.as_bytes(),
                 payload.as_bytes(),
             ),
@@ -515,8 +515,8 @@ async fn messages_queue_by_tier() {
         let (status, accepted) =
             send(&app, &owner.access_token, template("+15550700001", "tier")).await;
         assert_eq!(status, 202, "{accepted}");
-        let job = serde_json::to_string(&shared::queues::SendJob {
-            tenant_id: shared::domain::ids::TenantId::parse(&owner.tenant_id).expect("tenant id"),
+        let job = serde_json::to_string(&adapters::queues::SendJob {
+            tenant_id: domain::ids::TenantId::parse(&owner.tenant_id).expect("tenant id"),
             message_id: accepted["id"].as_str().expect("id").to_owned(),
         })
         .expect("job");
@@ -778,7 +778,8 @@ async fn usage_counts_each_day_as_json_and_csv() {
     let (_, accepted) = send(&app, &token, template("+15551000002", "u-2")).await;
     message_when(&app, &token, accepted["id"].as_str().expect("id"), "failed").await;
 
-    let today = shared::store::attrs::rfc3339(shared::store::attrs::now_secs())[..10].to_owned();
+    let today =
+        adapters::store::attrs::rfc3339(adapters::store::attrs::now_secs())[..10].to_owned();
     let (status, usage) = app
         .call("GET", &format!("/api/analytics/usage?from={today}&to={today}"), Some(&token), None)
         .await;
@@ -826,11 +827,11 @@ async fn usage_counts_each_day_as_json_and_csv() {
 /// an SDK interceptor. A change in these numbers is a change in cost; update both.
 #[tokio::test]
 async fn aws_requests_per_outbound_message_are_counted() {
-    use shared::aws::envelope::Envelopes;
-    use shared::channel::{Channels, SandboxCredentials};
-    use shared::store::channels::ChannelStore;
-    use shared::store::messages::MessageStore;
-    use shared::store::tenants::TenantStore;
+    use adapters::aws::envelope::Envelopes;
+    use adapters::channel::{Channels, SandboxCredentials};
+    use adapters::store::channels::ChannelStore;
+    use adapters::store::messages::MessageStore;
+    use adapters::store::tenants::TenantStore;
     use switchboard_tests::RequestCounter;
 
     let stack = Stack::new(Emulator::shared()).await;
@@ -839,12 +840,9 @@ async fn aws_requests_per_outbound_message_are_counted() {
     let counter = RequestCounter::default();
     let clients = Emulator::shared().counted_clients(&counter).await;
     let r = &stack.resources;
-    let keys = shared::auth::tokens::TokenKeys::parse(
-        &app.token_keys_spec,
-        shared::auth::tokens::DEFAULT_ISSUER,
-        "test",
-    )
-    .expect("keys");
+    let keys =
+        edge::tokens::TokenKeys::parse(&app.token_keys_spec, edge::tokens::DEFAULT_ISSUER, "test")
+            .expect("keys");
     let tenants = TenantStore::new(clients.dynamodb.clone(), r.tenants_table.clone());
     let channels = || {
         Channels::new(
@@ -853,7 +851,7 @@ async fn aws_requests_per_outbound_message_are_counted() {
             SandboxCredentials::default(),
         )
     };
-    let graph = shared::graph::GraphConfig {
+    let graph = adapters::graph::GraphConfig {
         graph_api_base: "http://127.0.0.1:9".into(),
         graph_api_version: "v23.0".into(),
         sandbox_url: Some(app.sandbox_url.clone()),
@@ -868,7 +866,7 @@ async fn aws_requests_per_outbound_message_are_counted() {
             standard: r.outbound_standard_queue_url.clone(),
         },
         graph.clone(),
-        shared::auth::principal::Authenticator::new(std::sync::Arc::new(keys), tenants),
+        edge::principal::Authenticator::new(std::sync::Arc::new(keys), tenants),
     );
     let request = |n: u32| {
         let body = template(&format!("+1555110{n:04}"), &format!("count-{n}")).to_string();
@@ -1012,8 +1010,8 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for LoseFirstClaimA
 /// and leave the message to be failed as abandoned, unsent.
 #[tokio::test]
 async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
-    use shared::store::messages::MessageStore;
-    use shared::store::outbound::Claim;
+    use adapters::store::messages::MessageStore;
+    use adapters::store::outbound::Claim;
 
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::without_processors(&stack).await;
@@ -1024,12 +1022,12 @@ async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
     let id = accepted["id"].as_str().expect("id");
 
     let lossy = LoseFirstClaimAnswer::default();
-    let config = shared::aws::emulator_config(&Emulator::shared().endpoint).await;
+    let config = adapters::aws::emulator_config(&Emulator::shared().endpoint).await;
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&config).interceptor(lossy.clone()).build(),
     );
     let store = MessageStore::new(dynamodb, stack.resources.messages_table.clone());
-    let tenant = shared::domain::ids::TenantId::parse(&owner.tenant_id).expect("tenant id");
+    let tenant = domain::ids::TenantId::parse(&owner.tenant_id).expect("tenant id");
     let claim = store.claim_send(&tenant, id, 60).await.expect("claim");
     assert_eq!(
         lossy.0.load(std::sync::atomic::Ordering::SeqCst),
@@ -1048,8 +1046,8 @@ async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
 /// afterwards it may name a new one, even before DynamoDB has removed the expired record.
 #[tokio::test]
 async fn a_client_message_id_names_its_message_until_its_record_expires() {
+    use adapters::store::outbound::CLIENT_MESSAGE_TTL_SECS;
     use aws_sdk_dynamodb::types::AttributeValue;
-    use shared::store::outbound::CLIENT_MESSAGE_TTL_SECS;
 
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::without_processors(&stack).await;
@@ -1066,7 +1064,7 @@ async fn a_client_message_id_names_its_message_until_its_record_expires() {
         Some(AttributeValue::N(n)) => n.parse().expect("number"),
         other => panic!("no expiry: {other:?}"),
     };
-    let now = shared::store::attrs::now_secs();
+    let now = adapters::store::attrs::now_secs();
     assert!((expires - now - CLIENT_MESSAGE_TTL_SECS).abs() < 60, "expires {expires}, now {now}");
 
     let (status, again) = send(&app, token, body.clone()).await;
@@ -1097,9 +1095,9 @@ async fn a_client_message_id_names_its_message_until_its_record_expires() {
 /// every sender's next booking starts after the pause, a later clock is left alone.
 #[tokio::test]
 async fn a_held_bucket_books_nothing_before_the_hold_ends() {
-    use shared::domain::ids::TenantId;
-    use shared::domain::pacing::Rate;
-    use shared::store::pacing::{Booking, Bucket, RateBuckets, now_us};
+    use adapters::store::pacing::{Booking, Bucket, RateBuckets, now_us};
+    use domain::ids::TenantId;
+    use domain::pacing::Rate;
     use std::time::Duration;
 
     let stack = Stack::new(Emulator::shared()).await;

@@ -1,8 +1,8 @@
+use adapters::aws::bootstrap::queue_arn;
+use adapters::resources::{INBOUND_EVENTS_QUEUE, physical_name};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
 use local::poller::{Poller, Processor, ProcessorFuture};
-use shared::aws::bootstrap::queue_arn;
-use shared::resources::{INBOUND_EVENTS_QUEUE, physical_name};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_tests::{Emulator, Stack};

@@ -1,15 +1,15 @@
+use adapters::queues::{Queue, WebhookPointer};
+use adapters::store::messages::MessageStore;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
+use domain::Violation;
+use domain::ids::TenantId;
+use edge::http::{ApiError, into_response, json};
+use edge::principal::Authenticator;
+use edge::request::{DEFAULT_BODY_LIMIT, json_body, path_param, route_key};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::auth::principal::Authenticator;
-use shared::domain::Violation;
-use shared::domain::ids::TenantId;
-use shared::http::{ApiError, into_response, json};
-use shared::queues::{Queue, WebhookPointer};
-use shared::request::{DEFAULT_BODY_LIMIT, json_body, path_param, route_key};
-use shared::store::messages::MessageStore;
 use tracing::{info, instrument};
 
 pub struct Deps {
@@ -29,7 +29,7 @@ impl Deps {
     }
 }
 
-#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+#[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(into_response(dispatch(deps, &request).await))
 }

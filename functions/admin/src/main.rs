@@ -1,12 +1,12 @@
+use adapters::aws::AwsClients;
+use adapters::config::Resources;
+use adapters::store::messages::MessageStore;
+use edge::principal::Authenticator;
 use lambda_http::{Error, service_fn};
-use shared::auth::principal::Authenticator;
-use shared::aws::AwsClients;
-use shared::config::Resources;
-use shared::store::messages::MessageStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    adapters::telemetry::init();
     let resources = Resources::from_env()?;
     let clients = AwsClients::from_env().await;
     let authenticator = Authenticator::from_env(&clients, &resources).await?;

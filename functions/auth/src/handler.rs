@@ -1,21 +1,21 @@
+use adapters::store::attrs::now_secs;
+use adapters::store::tenants::{
+    AuditEntry, NewUser, RefreshGrant, RotateOutcome, TenantStore, UserRecord,
+};
+use domain::Violation;
+use domain::access::Action;
+use domain::ids::{TenantId, UserId};
+use domain::passwords::Passwords;
+use domain::secrets::{new_refresh_token, sha256_hex};
+use domain::tenant::Tier;
+use domain::user::{Email, Role, check_name, check_password};
+use edge::http::{ApiError, empty, into_response, json};
+use edge::principal::Authenticator;
+use edge::request::{DEFAULT_BODY_LIMIT, json_body, route_key, source_ip};
+use edge::tokens::{ACCESS_TOKEN_TTL, TokenKeys};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
-use shared::auth::passwords::Passwords;
-use shared::auth::principal::Authenticator;
-use shared::auth::secrets::{new_refresh_token, sha256_hex};
-use shared::auth::tokens::{ACCESS_TOKEN_TTL, TokenKeys};
-use shared::domain::Violation;
-use shared::domain::access::Action;
-use shared::domain::ids::{TenantId, UserId};
-use shared::domain::tenant::Tier;
-use shared::domain::user::{Email, Role, check_name, check_password};
-use shared::http::{ApiError, empty, into_response, json};
-use shared::request::{DEFAULT_BODY_LIMIT, json_body, route_key, source_ip};
-use shared::store::attrs::now_secs;
-use shared::store::tenants::{
-    AuditEntry, NewUser, RefreshGrant, RotateOutcome, TenantStore, UserRecord,
-};
 use std::sync::Arc;
 use tracing::{info, instrument, warn};
 
@@ -47,8 +47,8 @@ impl Default for LockoutPolicy {
 impl LockoutPolicy {
     /// The defaults, each overridable: `LOGIN_MAX_FAILURES_PER_EMAIL`,
     /// `LOGIN_MAX_FAILURES_PER_IP`, `LOGIN_FAILURE_WINDOW_SECS`, `LOGIN_LOCK_SECS`.
-    pub fn from_env() -> Result<Self, shared::config::ConfigError> {
-        use shared::config::number;
+    pub fn from_env() -> Result<Self, adapters::config::ConfigError> {
+        use adapters::config::number;
         let d = Self::default();
         Ok(Self {
             max_failures_per_email: number(
@@ -82,7 +82,7 @@ impl Deps {
     }
 }
 
-#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+#[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let result = match route_key(&request) {
         Some("POST /api/auth/register") => register(deps, &request).await,
@@ -145,7 +145,7 @@ async fn start_login(deps: &Deps, user: &UserRecord) -> Result<Tokens, ApiError>
 }
 
 fn new_family_id() -> Result<String, ApiError> {
-    shared::auth::secrets::random_token(16).map_err(ApiError::internal)
+    domain::secrets::random_token(16).map_err(ApiError::internal)
 }
 
 #[derive(Deserialize)]

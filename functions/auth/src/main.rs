@@ -1,16 +1,16 @@
+use adapters::aws::AwsClients;
+use adapters::config::Resources;
+use adapters::operator::ensure_operator_from_env;
+use adapters::store::tenants::TenantStore;
 use auth::{Deps, LockoutPolicy};
+use domain::passwords::Passwords;
+use edge::tokens::token_keys_from_env;
 use lambda_http::{Error, service_fn};
-use shared::auth::operator::ensure_operator_from_env;
-use shared::auth::passwords::Passwords;
-use shared::aws::AwsClients;
-use shared::aws::secrets::token_keys_from_env;
-use shared::config::Resources;
-use shared::store::tenants::TenantStore;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    adapters::telemetry::init();
     let resources = Resources::from_env()?;
     let clients = AwsClients::from_env().await;
     let keys = Arc::new(token_keys_from_env(&clients).await?);

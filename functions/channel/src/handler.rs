@@ -1,16 +1,16 @@
+use adapters::channel::Channels;
+use adapters::graph::GraphConfig;
+use adapters::store::channels::ChannelRecord;
+use adapters::store::tenants::{AuditEntry, TenantStore};
+use domain::Violation;
+use domain::channel::secret_hint;
+use domain::pacing::MAX_MESSAGES_PER_SECOND;
+use edge::http::{ApiError, empty, into_response, json};
+use edge::principal::{Authenticator, Principal};
+use edge::request::{DEFAULT_BODY_LIMIT, json_body, route_key};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
-use shared::auth::principal::{Authenticator, Principal};
-use shared::channel::Channels;
-use shared::domain::Violation;
-use shared::domain::channel::secret_hint;
-use shared::domain::pacing::MAX_MESSAGES_PER_SECOND;
-use shared::graph::GraphConfig;
-use shared::http::{ApiError, empty, into_response, json};
-use shared::request::{DEFAULT_BODY_LIMIT, json_body, route_key};
-use shared::store::channels::ChannelRecord;
-use shared::store::tenants::{AuditEntry, TenantStore};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::{instrument, warn};
@@ -48,7 +48,7 @@ fn fields(provider: &str) -> Option<(&'static [&'static str], &'static [&'static
     }
 }
 
-#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+#[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(into_response(dispatch(deps, &request).await))
 }
@@ -179,7 +179,7 @@ async fn put(
     }
     if provider == "gateway" {
         // Where the gateway sends its events: /api/whatsapp/webhook/{tenantId}/{endpointId}.
-        let id = shared::auth::secrets::random_token(12).map_err(ApiError::internal)?;
+        let id = domain::secrets::random_token(12).map_err(ApiError::internal)?;
         settings.insert("endpointId".into(), format!("gw_{}", id.replace(['-', '_'], "x")));
     }
 
@@ -190,7 +190,7 @@ async fn put(
         let plain = serde_json::to_vec(&secrets).map_err(ApiError::internal)?;
         let sealed = deps.channels.envelopes().seal(principal.tenant_id(), &plain).await.map_err(
             |e| match e {
-                shared::aws::envelope::EnvelopeError::Kms(k) => ApiError::unavailable("kms", k),
+                adapters::aws::envelope::EnvelopeError::Kms(k) => ApiError::unavailable("kms", k),
                 other => ApiError::internal(other.to_string()),
             },
         )?;
@@ -206,7 +206,7 @@ async fn put(
         updated_at: String::new(),
     };
     deps.channels.store().put(principal.scope(), &record).await.map_err(|e| match e {
-        shared::store::StoreError::Conflict => ApiError::Conflict {
+        adapters::store::StoreError::Conflict => ApiError::Conflict {
             code: "phone_number_in_use",
             detail: "This phone number id is connected to another tenant.".into(),
         },

@@ -1,15 +1,15 @@
+use adapters::aws::AwsClients;
+use adapters::aws::envelope::Envelopes;
+use adapters::channel::{Channels, SandboxCredentials};
+use adapters::config::Resources;
+use adapters::store::channels::ChannelStore;
+use adapters::store::tenants::TenantStore;
+use edge::principal::Authenticator;
 use lambda_http::{Error, service_fn};
-use shared::auth::principal::Authenticator;
-use shared::aws::AwsClients;
-use shared::aws::envelope::Envelopes;
-use shared::channel::{Channels, SandboxCredentials};
-use shared::config::Resources;
-use shared::store::channels::ChannelStore;
-use shared::store::tenants::TenantStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    adapters::telemetry::init();
     let resources = Resources::from_env()?;
     let clients = AwsClients::from_env().await;
     let tenants = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());
@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
         channels,
         tenants,
         authenticator,
-        shared::graph::GraphConfig::from_env(),
+        adapters::graph::GraphConfig::from_env(),
     );
     lambda_http::run(service_fn(|request| channel::handle(&deps, request))).await
 }

@@ -1,16 +1,16 @@
+use adapters::aws::AwsClients;
+use adapters::config::Resources;
+use adapters::resources::{PARTITION_KEY, QUEUES, SORT_KEY, TABLES};
+use adapters::telemetry::error_chain;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kms::types::KeyState;
 use aws_sdk_sqs::types::QueueAttributeName;
+use edge::http::{ApiError, json};
+use edge::request::{request_id, route_key};
+use edge::routes::{DEFAULT_ROUTE_KEY, allowed_methods};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use shared::aws::AwsClients;
-use shared::config::Resources;
-use shared::http::{ApiError, json};
-use shared::request::{request_id, route_key};
-use shared::resources::{PARTITION_KEY, QUEUES, SORT_KEY, TABLES};
-use shared::routes::{DEFAULT_ROUTE_KEY, allowed_methods};
-use shared::telemetry::error_chain;
 use std::time::Duration;
 use tracing::{instrument, warn};
 

@@ -11,26 +11,26 @@
 //! and fails the message, anything else fails it with Meta's code and title. Every
 //! failure is announced to partners as a `message.status` event.
 
+use adapters::aws::AwsClients;
+use adapters::aws::envelope::Envelopes;
+use adapters::channel::{Channels, OpenChannel, SandboxCredentials};
+use adapters::config::Resources;
+use adapters::events::{self, PartnerEvents};
+use adapters::graph::{GraphConfig, Target};
+use adapters::queues::{Inbox, Poison, SendJob, batch_response};
+use adapters::resources::{OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE};
+use adapters::store::StoreError;
+use adapters::store::channels::ChannelStore;
+use adapters::store::messages::MessageStore;
+use adapters::store::outbound::{Claim, Outbound};
+use adapters::store::pacing::{Booking, Bucket, RateBuckets, now_us};
+use adapters::store::tenants::TenantStore;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use domain::ids::TenantId;
+use domain::meta::{ErrorClass, classify_error, graph_error};
+use domain::pacing::{DEFAULT_MESSAGES_PER_SECOND, Rate, Reservation};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use shared::aws::AwsClients;
-use shared::aws::envelope::Envelopes;
-use shared::channel::{Channels, OpenChannel, SandboxCredentials};
-use shared::config::Resources;
-use shared::domain::ids::TenantId;
-use shared::domain::meta::{ErrorClass, classify_error, graph_error};
-use shared::domain::pacing::{DEFAULT_MESSAGES_PER_SECOND, Rate, Reservation};
-use shared::events::{self, PartnerEvents};
-use shared::graph::{GraphConfig, Target};
-use shared::queues::{Inbox, Poison, SendJob, batch_response};
-use shared::resources::{OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE};
-use shared::store::StoreError;
-use shared::store::channels::ChannelStore;
-use shared::store::messages::MessageStore;
-use shared::store::outbound::{Claim, Outbound};
-use shared::store::pacing::{Booking, Bucket, RateBuckets, now_us};
-use shared::store::tenants::TenantStore;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,18 +1,17 @@
+use adapters::channel::Channels;
+use adapters::graph::GraphConfig;
+use adapters::queues::{Queue, SendJob};
+use adapters::store::TenantScope;
+use adapters::store::messages::MessageStore;
+use adapters::store::tenants::TenantStore;
+use domain::ids::UserId;
+use domain::user::Role;
+use edge::http::{ApiError, FieldError, into_response, json};
+use edge::principal::Authenticator;
+use edge::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, route_key};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
-use shared::auth::principal::Authenticator;
-use shared::channel::Channels;
-use shared::domain::ids::UserId;
-use shared::domain::user::Role;
-use shared::graph::GraphConfig;
-use shared::http::{ApiError, FieldError, into_response, json};
-use shared::queues::{Queue, SendJob};
-use shared::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, route_key};
-use shared::store::TenantScope;
-use shared::store::messages::MessageStore;
-use shared::store::page;
-use shared::store::tenants::TenantStore;
 use tracing::instrument;
 
 pub struct Deps {
@@ -60,7 +59,7 @@ impl Deps {
     }
 }
 
-#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+#[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(into_response(dispatch(deps, &request).await))
 }
@@ -80,7 +79,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
     let (principal, route, action) = deps.authenticator.for_route(request).await?;
     principal.require(action)?;
     let scope = principal.scope();
-    let limit = || page::limit(query_param(request, "limit").as_deref());
+    let limit = || edge::request::page_limit(query_param(request, "limit").as_deref());
     let cursor = query_param(request, "cursor");
     match (route.method, route.path) {
         ("GET", "/api/conversations") => {

@@ -1,17 +1,17 @@
+use adapters::aws::AwsClients;
+use adapters::aws::envelope::Envelopes;
+use adapters::channel::{Channels, SandboxCredentials};
+use adapters::config::Resources;
+use adapters::graph::GraphConfig;
+use adapters::store::channels::ChannelStore;
+use adapters::store::messages::MessageStore;
+use adapters::store::tenants::TenantStore;
+use edge::principal::Authenticator;
 use lambda_http::{Error, service_fn};
-use shared::auth::principal::Authenticator;
-use shared::aws::AwsClients;
-use shared::aws::envelope::Envelopes;
-use shared::channel::{Channels, SandboxCredentials};
-use shared::config::Resources;
-use shared::graph::GraphConfig;
-use shared::store::channels::ChannelStore;
-use shared::store::messages::MessageStore;
-use shared::store::tenants::TenantStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    adapters::telemetry::init();
     let resources = Resources::from_env()?;
     let clients = AwsClients::from_env().await;
     let authenticator = Authenticator::from_env(&clients, &resources).await?;

@@ -1,18 +1,18 @@
 //! `POST /api/messages`: check, store as queued, then queue for the message sender.
 
 use crate::handler::Deps;
+use adapters::queues::SendJob;
+use adapters::store::attrs::now_secs;
+use adapters::store::messages::SERVICE_WINDOW_SECS;
+use adapters::store::outbound::{Accepted, NewOutbound};
+use domain::outbound::{Content, OutboundMessage};
+use domain::secrets::sha256_hex;
+use edge::http::{ApiError, FieldError, json};
+use edge::principal::Principal;
+use edge::request::{DEFAULT_BODY_LIMIT, json_body};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
-use shared::auth::principal::Principal;
-use shared::auth::secrets::sha256_hex;
-use shared::domain::outbound::{Content, OutboundMessage};
-use shared::http::{ApiError, FieldError, json};
-use shared::queues::SendJob;
-use shared::request::{DEFAULT_BODY_LIMIT, json_body};
-use shared::store::attrs::now_secs;
-use shared::store::messages::SERVICE_WINDOW_SECS;
-use shared::store::outbound::{Accepted, NewOutbound};
 use tracing::{info, warn};
 
 fn accepted(status: StatusCode, id: &str, state: &str, client_message_id: &str) -> Response<Body> {

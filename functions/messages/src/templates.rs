@@ -2,15 +2,15 @@
 //! follows Meta's `message_template_status_update` webhooks through the inbound pipeline.
 
 use crate::handler::Deps;
+use adapters::graph::Target;
+use adapters::store::messages::TemplateView;
+use domain::meta::graph_error;
+use edge::http::{ApiError, FieldError, empty, json};
+use edge::principal::Principal;
+use edge::request::{DEFAULT_BODY_LIMIT, json_body, path_param};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
-use shared::auth::principal::Principal;
-use shared::domain::meta::graph_error;
-use shared::graph::Target;
-use shared::http::{ApiError, FieldError, empty, json};
-use shared::request::{DEFAULT_BODY_LIMIT, json_body, path_param};
-use shared::store::messages::TemplateView;
 use tracing::warn;
 
 const CATEGORIES: [&str; 3] = ["AUTHENTICATION", "MARKETING", "UTILITY"];

@@ -1,14 +1,14 @@
 //! `GET /api/analytics/usage?from=&to=`: one row per day, as JSON or CSV.
 
+use adapters::store::attrs::{now_secs, rfc3339};
+use adapters::store::messages::MessageStore;
+use edge::http::{ApiError, FieldError, csv, json};
+use edge::principal::Principal;
+use edge::request::query_param;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::json;
-use shared::auth::principal::Principal;
-use shared::http::{ApiError, FieldError, csv, json};
-use shared::request::query_param;
-use shared::store::attrs::{now_secs, rfc3339};
-use shared::store::messages::MessageStore;
 
 /// A year at most per request.
 const MAX_DAYS: i64 = 366;

@@ -1,13 +1,13 @@
+use adapters::channel::Channels;
+use adapters::queues::{Queue, WebhookPointer};
+use adapters::store::messages::MessageStore;
+use domain::ids::TenantId;
+use domain::meta::signature_valid;
+use edge::http::{ApiError, into_response, json};
+use edge::request::{path_param, query_param, route_key};
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
 use lambda_http::{Body, Request, Response};
-use shared::channel::Channels;
-use shared::domain::ids::TenantId;
-use shared::domain::meta::signature_valid;
-use shared::http::{ApiError, into_response, json};
-use shared::queues::{Queue, WebhookPointer};
-use shared::request::{path_param, query_param, route_key};
-use shared::store::messages::MessageStore;
 use subtle::ConstantTimeEq;
 use tracing::{info, instrument, warn};
 
@@ -41,8 +41,8 @@ impl PlatformApp {
     /// `{"appSecret","verifyToken"}` (the template creates it empty for the operator to
     /// fill). Otherwise [`PlatformApp::from_env`].
     pub async fn load(
-        clients: &shared::aws::AwsClients,
-    ) -> Result<Self, shared::config::ConfigError> {
+        clients: &adapters::aws::AwsClients,
+    ) -> Result<Self, adapters::config::ConfigError> {
         match std::env::var("PLATFORM_META_SECRET_ID") {
             Ok(secret_id) => Self::load_from_secret(clients, &secret_id).await,
             Err(_) => Ok(Self::from_env()),
@@ -50,12 +50,14 @@ impl PlatformApp {
     }
 
     pub async fn load_from_secret(
-        clients: &shared::aws::AwsClients,
+        clients: &adapters::aws::AwsClients,
         secret_id: &str,
-    ) -> Result<Self, shared::config::ConfigError> {
-        let value = shared::aws::secrets::read_secret(clients, secret_id).await?;
+    ) -> Result<Self, adapters::config::ConfigError> {
+        let value =
+            adapters::aws::secrets::read_secret(clients, secret_id, "PLATFORM_META_SECRET_ID")
+                .await?;
         let parsed: serde_json::Value =
-            serde_json::from_str(&value).map_err(|_| shared::config::ConfigError::Invalid {
+            serde_json::from_str(&value).map_err(|_| adapters::config::ConfigError::Invalid {
                 name: "PLATFORM_META_SECRET_ID".into(),
                 reason: "the secret is not a JSON object".into(),
             })?;
@@ -105,7 +107,7 @@ impl Deps {
     }
 }
 
-#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+#[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let result = match route_key(&request) {
         Some("GET /api/whatsapp/webhook/{tenantId}") => verify(deps, &request).await,

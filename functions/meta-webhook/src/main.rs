@@ -1,15 +1,15 @@
+use adapters::aws::AwsClients;
+use adapters::aws::envelope::Envelopes;
+use adapters::channel::{Channels, SandboxCredentials};
+use adapters::config::Resources;
+use adapters::resources::INBOUND_EVENTS_QUEUE;
+use adapters::store::channels::ChannelStore;
+use adapters::store::messages::MessageStore;
 use lambda_http::{Error, service_fn};
-use shared::aws::AwsClients;
-use shared::aws::envelope::Envelopes;
-use shared::channel::{Channels, SandboxCredentials};
-use shared::config::Resources;
-use shared::resources::INBOUND_EVENTS_QUEUE;
-use shared::store::channels::ChannelStore;
-use shared::store::messages::MessageStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    adapters::telemetry::init();
     let resources = Resources::from_env()?;
     let clients = AwsClients::from_env().await;
     let channels = Channels::new(

@@ -1,18 +1,17 @@
+use adapters::store::tenants::{AuditEntry, NewUser, TenantStore};
+use domain::Violation;
+use domain::access::Action;
+use domain::ids::{ApiKeyId, UserId};
+use domain::passwords::Passwords;
+use domain::secrets::ApiKeySecret;
+use domain::tenant::{Branding, Settings};
+use domain::user::{Email, Role, check_name, check_password};
+use edge::http::{ApiError, empty, into_response, json};
+use edge::principal::{Authenticator, Principal};
+use edge::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, route_key};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::auth::passwords::Passwords;
-use shared::auth::principal::{Authenticator, Principal};
-use shared::auth::secrets::ApiKeySecret;
-use shared::domain::Violation;
-use shared::domain::access::Action;
-use shared::domain::ids::{ApiKeyId, UserId};
-use shared::domain::tenant::{Branding, Settings};
-use shared::domain::user::{Email, Role, check_name, check_password};
-use shared::http::{ApiError, empty, into_response, json};
-use shared::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, route_key};
-use shared::store::page;
-use shared::store::tenants::{AuditEntry, NewUser, TenantStore};
 use tracing::{instrument, warn};
 
 pub struct Deps {
@@ -27,7 +26,7 @@ impl Deps {
     }
 }
 
-#[instrument(skip_all, fields(request_id = %shared::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+#[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(into_response(dispatch(deps, &request).await))
 }
@@ -84,7 +83,7 @@ impl Ctx<'_> {
     }
 
     fn page_params(&self) -> Result<(i32, Option<String>), ApiError> {
-        let limit = page::limit(query_param(self.request, "limit").as_deref())?;
+        let limit = edge::request::page_limit(query_param(self.request, "limit").as_deref())?;
         Ok((limit, query_param(self.request, "cursor")))
     }
 

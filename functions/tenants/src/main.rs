@@ -1,13 +1,13 @@
+use adapters::aws::AwsClients;
+use adapters::config::Resources;
+use adapters::store::tenants::TenantStore;
+use domain::passwords::Passwords;
+use edge::principal::Authenticator;
 use lambda_http::{Error, service_fn};
-use shared::auth::passwords::Passwords;
-use shared::auth::principal::Authenticator;
-use shared::aws::AwsClients;
-use shared::config::Resources;
-use shared::store::tenants::TenantStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    adapters::telemetry::init();
     let resources = Resources::from_env()?;
     let clients = AwsClients::from_env().await;
     let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());

@@ -1,18 +1,18 @@
+use adapters::aws::AwsClients;
+use adapters::config::Resources;
+use adapters::events::{PartnerEvents, event, event_id};
+use adapters::queues::{Inbox, Poison, QueueError, WebhookPointer, batch_response};
+use adapters::resources::INBOUND_EVENTS_QUEUE;
+use adapters::store::StoreError;
+use adapters::store::attrs::rfc3339;
+use adapters::store::messages::MessageStore;
+use adapters::store::tenants::TenantStore;
+use adapters::telemetry::error_chain;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use domain::ids::TenantId;
+use domain::meta::{self, WebhookItem};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use shared::aws::AwsClients;
-use shared::config::Resources;
-use shared::domain::ids::TenantId;
-use shared::domain::meta::{self, WebhookItem};
-use shared::events::{PartnerEvents, event, event_id};
-use shared::queues::{Inbox, Poison, QueueError, WebhookPointer, batch_response};
-use shared::resources::INBOUND_EVENTS_QUEUE;
-use shared::store::StoreError;
-use shared::store::attrs::rfc3339;
-use shared::store::messages::MessageStore;
-use shared::store::tenants::TenantStore;
-use shared::telemetry::error_chain;
 use tracing::{error, info, instrument, warn};
 
 pub struct Deps {

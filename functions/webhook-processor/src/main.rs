@@ -1,11 +1,11 @@
+use adapters::aws::AwsClients;
+use adapters::config::Resources;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::aws::AwsClients;
-use shared::config::Resources;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    adapters::telemetry::init();
     let resources = Resources::from_env()?;
     let clients = AwsClients::from_env().await;
     let deps = webhook_processor::Deps::build(&clients, &resources);

@@ -1,0 +1,217 @@
+//! The tenant's WhatsApp channel (one per tenant), in the tenants table.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | channel | `TENANT#<tid>` | `CHANNEL` |
+//! | phone number id → tenant | `PHONE#<phone number id>` | `PHONE` |
+//!
+//! Secrets are one KMS envelope (see `aws::envelope`); only a hint (the last four
+//! characters of a long secret, see `domain::channel::secret_hint`) is kept in clear.
+
+use super::attrs::{Item, get_s, key, n, now_secs, opt_n, opt_s, rfc3339, s};
+use super::{StoreError, TenantScope, condition_failed, dynamo_err};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use domain::ids::TenantId;
+use std::collections::BTreeMap;
+
+const CHANNEL_SK: &str = "CHANNEL";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRecord {
+    pub provider: String,
+    /// Non-secret settings (`phoneNumberId`, `wabaId`, `apiUrl`, `endpointId`).
+    pub settings: BTreeMap<String, String>,
+    /// The secrets' envelope, opened only where they are used.
+    pub sealed_secrets: Option<String>,
+    /// A hint of each secret (empty for short ones).
+    pub secret_hints: BTreeMap<String, String>,
+    pub health_status: String,
+    pub last_health_check: Option<String>,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ChannelStore {
+    db: Client,
+    table: String,
+}
+
+fn phone_key(phone_number_id: &str) -> Item {
+    key(format!("PHONE#{phone_number_id}"), "PHONE")
+}
+
+fn channel_from(item: &Item) -> Result<ChannelRecord, StoreError> {
+    let map = |name: &str| -> BTreeMap<String, String> {
+        opt_s(item, name).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
+    };
+    Ok(ChannelRecord {
+        provider: get_s(item, "provider")?.to_owned(),
+        settings: map("settings"),
+        sealed_secrets: opt_s(item, "secrets").map(str::to_owned),
+        secret_hints: map("secretHints"),
+        health_status: opt_s(item, "healthStatus").unwrap_or("unknown").to_owned(),
+        last_health_check: opt_n(item, "lastHealthCheck").map(rfc3339),
+        updated_at: rfc3339(opt_n(item, "updatedAt").unwrap_or_default()),
+    })
+}
+
+impl ChannelStore {
+    pub fn new(db: Client, table: impl Into<String>) -> Self {
+        Self { db, table: table.into() }
+    }
+
+    pub async fn get(&self, scope: &TenantScope) -> Result<Option<ChannelRecord>, StoreError> {
+        self.get_for(scope.tenant_id()).await
+    }
+
+    /// The channel of a tenant named in a webhook URL. Webhooks carry no bearer token:
+    /// their signature, checked with this channel's secret, is what authenticates them.
+    pub async fn get_for(&self, tenant: &TenantId) -> Result<Option<ChannelRecord>, StoreError> {
+        let item =
+            super::read(&self.db, &self.table, key(format!("TENANT#{tenant}"), CHANNEL_SK)).await?;
+        item.as_ref().map(channel_from).transpose()
+    }
+
+    /// The tenant whose cloud channel uses `phone_number_id`.
+    pub async fn tenant_of_phone(
+        &self,
+        phone_number_id: &str,
+    ) -> Result<Option<TenantId>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(phone_key(phone_number_id)))
+            .send()
+            .await
+            .map_err(dynamo_err)?;
+        Ok(out.item.as_ref().and_then(|i| opt_s(i, "tenantId")).and_then(TenantId::parse))
+    }
+
+    /// Replaces the tenant's channel. A phone number id already used by another tenant's
+    /// channel is a conflict.
+    pub async fn put(
+        &self,
+        scope: &TenantScope,
+        channel: &ChannelRecord,
+    ) -> Result<(), StoreError> {
+        let previous = self.get(scope).await?;
+        let tenant = scope.tenant_id().as_str();
+        let json =
+            |m: &BTreeMap<String, String>| serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
+        let mut item = key(scope.pk(), CHANNEL_SK);
+        item.insert("provider".into(), s(&channel.provider));
+        item.insert("settings".into(), s(json(&channel.settings)));
+        item.insert("secretHints".into(), s(json(&channel.secret_hints)));
+        item.insert("healthStatus".into(), s("unknown"));
+        item.insert("updatedAt".into(), n(now_secs()));
+        if let Some(sealed) = &channel.sealed_secrets {
+            item.insert("secrets".into(), s(sealed));
+        }
+        let put = |item: Item, condition: Option<&str>| -> Result<TransactWriteItem, StoreError> {
+            let mut builder = Put::builder().table_name(&self.table).set_item(Some(item));
+            if let Some(condition) = condition {
+                builder = builder
+                    .condition_expression(condition)
+                    .expression_attribute_values(":tenant", s(tenant));
+            }
+            Ok(TransactWriteItem::builder().put(builder.build().map_err(dynamo_err)?).build())
+        };
+        let mut items = vec![put(item, None)?];
+        let new_phone = channel.settings.get("phoneNumberId");
+        if let Some(phone) = new_phone {
+            let mut lookup = phone_key(phone);
+            lookup.insert("tenantId".into(), s(tenant));
+            items.push(put(lookup, Some("attribute_not_exists(pk) OR tenantId = :tenant"))?);
+        }
+        if let Some(old) = previous.as_ref().and_then(|p| p.settings.get("phoneNumberId"))
+            && Some(old) != new_phone
+        {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(phone_key(old)))
+                .build()
+                .map_err(dynamo_err)?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        match self.db.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(_)) => {
+                    Err(StoreError::Conflict)
+                }
+                _ => Err(dynamo_err(e)),
+            },
+        }
+    }
+
+    pub async fn delete(&self, scope: &TenantScope) -> Result<bool, StoreError> {
+        let Some(previous) = self.get(scope).await? else { return Ok(false) };
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(scope.pk(), CHANNEL_SK)))
+                        .build()
+                        .map_err(dynamo_err)?,
+                )
+                .build(),
+        ];
+        if let Some(phone) = previous.settings.get("phoneNumberId") {
+            items.push(
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(phone_key(phone)))
+                            .build()
+                            .map_err(dynamo_err)?,
+                    )
+                    .build(),
+            );
+        }
+        self.db
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(dynamo_err)?;
+        Ok(true)
+    }
+
+    pub async fn record_health(
+        &self,
+        scope: &TenantScope,
+        healthy: Option<bool>,
+    ) -> Result<(), StoreError> {
+        self.record_health_for(scope.tenant_id(), healthy).await
+    }
+
+    /// For the message sender, which learns from Meta that a token no longer works.
+    pub async fn record_health_for(
+        &self,
+        tenant: &TenantId,
+        healthy: Option<bool>,
+    ) -> Result<(), StoreError> {
+        let status = match healthy {
+            Some(true) => "healthy",
+            Some(false) => "unhealthy",
+            None => "unknown",
+        };
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("TENANT#{tenant}"), CHANNEL_SK)))
+            .update_expression("SET healthStatus = :status, lastHealthCheck = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":now", n(now_secs()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| if condition_failed(&e) { StoreError::NotFound } else { dynamo_err(e) })
+    }
+}

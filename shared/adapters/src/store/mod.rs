@@ -1,0 +1,193 @@
+//! DynamoDB adapters. Every item of tenant data is keyed under `TENANT#<id>`, and the
+//! methods that read or write it take a [`TenantScope`], which only authentication (or
+//! registration) can produce: a handler cannot name another tenant's data.
+
+pub mod attrs;
+pub mod channels;
+pub mod messages;
+pub mod outbound;
+pub mod pacing;
+pub mod page;
+pub mod raw_events;
+pub mod tenants;
+
+use domain::ids::TenantId;
+
+/// Proof that the caller acts for this tenant. Constructed only inside this crate, by
+/// `auth::principal` after verifying a token or key, and by registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantScope(TenantId);
+
+impl TenantScope {
+    pub(crate) fn new(tenant: TenantId) -> Self {
+        Self(tenant)
+    }
+
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.0
+    }
+
+    /// The partition key of everything this tenant owns.
+    pub(crate) fn pk(&self) -> String {
+        format!("TENANT#{}", self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("email already registered")]
+    EmailTaken,
+    #[error("the last tenant admin cannot be removed")]
+    LastAdmin,
+    #[error("the plan limit for {0} is reached")]
+    LimitReached(&'static str),
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error("a concurrent change won")]
+    Conflict,
+    /// DynamoDB is down, throttling or did not answer: worth retrying, a 503 to callers.
+    #[error("dynamodb unavailable")]
+    Unavailable(#[source] Source),
+    /// DynamoDB refused the request itself (a validation error, a missing table, access
+    /// denied): a bug or misconfiguration of ours, which no retry mends; a 500.
+    #[error("dynamodb refused the request")]
+    Rejected(#[source] Source),
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+impl StoreError {
+    /// Whether the same call may succeed later. A queue processor retries these and sends
+    /// the others to the dead-letter queue at once.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Conflict)
+    }
+}
+
+/// A failed DynamoDB call, classified by whether retrying can help.
+pub(crate) trait DynamoFailure {
+    fn into_store_error(self) -> StoreError;
+}
+
+/// Error codes DynamoDB documents as transient (throttling, its own failures, a
+/// transaction still in flight on the same items).
+const TRANSIENT_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "TransactionInProgressException",
+    "TransactionConflictException",
+];
+
+impl<E> DynamoFailure
+    for aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    fn into_store_error(self) -> StoreError {
+        use aws_sdk_dynamodb::error::SdkError;
+        let transient = match &self {
+            SdkError::ServiceError(ctx) => {
+                ctx.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+                    || ctx.raw().status().is_server_error()
+            }
+            SdkError::ConstructionFailure(_) => false,
+            // Timeouts, connection failures, unreadable answers.
+            _ => true,
+        };
+        // The SDK's own Display says only "service error": keep the whole chain.
+        let chain: Source = crate::telemetry::error_chain(&self).into();
+        if transient { StoreError::Unavailable(chain) } else { StoreError::Rejected(chain) }
+    }
+}
+
+impl DynamoFailure for aws_sdk_dynamodb::error::BuildError {
+    fn into_store_error(self) -> StoreError {
+        StoreError::Rejected(Box::new(self))
+    }
+}
+
+pub(crate) fn dynamo_err(err: impl DynamoFailure) -> StoreError {
+    err.into_store_error()
+}
+
+/// A strongly consistent point read: every store reads what it, or a concurrent writer,
+/// has just written.
+pub(crate) async fn read(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: attrs::Item,
+) -> Result<Option<attrs::Item>, StoreError> {
+    let out = db
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(dynamo_err)?;
+    Ok(out.item)
+}
+
+/// Every item a query matches, page after page (for the few lists that are read whole).
+pub(crate) async fn query_all(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> Result<Vec<attrs::Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo_err)?;
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(k) => start = Some(k),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// An unconditional put.
+pub(crate) async fn write(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: attrs::Item,
+) -> Result<(), StoreError> {
+    db.put_item().table_name(table).set_item(Some(item)).send().await.map_err(dynamo_err)?;
+    Ok(())
+}
+
+/// Whether a request failed only because its condition did not hold: for most writes here
+/// an expected outcome ("already there", "not yet due"), not an error.
+pub(crate) fn condition_failed<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    crate::aws::error_code(err) == Some("ConditionalCheckFailedException")
+}
+
+/// Which items of a cancelled transaction failed their condition, in request order; `None`
+/// when the transaction failed for another reason.
+pub(crate) fn failed_conditions(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> Option<Vec<bool>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}

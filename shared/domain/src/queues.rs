@@ -1,0 +1,53 @@
+//! The typed message of every queue: one serde type per queue, used by its producer and
+//! its consumer alike (the SQS adapter is `adapters::queues`).
+
+use crate::ids::TenantId;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A queue's body type.
+pub trait QueueMessage: Serialize + DeserializeOwned + Send + Sync {
+    /// What the message is, for logs and dead-letter reasons.
+    const KIND: &'static str;
+}
+
+/// `inbound-events`: a stored raw webhook (Meta's, or a tenant gateway's) to apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookPointer {
+    pub tenant_id: TenantId,
+    pub event_id: String,
+}
+
+impl QueueMessage for WebhookPointer {
+    const KIND: &'static str = "webhook pointer";
+}
+
+/// `outbound-high` and `outbound-standard`: an accepted message to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendJob {
+    pub tenant_id: TenantId,
+    pub message_id: String,
+}
+
+impl QueueMessage for SendJob {
+    const KIND: &'static str = "send job";
+}
+
+/// `partner-events`: the envelope every partner webhook receives (see [`crate::events`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerEvent {
+    /// Stable per fact: the same fact emitted twice has the same id.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub tenant_id: TenantId,
+    pub timestamp: String,
+    pub data: serde_json::Value,
+}
+
+impl QueueMessage for PartnerEvent {
+    const KIND: &'static str = "partner event";
+}
