@@ -166,13 +166,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // Each invocation with its own process-level caches, as separate Lambda instances.
     let sender = || {
-        Arc::new(MessageSender(message_sender::Deps::from_parts(
-            &clients,
-            &resources,
-            adapters::channel::SandboxCredentials::default(),
-            graph.clone(),
-            message_sender::Policy::default(),
-        )))
+        Arc::new(MessageSender(
+            message_sender::Deps::from_parts(
+                &clients,
+                &resources,
+                adapters::channel::SandboxCredentials::default(),
+                graph.clone(),
+                message_sender::Policy::default(),
+            )
+            .unwrap_or_else(|e| panic!("sender: {e}")),
+        ))
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let retried = Arc::new(AtomicUsize::new(0));

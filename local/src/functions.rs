@@ -2,18 +2,11 @@
 
 use crate::poller::{Processor, ProcessorFuture};
 use adapters::aws::AwsClients;
-use adapters::aws::envelope::Envelopes;
-use adapters::channel::{Channels, SandboxCredentials};
+use adapters::channel::SandboxCredentials;
 use adapters::config::Resources;
-use adapters::resources::{
-    EVENT_SOURCES, EventSourceSpec, INBOUND_EVENTS_QUEUE, MESSAGE_SENDER, WEBHOOK_PROCESSOR,
-};
-use adapters::store::channels::ChannelStore;
-use adapters::store::messages::MessageStore;
-use adapters::store::tenants::TenantStore;
+use adapters::config::StartError;
+use adapters::resources::{EVENT_SOURCES, EventSourceSpec, MESSAGE_SENDER, WEBHOOK_PROCESSOR};
 use aws_lambda_events::event::sqs::SqsEvent;
-use domain::passwords::{HashError, Passwords};
-use edge::principal::Authenticator;
 use edge::routes::{ADMIN, AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS};
 use edge::tokens::TokenKeys;
 use lambda_http::http::StatusCode;
@@ -46,62 +39,53 @@ pub struct Functions {
 }
 
 impl Functions {
+    /// Each function wired by its own `Deps::build`, as its `main` does: with caches of its
+    /// own (one Lambda's warm cache never serves another function, so it does not here).
     pub fn new(
         clients: &AwsClients,
         resources: &Resources,
         settings: &Settings,
-    ) -> Result<Self, HashError> {
-        let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());
-        let passwords = Passwords::new()?;
-        let authenticator = Authenticator::new(settings.token_keys.clone(), store.clone());
-        let channels = Channels::new(
-            ChannelStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
-            Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
-            settings.sandbox.clone(),
-        );
-        let message_store =
-            MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone());
+    ) -> Result<Self, StartError> {
+        let keys = || settings.token_keys.clone();
         Ok(Self {
             health: health::Deps::new(clients.clone(), resources.clone()),
-            auth: auth::Deps::new(
-                store.clone(),
-                settings.token_keys.clone(),
-                passwords.clone(),
-                settings.lockout,
-            ),
-            tenants: tenants::Deps::new(store.clone(), authenticator.clone(), passwords),
-            channel: channel::Deps::new(
-                channels.clone(),
-                store.clone(),
-                authenticator.clone(),
-                settings.graph.clone(),
-            ),
-            meta_webhook: meta_webhook::Deps::new(
-                channels.clone(),
-                message_store.clone(),
-                clients.sqs.clone(),
-                resources.inbound_events_queue_url.clone(),
-                resources.dlq_url(&INBOUND_EVENTS_QUEUE).to_owned(),
-            )
-            .with_platform_app(settings.platform_app.clone()),
-            messages: messages::Deps::new(
-                message_store.clone(),
-                store.clone(),
-                channels.clone(),
-                clients.sqs.clone(),
-                messages::OutboundQueues {
-                    high: resources.outbound_high_queue_url.clone(),
-                    standard: resources.outbound_standard_queue_url.clone(),
+            auth: auth::Deps::build(
+                clients,
+                resources,
+                &auth::Config { token_keys: keys(), lockout: settings.lockout },
+            )?,
+            tenants: tenants::Deps::build(
+                clients,
+                resources,
+                &tenants::Config { token_keys: keys() },
+            )?,
+            channel: channel::Deps::build(
+                clients,
+                resources,
+                &channel::Config {
+                    token_keys: keys(),
+                    sandbox: settings.sandbox.clone(),
+                    graph: settings.graph.clone(),
                 },
-                settings.graph.clone(),
-                authenticator.clone(),
+            )?,
+            meta_webhook: meta_webhook::Deps::build(
+                clients,
+                resources,
+                &meta_webhook::Config {
+                    sandbox: settings.sandbox.clone(),
+                    platform_app: settings.platform_app.clone(),
+                },
             ),
-            admin: admin::Deps::new(
-                message_store,
-                clients.sqs.clone(),
-                resources.inbound_events_queue_url.clone(),
-                authenticator,
-            ),
+            messages: messages::Deps::build(
+                clients,
+                resources,
+                &messages::Config {
+                    token_keys: keys(),
+                    sandbox: settings.sandbox.clone(),
+                    graph: settings.graph.clone(),
+                },
+            )?,
+            admin: admin::Deps::build(clients, resources, &admin::Config { token_keys: keys() }),
         })
     }
 
@@ -150,39 +134,38 @@ impl Processor for MessageSender {
     }
 }
 
+/// An event source of the template, with the processor it invokes.
+pub type EventSource = (EventSourceSpec, Arc<dyn Processor>);
+
 /// Each event source of [`adapters::resources::EVENT_SOURCES`], with its processor.
 pub fn processors(
     clients: &AwsClients,
     resources: &Resources,
     settings: &Settings,
-) -> Vec<(EventSourceSpec, Arc<dyn Processor>)> {
-    let inbound = webhook_processor::Deps::build(clients, resources);
-    // One sender per queue, as Lambda runs separate instances for the two event sources.
-    let sender = || -> Arc<dyn Processor> {
-        Arc::new(MessageSender(message_sender::Deps::from_parts(
-            clients,
-            resources,
-            settings.sandbox.clone(),
-            settings.graph.clone(),
-            settings.sender,
-        )))
+) -> Result<Vec<EventSource>, StartError> {
+    let inbound: Arc<dyn Processor> =
+        Arc::new(WebhookProcessor(webhook_processor::Deps::build(clients, resources)));
+    let sender_config = message_sender::Config {
+        sandbox: settings.sandbox.clone(),
+        graph: settings.graph.clone(),
+        policy: settings.sender,
     };
-    let inbound: Arc<dyn Processor> = Arc::new(WebhookProcessor(inbound));
-    EVENT_SOURCES
-        .into_iter()
-        .filter_map(|source| {
-            let processor = match source.function {
-                WEBHOOK_PROCESSOR => inbound.clone(),
-                MESSAGE_SENDER => sender(),
-                other => {
-                    tracing::error!(
-                        function = other,
-                        "the local stack does not host this processor"
-                    );
-                    return None;
-                }
-            };
-            Some((source, processor))
-        })
-        .collect()
+    let mut processors = Vec::new();
+    for source in EVENT_SOURCES {
+        let processor: Arc<dyn Processor> = match source.function {
+            WEBHOOK_PROCESSOR => inbound.clone(),
+            // One sender per queue, as Lambda runs separate instances for the two sources.
+            MESSAGE_SENDER => Arc::new(MessageSender(message_sender::Deps::build(
+                clients,
+                resources,
+                &sender_config,
+            )?)),
+            other => {
+                tracing::error!(function = other, "the local stack does not host this processor");
+                continue;
+            }
+        };
+        processors.push((source, processor));
+    }
+    Ok(processors)
 }

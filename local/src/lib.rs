@@ -43,7 +43,7 @@ impl Application {
         let functions = Arc::new(functions);
         let mut pollers = Vec::new();
         let processors = if settings.run_processors {
-            functions::processors(&clients, &resources, &settings)
+            functions::processors(&clients, &resources, &settings).map_err(std::io::Error::other)?
         } else {
             Vec::new()
         };

@@ -116,7 +116,8 @@ async fn a_poison_send_job_reaches_the_dead_letter_queue_on_its_first_receive() 
         adapters::channel::SandboxCredentials::default(),
         loopback_graph(None),
         switchboard_tests::test_sender_policy(),
-    );
+    )
+    .expect("deps");
     let arn = queue_arn(&stack.clients, &r.outbound_standard_queue_url).await.expect("arn");
 
     let response = message_sender::handle(
@@ -198,7 +199,8 @@ async fn a_message_that_reaches_the_dead_letter_queue_is_failed_and_announced() 
         adapters::channel::SandboxCredentials::default(),
         loopback_graph(Some(&app.sandbox_url)),
         switchboard_tests::test_sender_policy(),
-    );
+    )
+    .expect("deps");
 
     let response = message_sender::handle(&sender, event(vec![record(&arn, 1, &body)])).await;
 

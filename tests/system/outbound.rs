@@ -867,7 +867,8 @@ async fn aws_requests_per_outbound_message_are_counted() {
         },
         graph.clone(),
         edge::principal::Authenticator::new(std::sync::Arc::new(keys), tenants),
-    );
+    )
+    .expect("deps");
     let request = |n: u32| {
         let body = template(&format!("+1555110{n:04}"), &format!("count-{n}")).to_string();
         let event = json!({
@@ -893,7 +894,8 @@ async fn aws_requests_per_outbound_message_are_counted() {
         SandboxCredentials::default(),
         graph,
         message_sender::Policy::default(),
-    );
+    )
+    .expect("deps");
     let mut sent = Vec::new();
     for _ in 0..2 {
         let event = stack.take_event(&r.outbound_standard_queue_url, 1).await;

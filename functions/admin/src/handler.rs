@@ -7,6 +7,7 @@ use domain::ids::TenantId;
 use edge::http::{ApiError, into_response, json};
 use edge::principal::Authenticator;
 use edge::request::{DEFAULT_BODY_LIMIT, json_body, path_param, route_key};
+use edge::routes::AdminRoute;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -35,13 +36,11 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lam
 }
 
 async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (principal, route, action) = deps.authenticator.for_route(request).await?;
-    principal.require(action)?;
-    match (route.method, route.path) {
-        ("POST", "/api/admin/tenants/{tenantId}/webhook-events/replay") => {
-            replay(deps, request, &principal.actor_id()).await
+    let admitted = deps.authenticator.admit::<AdminRoute>(request).await?;
+    match admitted.route {
+        AdminRoute::ReplayWebhookEvents => {
+            replay(deps, request, &admitted.principal()?.actor_id()).await
         }
-        _ => Err(ApiError::NotFound),
     }
 }
 

@@ -1,5 +1,7 @@
 //! The admin function: what operators (SYSTEM_ADMIN) do across tenants.
 
 mod handler;
+mod wiring;
 
 pub use handler::{Deps, handle};
+pub use wiring::Config;

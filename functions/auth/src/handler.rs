@@ -3,7 +3,6 @@ use adapters::store::tenants::{
     AuditEntry, NewUser, RefreshGrant, RotateOutcome, TenantStore, UserRecord,
 };
 use domain::Violation;
-use domain::access::Action;
 use domain::ids::{TenantId, UserId};
 use domain::passwords::Passwords;
 use domain::secrets::{new_refresh_token, sha256_hex};
@@ -11,7 +10,9 @@ use domain::tenant::Tier;
 use domain::user::{Email, Role, check_name, check_password};
 use edge::http::{ApiError, empty, into_response, json};
 use edge::principal::Authenticator;
+use edge::principal::Principal;
 use edge::request::{DEFAULT_BODY_LIMIT, json_body, route_key, source_ip};
+use edge::routes::AuthRoute;
 use edge::tokens::{ACCESS_TOKEN_TTL, TokenKeys};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -84,15 +85,18 @@ impl Deps {
 
 #[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
-    let result = match route_key(&request) {
-        Some("POST /api/auth/register") => register(deps, &request).await,
-        Some("POST /api/auth/login") => login(deps, &request).await,
-        Some("POST /api/auth/refresh") => refresh(deps, &request).await,
-        Some("POST /api/auth/logout") => logout(deps, &request).await,
-        Some("GET /api/auth/me") => me(deps, &request).await,
-        _ => Err(ApiError::NotFound),
-    };
-    Ok(into_response(result))
+    Ok(into_response(dispatch(deps, &request).await))
+}
+
+async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let admitted = deps.authenticator.admit::<AuthRoute>(request).await?;
+    match admitted.route {
+        AuthRoute::Register => register(deps, request).await,
+        AuthRoute::Login => login(deps, request).await,
+        AuthRoute::Refresh => refresh(deps, request).await,
+        AuthRoute::Logout => logout(deps, request, admitted.principal()?).await,
+        AuthRoute::Me => me(deps, admitted.principal()?).await,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -338,9 +342,11 @@ async fn refresh(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
     ))
 }
 
-async fn logout(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = deps.authenticator.authenticate(request.headers()).await?;
-    principal.require(Action::ReadOwnProfile)?;
+async fn logout(
+    deps: &Deps,
+    request: &Request,
+    principal: &Principal,
+) -> Result<Response<Body>, ApiError> {
     let body: RefreshBody = json_body(request, DEFAULT_BODY_LIMIT)?;
     // Only the caller's own login ends; an unknown or foreign token changes nothing, and
     // the answer is the same so that tokens cannot be probed.
@@ -361,9 +367,7 @@ async fn seen(deps: &Deps, tenant: &TenantId, user: &UserId, online: bool) {
     }
 }
 
-async fn me(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = deps.authenticator.authenticate(request.headers()).await?;
-    principal.require(Action::ReadOwnProfile)?;
+async fn me(deps: &Deps, principal: &Principal) -> Result<Response<Body>, ApiError> {
     let user_id = principal.user_id().ok_or(ApiError::Forbidden)?;
     let user =
         deps.store.get_user(principal.scope(), user_id).await?.ok_or(ApiError::Unauthorized)?;

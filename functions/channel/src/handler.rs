@@ -8,6 +8,7 @@ use domain::pacing::MAX_MESSAGES_PER_SECOND;
 use edge::http::{ApiError, empty, into_response, json};
 use edge::principal::{Authenticator, Principal};
 use edge::request::{DEFAULT_BODY_LIMIT, json_body, route_key};
+use edge::routes::ChannelRoute;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
@@ -29,10 +30,9 @@ impl Deps {
         tenants: TenantStore,
         authenticator: Authenticator,
         graph: GraphConfig,
-    ) -> Self {
-        let http =
-            reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Self { channels, tenants, authenticator, http, graph }
+    ) -> Result<Self, reqwest::Error> {
+        let http = adapters::graph::http_client(Duration::from_secs(5))?;
+        Ok(Self { channels, tenants, authenticator, http, graph })
     }
 }
 
@@ -54,25 +54,24 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lam
 }
 
 async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (principal, route, action) = deps.authenticator.for_route(request).await?;
-    principal.require(action)?;
-    match (route.method, route.path) {
-        ("PUT", "/api/whatsapp/channel") => put(deps, request, &principal).await,
-        ("GET", "/api/whatsapp/channel") => {
+    let admitted = deps.authenticator.admit::<ChannelRoute>(request).await?;
+    let principal = admitted.principal()?;
+    match admitted.route {
+        ChannelRoute::Put => put(deps, request, principal).await,
+        ChannelRoute::Get => {
             let channel =
                 deps.channels.store().get(principal.scope()).await?.ok_or(ApiError::NotFound)?;
             Ok(json(StatusCode::OK, &view(&channel)))
         }
-        ("DELETE", "/api/whatsapp/channel") => {
+        ChannelRoute::Delete => {
             if !deps.channels.store().delete(principal.scope()).await? {
                 return Err(ApiError::NotFound);
             }
             deps.channels.forget(principal.tenant_id());
-            audit(deps, &principal, "channel.deleted", json!({})).await;
+            audit(deps, principal, "channel.deleted", json!({})).await;
             Ok(empty(StatusCode::NO_CONTENT))
         }
-        ("POST", "/api/whatsapp/channel/health-check") => health_check(deps, &principal).await,
-        _ => Err(ApiError::NotFound),
+        ChannelRoute::HealthCheck => health_check(deps, principal).await,
     }
 }
 

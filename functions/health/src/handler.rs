@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kms::types::KeyState;
 use aws_sdk_sqs::types::QueueAttributeName;
 use edge::http::{ApiError, json};
-use edge::request::{request_id, route_key};
-use edge::routes::{DEFAULT_ROUTE_KEY, allowed_methods};
+use edge::request::request_id;
+use edge::routes::{HealthRoute, allowed_methods, of_request};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -59,11 +59,11 @@ struct Report {
 /// deployed behind.
 #[instrument(skip_all, fields(request_id = %request_id(&request)))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
-    let response = match route_key(&request) {
-        Some("GET /api/health/live") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        Some("GET /api/health" | "GET /api/health/ready") => readiness(deps).await,
-        Some(DEFAULT_ROUTE_KEY) => unmatched(&request).into_response(),
-        _ => ApiError::NotFound.into_response(),
+    let response = match of_request::<HealthRoute>(&request).map(|(route, _)| route) {
+        Some(HealthRoute::Live) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        Some(HealthRoute::Health | HealthRoute::Ready) => readiness(deps).await,
+        Some(HealthRoute::Unmatched) => unmatched(&request).into_response(),
+        None => ApiError::NotFound.into_response(),
     };
     Ok(response)
 }

@@ -88,7 +88,7 @@ impl Deps {
         sandbox: SandboxCredentials,
         graph: GraphConfig,
         policy: Policy,
-    ) -> Self {
+    ) -> Result<Self, reqwest::Error> {
         let channels = Channels::new(
             ChannelStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
             Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
@@ -99,12 +99,8 @@ impl Deps {
             resources,
             &[OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE],
         );
-        let http = reqwest::Client::builder()
-            .timeout(policy.http_timeout)
-            .pool_max_idle_per_host(64)
-            .build()
-            .unwrap_or_default();
-        Self {
+        let http = adapters::graph::http_client(policy.http_timeout)?;
+        Ok(Self {
             messages: MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
             channels,
             tenants: TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
@@ -118,7 +114,7 @@ impl Deps {
             http,
             policy,
             plan_rates: Arc::default(),
-        }
+        })
     }
 }
 

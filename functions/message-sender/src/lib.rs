@@ -2,5 +2,7 @@
 //! the retries. See `handler` for the order of steps and why.
 
 mod handler;
+mod wiring;
 
 pub use handler::{Deps, Policy, handle};
+pub use wiring::Config;

@@ -8,13 +8,8 @@ async fn main() -> Result<(), Error> {
     adapters::telemetry::init();
     let resources = Resources::from_env()?;
     let clients = AwsClients::from_env().await;
-    let deps = message_sender::Deps::from_parts(
-        &clients,
-        &resources,
-        adapters::channel::SandboxCredentials::from_env(),
-        adapters::graph::GraphConfig::from_env(),
-        message_sender::Policy::default(),
-    );
+    let deps =
+        message_sender::Deps::build(&clients, &resources, &message_sender::Config::from_env())?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(message_sender::handle(&deps, event.payload).await)
     }))

@@ -9,6 +9,7 @@ use domain::user::Role;
 use edge::http::{ApiError, FieldError, into_response, json};
 use edge::principal::Authenticator;
 use edge::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, route_key};
+use edge::routes::MessagesRoute;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
@@ -41,12 +42,9 @@ impl Deps {
         queues: OutboundQueues,
         graph: GraphConfig,
         authenticator: Authenticator,
-    ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
-        Self {
+    ) -> Result<Self, reqwest::Error> {
+        let http = adapters::graph::http_client(std::time::Duration::from_secs(10))?;
+        Ok(Self {
             messages,
             tenants,
             channels,
@@ -55,7 +53,7 @@ impl Deps {
             graph,
             http,
             authenticator,
-        }
+        })
     }
 }
 
@@ -76,13 +74,13 @@ fn id(request: &Request, prefix: &str) -> Result<String, ApiError> {
 }
 
 async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (principal, route, action) = deps.authenticator.for_route(request).await?;
-    principal.require(action)?;
+    let admitted = deps.authenticator.admit::<MessagesRoute>(request).await?;
+    let principal = admitted.principal()?;
     let scope = principal.scope();
     let limit = || edge::request::page_limit(query_param(request, "limit").as_deref());
     let cursor = query_param(request, "cursor");
-    match (route.method, route.path) {
-        ("GET", "/api/conversations") => {
+    match admitted.route {
+        MessagesRoute::ListConversations => {
             let status = query_param(request, "status");
             if let Some(s) = &status
                 && !matches!(s.as_str(), "open" | "closed")
@@ -105,7 +103,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
                 .await?;
             Ok(json(StatusCode::OK, &page))
         }
-        ("GET", "/api/conversations/{id}") => {
+        MessagesRoute::GetConversation => {
             let conversation = deps
                 .messages
                 .conversation(scope, &id(request, "conv_")?)
@@ -113,7 +111,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
                 .ok_or(ApiError::NotFound)?;
             Ok(json(StatusCode::OK, &conversation))
         }
-        ("GET", "/api/conversations/{id}/messages") => {
+        MessagesRoute::ConversationMessages => {
             let conversation = id(request, "conv_")?;
             deps.messages.conversation(scope, &conversation).await?.ok_or(ApiError::NotFound)?;
             let page = deps
@@ -122,16 +120,12 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
                 .await?;
             Ok(json(StatusCode::OK, &page))
         }
-        ("POST", "/api/messages") => crate::send::send(deps, request, &principal).await,
-        ("GET", "/api/templates") => crate::templates::list(deps, &principal).await,
-        ("POST", "/api/templates") => crate::templates::create(deps, request, &principal).await,
-        ("DELETE", "/api/templates/{name}") => {
-            crate::templates::delete(deps, request, &principal).await
-        }
-        ("GET", "/api/analytics/usage") => {
-            crate::usage::usage(&deps.messages, request, &principal).await
-        }
-        ("PATCH", "/api/conversations/{id}") => {
+        MessagesRoute::Send => crate::send::send(deps, request, principal).await,
+        MessagesRoute::ListTemplates => crate::templates::list(deps, principal).await,
+        MessagesRoute::CreateTemplate => crate::templates::create(deps, request, principal).await,
+        MessagesRoute::DeleteTemplate => crate::templates::delete(deps, request, principal).await,
+        MessagesRoute::Usage => crate::usage::usage(&deps.messages, request, principal).await,
+        MessagesRoute::UpdateConversation => {
             let conversation = id(request, "conv_")?;
             let body: Map<String, Value> = json_body(request, DEFAULT_BODY_LIMIT)?;
             let (status, assignee) = conversation_change(deps, scope, &body).await?;
@@ -147,7 +141,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
                 .ok_or(ApiError::NotFound)?;
             Ok(json(StatusCode::OK, &updated))
         }
-        ("GET", "/api/messages/{id}") => {
+        MessagesRoute::GetMessage => {
             let message = deps
                 .messages
                 .message(scope, &id(request, "msg_")?)
@@ -155,7 +149,6 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
                 .ok_or(ApiError::NotFound)?;
             Ok(json(StatusCode::OK, &message))
         }
-        _ => Err(ApiError::NotFound),
     }
 }
 

@@ -5,5 +5,7 @@ mod handler;
 mod send;
 mod templates;
 mod usage;
+mod wiring;
 
 pub use handler::{Deps, OutboundQueues, handle};
+pub use wiring::Config;

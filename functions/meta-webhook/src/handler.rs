@@ -5,6 +5,7 @@ use domain::ids::TenantId;
 use domain::meta::signature_valid;
 use edge::http::{ApiError, into_response, json};
 use edge::request::{path_param, query_param, route_key};
+use edge::routes::{MetaWebhookRoute, of_request};
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
 use lambda_http::{Body, Request, Response};
@@ -109,15 +110,15 @@ impl Deps {
 
 #[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
-    let result = match route_key(&request) {
-        Some("GET /api/whatsapp/webhook/{tenantId}") => verify(deps, &request).await,
-        Some("POST /api/whatsapp/webhook/{tenantId}") => receive(deps, &request).await,
-        Some("POST /api/whatsapp/webhook/{tenantId}/{endpointId}") => {
-            receive_gateway(deps, &request).await
-        }
-        Some("GET /api/whatsapp/webhook") => verify_platform(deps, &request),
-        Some("POST /api/whatsapp/webhook") => receive_platform(deps, &request).await,
-        _ => Err(ApiError::NotFound),
+    // Every route here is public: a webhook's signature, checked with its channel's
+    // secret, is what authenticates it.
+    let result = match of_request::<MetaWebhookRoute>(&request).map(|(route, _)| route) {
+        Some(MetaWebhookRoute::Verify) => verify(deps, &request).await,
+        Some(MetaWebhookRoute::Receive) => receive(deps, &request).await,
+        Some(MetaWebhookRoute::ReceiveGateway) => receive_gateway(deps, &request).await,
+        Some(MetaWebhookRoute::VerifyPlatform) => verify_platform(deps, &request),
+        Some(MetaWebhookRoute::ReceivePlatform) => receive_platform(deps, &request).await,
+        None => Err(ApiError::NotFound),
     };
     Ok(into_response(result))
 }

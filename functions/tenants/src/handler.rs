@@ -1,14 +1,14 @@
 use adapters::store::tenants::{AuditEntry, NewUser, TenantStore};
 use domain::Violation;
-use domain::access::Action;
 use domain::ids::{ApiKeyId, UserId};
 use domain::passwords::Passwords;
 use domain::secrets::ApiKeySecret;
 use domain::tenant::{Branding, Settings};
 use domain::user::{Email, Role, check_name, check_password};
 use edge::http::{ApiError, empty, into_response, json};
-use edge::principal::{Authenticator, Principal};
+use edge::principal::{Admitted, Authenticator, Principal};
 use edge::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, route_key};
+use edge::routes::TenantsRoute;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -32,28 +32,27 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lam
 }
 
 async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (principal, route, action) = deps.authenticator.for_route(request).await?;
-    let ctx = Ctx { deps, request, principal, action };
-    match (route.method, route.path) {
-        ("GET", "/api/tenant") => ctx.get_tenant().await,
-        ("PATCH", "/api/tenant") => ctx.patch_tenant().await,
-        ("POST", "/api/users") => ctx.create_user().await,
-        ("GET", "/api/users") => ctx.list_users().await,
-        ("PATCH", "/api/users/{id}") => ctx.update_user().await,
-        ("DELETE", "/api/users/{id}") => ctx.delete_user().await,
-        ("POST", "/api/api-keys") => ctx.create_api_key().await,
-        ("GET", "/api/api-keys") => ctx.list_api_keys().await,
-        ("DELETE", "/api/api-keys/{id}") => ctx.revoke_api_key().await,
-        _ => Err(ApiError::NotFound),
+    let admitted = deps.authenticator.admit::<TenantsRoute>(request).await?;
+    let ctx = Ctx { deps, request, principal: admitted.principal()?, admitted: &admitted };
+    match admitted.route {
+        TenantsRoute::GetTenant => ctx.get_tenant().await,
+        TenantsRoute::UpdateTenant => ctx.patch_tenant().await,
+        TenantsRoute::CreateUser => ctx.create_user().await,
+        TenantsRoute::ListUsers => ctx.list_users().await,
+        TenantsRoute::UpdateUser => ctx.update_user().await,
+        TenantsRoute::DeleteUser => ctx.delete_user().await,
+        TenantsRoute::CreateApiKey => ctx.create_api_key().await,
+        TenantsRoute::ListApiKeys => ctx.list_api_keys().await,
+        TenantsRoute::RevokeApiKey => ctx.revoke_api_key().await,
     }
 }
 
-/// One request: who calls, and the action its route performs (from the route table).
+/// One admitted request: who calls, and its route.
 struct Ctx<'a> {
     deps: &'a Deps,
     request: &'a Request,
-    principal: Principal,
-    action: Action,
+    principal: &'a Principal,
+    admitted: &'a Admitted<TenantsRoute>,
 }
 
 fn check(errors: Vec<Violation>) -> Result<(), ApiError> {
@@ -61,9 +60,10 @@ fn check(errors: Vec<Violation>) -> Result<(), ApiError> {
 }
 
 impl Ctx<'_> {
-    /// Collection routes: the permission check comes first.
-    fn require(&self) -> Result<(), ApiError> {
-        self.principal.require(self.action)
+    /// Routes that address one user or key: the permission check comes once it is found
+    /// in the caller's tenant (another tenant's id is 404 to everyone).
+    fn authorize(&self) -> Result<(), ApiError> {
+        self.admitted.authorize().map(|_| ())
     }
 
     async fn audit(&self, action: &'static str, target: Option<String>, detail: serde_json::Value) {
@@ -95,14 +95,12 @@ impl Ctx<'_> {
     }
 
     async fn get_tenant(&self) -> Result<Response<Body>, ApiError> {
-        self.require()?;
         Ok(json(StatusCode::OK, &self.tenant_view().await?))
     }
 
     /// Each top-level field given replaces the stored one; `tier` and `limits` follow the
     /// plan and are read-only here.
     async fn patch_tenant(&self) -> Result<Response<Body>, ApiError> {
-        self.require()?;
         let body: serde_json::Map<String, serde_json::Value> =
             json_body(self.request, DEFAULT_BODY_LIMIT)?;
         let mut errors = Vec::new();
@@ -149,7 +147,6 @@ impl Ctx<'_> {
     }
 
     async fn create_user(&self) -> Result<Response<Body>, ApiError> {
-        self.require()?;
         #[derive(Deserialize)]
         struct Body {
             email: String,
@@ -184,7 +181,6 @@ impl Ctx<'_> {
     }
 
     async fn list_users(&self) -> Result<Response<Body>, ApiError> {
-        self.require()?;
         let (limit, cursor) = self.page_params()?;
         let page =
             self.deps.store.list_users(self.principal.scope(), limit, cursor.as_deref()).await?;
@@ -200,7 +196,7 @@ impl Ctx<'_> {
             .get_user(self.principal.scope(), &id)
             .await?
             .ok_or(ApiError::NotFound)?;
-        self.require()?;
+        self.authorize()?;
         #[derive(Deserialize)]
         struct Body {
             name: Option<String>,
@@ -236,7 +232,7 @@ impl Ctx<'_> {
             .get_user(self.principal.scope(), &id)
             .await?
             .ok_or(ApiError::NotFound)?;
-        self.require()?;
+        self.authorize()?;
         self.deps.store.delete_user(self.principal.scope(), &user).await?;
         self.audit(
             "user.removed",
@@ -248,7 +244,6 @@ impl Ctx<'_> {
     }
 
     async fn create_api_key(&self) -> Result<Response<Body>, ApiError> {
-        self.require()?;
         #[derive(Deserialize)]
         struct Body {
             name: String,
@@ -272,7 +267,6 @@ impl Ctx<'_> {
     }
 
     async fn list_api_keys(&self) -> Result<Response<Body>, ApiError> {
-        self.require()?;
         let (limit, cursor) = self.page_params()?;
         let page =
             self.deps.store.list_api_keys(self.principal.scope(), limit, cursor.as_deref()).await?;
@@ -289,7 +283,7 @@ impl Ctx<'_> {
             .get_api_key(self.principal.scope(), &id)
             .await?
             .ok_or(ApiError::NotFound)?;
-        self.require()?;
+        self.authorize()?;
         self.deps.store.revoke_api_key(self.principal.scope(), &record).await?;
         self.audit(
             "api_key.revoked",

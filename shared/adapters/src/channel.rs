@@ -65,6 +65,19 @@ pub struct Channels {
 }
 
 impl Channels {
+    /// A deployment's channels, with a cache of this process's own.
+    pub fn of(
+        clients: &crate::aws::AwsClients,
+        resources: &crate::config::Resources,
+        sandbox: SandboxCredentials,
+    ) -> Self {
+        Self::new(
+            ChannelStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+            Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
+            sandbox,
+        )
+    }
+
     pub fn new(store: ChannelStore, envelopes: Envelopes, sandbox: SandboxCredentials) -> Self {
         Self { store, envelopes, sandbox, cache: Arc::default() }
     }

@@ -3,6 +3,9 @@
 use crate::resources::{self, QueueSpec, TableSpec};
 use std::collections::HashMap;
 
+/// Why a function could not start (it then fails its cold start, naming the cause).
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("missing environment variable {0}")]

@@ -13,6 +13,17 @@ pub struct GraphConfig {
     pub sandbox_url: Option<String>,
 }
 
+/// An HTTP client for outside services: its timeout holds (a client that cannot be built
+/// is a start-up error, never a silent fallback to one without a timeout), and redirects
+/// are not followed.
+pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(64)
+        .build()
+}
+
 impl GraphConfig {
     pub fn from_env() -> Self {
         Self {

@@ -2,6 +2,7 @@
 //! [`Principal`], and the permission check every route goes through.
 
 use crate::http::ApiError;
+use crate::routes::{Access, RouteSet};
 use crate::tokens::TokenKeys;
 use adapters::store::TenantScope;
 use adapters::store::tenants::TenantStore;
@@ -66,6 +67,33 @@ impl Principal {
     }
 }
 
+/// A request its function may handle: its route, and who calls it.
+#[derive(Debug)]
+pub struct Admitted<S> {
+    pub route: S,
+    access: Access,
+    principal: Option<Principal>,
+}
+
+impl<S> Admitted<S> {
+    /// The authenticated caller. On a public route there is none: that is a bug in the
+    /// handler, answered as 401 rather than a panic.
+    pub fn principal(&self) -> Result<&Principal, ApiError> {
+        self.principal.as_ref().ok_or(ApiError::Unauthorized)
+    }
+
+    /// For a [`Access::RequiresOnceFound`] route, once its resource was found in the
+    /// caller's tenant: 403 unless the permission table allows the caller the route's
+    /// action. On other routes the check was made at admission, and this repeats it.
+    pub fn authorize(&self) -> Result<&Principal, ApiError> {
+        let principal = self.principal()?;
+        if let Some(action) = self.access.action() {
+            principal.require(action)?;
+        }
+        Ok(principal)
+    }
+}
+
 #[derive(Clone)]
 pub struct Authenticator {
     keys: Arc<TokenKeys>,
@@ -92,34 +120,36 @@ impl Authenticator {
         Self { keys, store }
     }
 
-    /// The key ring from the environment (see `aws::secrets`) and the tenants table: what
-    /// every function with authenticated routes builds at start-up.
-    pub async fn from_env(
+    /// Verifies tokens with `keys` against a deployment's tenants table.
+    pub fn of(
+        keys: Arc<TokenKeys>,
         clients: &adapters::aws::AwsClients,
         resources: &adapters::config::Resources,
-    ) -> Result<Self, adapters::config::ConfigError> {
-        let keys = crate::tokens::token_keys_from_env(clients).await?;
-        Ok(Self::new(
-            Arc::new(keys),
-            TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
-        ))
+    ) -> Self {
+        Self::new(keys, TenantStore::of(clients, resources))
     }
 
-    /// The caller of an authenticated route, with the route's key and the action it
-    /// performs (from the route table). The permission check is the caller's to place:
-    /// routes that address one resource look it up in the caller's tenant first, so that
-    /// another tenant's id is a 404 whoever asks.
-    pub async fn for_route(
+    /// Admits a request to its function's handler, deciding from the route table: the
+    /// function's own route (a route key it does not serve is 404), and for a route that
+    /// needs credentials, the authenticated caller (401 otherwise) whom the permission
+    /// table allows the route's action (403 otherwise) — unless the route checks that once
+    /// its resource is found ([`Access::RequiresOnceFound`]), which [`Admitted::authorize`]
+    /// then does.
+    pub async fn admit<S: RouteSet>(
         &self,
         request: &lambda_http::Request,
-    ) -> Result<(Principal, &'static crate::routes::Route, Action), ApiError> {
-        let key = crate::request::route_key(request).unwrap_or_default();
-        let route = crate::routes::by_key(key).ok_or(ApiError::NotFound)?;
-        let crate::routes::Access::Requires(action) = route.access else {
-            return Err(ApiError::NotFound);
+    ) -> Result<Admitted<S>, ApiError> {
+        let (route, spec) = crate::routes::of_request::<S>(request).ok_or(ApiError::NotFound)?;
+        let principal = match spec.access {
+            Access::Public => None,
+            Access::Requires(action) => {
+                let principal = self.authenticate(request.headers()).await?;
+                principal.require(action)?;
+                Some(principal)
+            }
+            Access::RequiresOnceFound(_) => Some(self.authenticate(request.headers()).await?),
         };
-        let principal = self.authenticate(request.headers()).await?;
-        Ok((principal, route, action))
+        Ok(Admitted { route, access: spec.access, principal })
     }
 
     /// Verifies the bearer token. Every failure is the same 401: which part was wrong is

@@ -30,25 +30,133 @@ pub const HTTP_FUNCTIONS: &[FunctionName] =
 pub enum Access {
     /// No credentials (health, sign-up, login, token refresh, signed webhooks).
     Public,
-    /// A user or API key whose caller kind the permission table allows this action.
+    /// A user or API key whose caller kind the permission table allows this action; a
+    /// caller it does not allow gets 403 before the handler runs.
     Requires(Action),
+    /// The same permission, checked once the addressed resource is found in the caller's
+    /// tenant: a resource that is not there is 404 to every caller, whatever their role.
+    RequiresOnceFound(Action),
+}
+
+impl Access {
+    pub fn action(self) -> Option<Action> {
+        match self {
+            Access::Public => None,
+            Access::Requires(a) | Access::RequiresOnceFound(a) => Some(a),
+        }
+    }
+}
+
+/// The routes one function serves, one variant each: its handler matches them
+/// exhaustively, so a route added to the table without a handler arm does not compile.
+pub trait RouteSet: Copy + Sized + 'static {
+    /// This function's route, if `id` is one.
+    fn of(id: RouteId) -> Option<Self>;
+}
+
+macro_rules! route_set {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),*];
+        }
+
+        impl RouteSet for $name {
+            fn of(id: RouteId) -> Option<Self> {
+                match id {
+                    RouteId::$name(r) => Some(r),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+route_set!(
+    /// `health`: health checks, and every request no other route matches.
+    HealthRoute { Health, Live, Ready, Unmatched }
+);
+route_set!(AuthRoute { Register, Login, Refresh, Logout, Me });
+route_set!(TenantsRoute {
+    GetTenant,
+    UpdateTenant,
+    CreateUser,
+    ListUsers,
+    UpdateUser,
+    DeleteUser,
+    CreateApiKey,
+    ListApiKeys,
+    RevokeApiKey,
+});
+route_set!(ChannelRoute { Put, Get, Delete, HealthCheck });
+route_set!(MetaWebhookRoute { VerifyPlatform, ReceivePlatform, Verify, Receive, ReceiveGateway });
+route_set!(MessagesRoute {
+    ListConversations,
+    GetConversation,
+    ConversationMessages,
+    GetMessage,
+    Send,
+    UpdateConversation,
+    ListTemplates,
+    CreateTemplate,
+    DeleteTemplate,
+    Usage,
+});
+route_set!(AdminRoute { ReplayWebhookEvents });
+
+/// Which route, of which function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteId {
+    HealthRoute(HealthRoute),
+    AuthRoute(AuthRoute),
+    TenantsRoute(TenantsRoute),
+    ChannelRoute(ChannelRoute),
+    MetaWebhookRoute(MetaWebhookRoute),
+    MessagesRoute(MessagesRoute),
+    AdminRoute(AdminRoute),
+}
+
+impl RouteId {
+    pub const fn function(self) -> FunctionName {
+        match self {
+            RouteId::HealthRoute(_) => HEALTH,
+            RouteId::AuthRoute(_) => AUTH,
+            RouteId::TenantsRoute(_) => TENANTS,
+            RouteId::ChannelRoute(_) => CHANNEL,
+            RouteId::MetaWebhookRoute(_) => META_WEBHOOK,
+            RouteId::MessagesRoute(_) => MESSAGES,
+            RouteId::AdminRoute(_) => ADMIN,
+        }
+    }
+
+    /// Every route id of every function.
+    pub fn all() -> impl Iterator<Item = RouteId> {
+        HealthRoute::ALL
+            .iter()
+            .map(|r| RouteId::HealthRoute(*r))
+            .chain(AuthRoute::ALL.iter().map(|r| RouteId::AuthRoute(*r)))
+            .chain(TenantsRoute::ALL.iter().map(|r| RouteId::TenantsRoute(*r)))
+            .chain(ChannelRoute::ALL.iter().map(|r| RouteId::ChannelRoute(*r)))
+            .chain(MetaWebhookRoute::ALL.iter().map(|r| RouteId::MetaWebhookRoute(*r)))
+            .chain(MessagesRoute::ALL.iter().map(|r| RouteId::MessagesRoute(*r)))
+            .chain(AdminRoute::ALL.iter().map(|r| RouteId::AdminRoute(*r)))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
+    pub id: RouteId,
     pub method: &'static str,
     pub path: &'static str,
     pub function: FunctionName,
     pub access: Access,
 }
 
-const fn route(
-    method: &'static str,
-    path: &'static str,
-    function: FunctionName,
-    access: Access,
-) -> Route {
-    Route { method, path, function, access }
+const fn route(id: RouteId, method: &'static str, path: &'static str, access: Access) -> Route {
+    Route { id, method, path, function: id.function(), access }
 }
 
 impl Route {
@@ -61,58 +169,69 @@ impl Route {
     }
 }
 
-use Access::{Public, Requires};
+use Access::{Public, Requires, RequiresOnceFound};
+use RouteId as R;
 
+// NOTE: kept one route a line, as a table reads.
+#[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    route("GET", "/api/health", HEALTH, Public),
-    route("GET", "/api/health/live", HEALTH, Public),
-    route("GET", "/api/health/ready", HEALTH, Public),
-    route("POST", "/api/auth/register", AUTH, Public),
-    route("POST", "/api/auth/login", AUTH, Public),
-    route("POST", "/api/auth/refresh", AUTH, Public),
-    route("POST", "/api/auth/logout", AUTH, Requires(Action::ReadOwnProfile)),
-    route("GET", "/api/auth/me", AUTH, Requires(Action::ReadOwnProfile)),
-    route("GET", "/api/tenant", TENANTS, Requires(Action::ReadTenant)),
-    route("PATCH", "/api/tenant", TENANTS, Requires(Action::UpdateTenant)),
-    route("POST", "/api/users", TENANTS, Requires(Action::ManageUsers)),
-    route("GET", "/api/users", TENANTS, Requires(Action::ManageUsers)),
-    route("PATCH", "/api/users/{id}", TENANTS, Requires(Action::ManageUsers)),
-    route("DELETE", "/api/users/{id}", TENANTS, Requires(Action::ManageUsers)),
-    route("POST", "/api/api-keys", TENANTS, Requires(Action::ManageApiKeys)),
-    route("GET", "/api/api-keys", TENANTS, Requires(Action::ManageApiKeys)),
-    route("DELETE", "/api/api-keys/{id}", TENANTS, Requires(Action::ManageApiKeys)),
-    route("PUT", "/api/whatsapp/channel", CHANNEL, Requires(Action::ManageChannel)),
-    route("GET", "/api/whatsapp/channel", CHANNEL, Requires(Action::ManageChannel)),
-    route("DELETE", "/api/whatsapp/channel", CHANNEL, Requires(Action::ManageChannel)),
-    route("POST", "/api/whatsapp/channel/health-check", CHANNEL, Requires(Action::ManageChannel)),
-    route("GET", "/api/whatsapp/webhook", META_WEBHOOK, Public),
-    route("POST", "/api/whatsapp/webhook", META_WEBHOOK, Public),
-    route("GET", "/api/whatsapp/webhook/{tenantId}", META_WEBHOOK, Public),
-    route("POST", "/api/whatsapp/webhook/{tenantId}", META_WEBHOOK, Public),
-    route("POST", "/api/whatsapp/webhook/{tenantId}/{endpointId}", META_WEBHOOK, Public),
-    route("GET", "/api/conversations", MESSAGES, Requires(Action::ReadConversations)),
-    route("GET", "/api/conversations/{id}", MESSAGES, Requires(Action::ReadConversations)),
-    route("GET", "/api/conversations/{id}/messages", MESSAGES, Requires(Action::ReadConversations)),
-    route("GET", "/api/messages/{id}", MESSAGES, Requires(Action::ReadConversations)),
-    route("POST", "/api/messages", MESSAGES, Requires(Action::SendMessages)),
-    route("PATCH", "/api/conversations/{id}", MESSAGES, Requires(Action::UpdateConversations)),
-    route("GET", "/api/templates", MESSAGES, Requires(Action::ManageTemplates)),
-    route("POST", "/api/templates", MESSAGES, Requires(Action::ManageTemplates)),
-    route("DELETE", "/api/templates/{name}", MESSAGES, Requires(Action::ManageTemplates)),
-    route("GET", "/api/analytics/usage", MESSAGES, Requires(Action::ReadAnalytics)),
+    route(R::HealthRoute(HealthRoute::Health), "GET", "/api/health", Public),
+    route(R::HealthRoute(HealthRoute::Live), "GET", "/api/health/live", Public),
+    route(R::HealthRoute(HealthRoute::Ready), "GET", "/api/health/ready", Public),
+    route(R::AuthRoute(AuthRoute::Register), "POST", "/api/auth/register", Public),
+    route(R::AuthRoute(AuthRoute::Login), "POST", "/api/auth/login", Public),
+    route(R::AuthRoute(AuthRoute::Refresh), "POST", "/api/auth/refresh", Public),
+    route(R::AuthRoute(AuthRoute::Logout), "POST", "/api/auth/logout", Requires(Action::ReadOwnProfile)),
+    route(R::AuthRoute(AuthRoute::Me), "GET", "/api/auth/me", Requires(Action::ReadOwnProfile)),
+    route(R::TenantsRoute(TenantsRoute::GetTenant), "GET", "/api/tenant", Requires(Action::ReadTenant)),
+    route(R::TenantsRoute(TenantsRoute::UpdateTenant), "PATCH", "/api/tenant", Requires(Action::UpdateTenant)),
+    route(R::TenantsRoute(TenantsRoute::CreateUser), "POST", "/api/users", Requires(Action::ManageUsers)),
+    route(R::TenantsRoute(TenantsRoute::ListUsers), "GET", "/api/users", Requires(Action::ManageUsers)),
+    route(R::TenantsRoute(TenantsRoute::UpdateUser), "PATCH", "/api/users/{id}", RequiresOnceFound(Action::ManageUsers)),
+    route(R::TenantsRoute(TenantsRoute::DeleteUser), "DELETE", "/api/users/{id}", RequiresOnceFound(Action::ManageUsers)),
+    route(R::TenantsRoute(TenantsRoute::CreateApiKey), "POST", "/api/api-keys", Requires(Action::ManageApiKeys)),
+    route(R::TenantsRoute(TenantsRoute::ListApiKeys), "GET", "/api/api-keys", Requires(Action::ManageApiKeys)),
+    route(R::TenantsRoute(TenantsRoute::RevokeApiKey), "DELETE", "/api/api-keys/{id}", RequiresOnceFound(Action::ManageApiKeys)),
+    route(R::ChannelRoute(ChannelRoute::Put), "PUT", "/api/whatsapp/channel", Requires(Action::ManageChannel)),
+    route(R::ChannelRoute(ChannelRoute::Get), "GET", "/api/whatsapp/channel", Requires(Action::ManageChannel)),
+    route(R::ChannelRoute(ChannelRoute::Delete), "DELETE", "/api/whatsapp/channel", Requires(Action::ManageChannel)),
+    route(R::ChannelRoute(ChannelRoute::HealthCheck), "POST", "/api/whatsapp/channel/health-check", Requires(Action::ManageChannel)),
+    route(R::MetaWebhookRoute(MetaWebhookRoute::VerifyPlatform), "GET", "/api/whatsapp/webhook", Public),
+    route(R::MetaWebhookRoute(MetaWebhookRoute::ReceivePlatform), "POST", "/api/whatsapp/webhook", Public),
+    route(R::MetaWebhookRoute(MetaWebhookRoute::Verify), "GET", "/api/whatsapp/webhook/{tenantId}", Public),
+    route(R::MetaWebhookRoute(MetaWebhookRoute::Receive), "POST", "/api/whatsapp/webhook/{tenantId}", Public),
+    route(R::MetaWebhookRoute(MetaWebhookRoute::ReceiveGateway), "POST", "/api/whatsapp/webhook/{tenantId}/{endpointId}", Public),
+    route(R::MessagesRoute(MessagesRoute::ListConversations), "GET", "/api/conversations", Requires(Action::ReadConversations)),
+    route(R::MessagesRoute(MessagesRoute::GetConversation), "GET", "/api/conversations/{id}", Requires(Action::ReadConversations)),
+    route(R::MessagesRoute(MessagesRoute::ConversationMessages), "GET", "/api/conversations/{id}/messages", Requires(Action::ReadConversations)),
+    route(R::MessagesRoute(MessagesRoute::GetMessage), "GET", "/api/messages/{id}", Requires(Action::ReadConversations)),
+    route(R::MessagesRoute(MessagesRoute::Send), "POST", "/api/messages", Requires(Action::SendMessages)),
+    route(R::MessagesRoute(MessagesRoute::UpdateConversation), "PATCH", "/api/conversations/{id}", Requires(Action::UpdateConversations)),
+    route(R::MessagesRoute(MessagesRoute::ListTemplates), "GET", "/api/templates", Requires(Action::ManageTemplates)),
+    route(R::MessagesRoute(MessagesRoute::CreateTemplate), "POST", "/api/templates", Requires(Action::ManageTemplates)),
+    route(R::MessagesRoute(MessagesRoute::DeleteTemplate), "DELETE", "/api/templates/{name}", Requires(Action::ManageTemplates)),
+    route(R::MessagesRoute(MessagesRoute::Usage), "GET", "/api/analytics/usage", Requires(Action::ReadAnalytics)),
     route(
+        R::AdminRoute(AdminRoute::ReplayWebhookEvents),
         "POST",
         "/api/admin/tenants/{tenantId}/webhook-events/replay",
-        ADMIN,
         Requires(Action::Operate),
     ),
 ];
+
+/// The route a request came in on, from API Gateway's route key; `None` for a key no
+/// route has (a request routed to the wrong function).
+pub fn of_request<S: RouteSet>(request: &lambda_http::Request) -> Option<(S, &'static Route)> {
+    let route = by_key(crate::request::route_key(request)?)?;
+    Some((S::of(route.id)?, route))
+}
 
 /// API Gateway's catch-all route: every request no route of [`ROUTES`] matches. The health
 /// function serves it (it is small and always warm enough), answering problem+json 404, or
 /// 405 with `Allow` for a known path called with another method.
 pub const DEFAULT_ROUTE_KEY: &str = "$default";
-pub const DEFAULT_ROUTE: Route = route("ANY", DEFAULT_ROUTE_KEY, HEALTH, Public);
+pub const DEFAULT_ROUTE: Route =
+    route(RouteId::HealthRoute(HealthRoute::Unmatched), "ANY", DEFAULT_ROUTE_KEY, Access::Public);
 
 /// The methods a path can be called with (empty: no route has this path).
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
@@ -129,6 +248,9 @@ pub fn allowed_methods(path: &str) -> Vec<&'static str> {
 
 /// The route with API Gateway's route key `key` (`DELETE /api/users/{id}`).
 pub fn by_key(key: &str) -> Option<&'static Route> {
+    if key == DEFAULT_ROUTE_KEY {
+        return Some(&DEFAULT_ROUTE);
+    }
     let (method, path) = key.split_once(' ')?;
     ROUTES.iter().find(|r| r.method == method && r.path == path)
 }
@@ -227,6 +349,15 @@ mod tests {
             assert!(HTTP_FUNCTIONS.contains(&route.function), "{} has no function", route.key());
             assert!(route.path.starts_with("/api/"), "{}", route.path);
         }
+    }
+
+    #[test]
+    fn every_route_id_has_exactly_one_route() {
+        for id in RouteId::all() {
+            let routes = ROUTES.iter().chain([&DEFAULT_ROUTE]).filter(|r| r.id == id).count();
+            assert_eq!(routes, 1, "{id:?} has {routes} routes");
+        }
+        assert_eq!(RouteId::all().count(), ROUTES.len() + 1);
     }
 
     #[test]

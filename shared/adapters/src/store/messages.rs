@@ -215,6 +215,11 @@ pub struct StatusApplied {
 }
 
 impl MessageStore {
+    /// The messages table of a deployment.
+    pub fn of(clients: &crate::aws::AwsClients, resources: &crate::config::Resources) -> Self {
+        Self::new(clients.dynamodb.clone(), resources.messages_table.clone())
+    }
+
     pub fn new(db: Client, table: impl Into<String>) -> Self {
         Self { db, table: table.into() }
     }

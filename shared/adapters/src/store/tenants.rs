@@ -222,6 +222,11 @@ fn api_key_from(item: &Item) -> Result<ApiKeyRecord, StoreError> {
 }
 
 impl TenantStore {
+    /// The tenants table of a deployment.
+    pub fn of(clients: &crate::aws::AwsClients, resources: &crate::config::Resources) -> Self {
+        Self::new(clients.dynamodb.clone(), resources.tenants_table.clone())
+    }
+
     pub fn new(db: Client, table: impl Into<String>) -> Self {
         Self { db, table: table.into() }
     }

@@ -1,0 +1,39 @@
+//! What the function reads at start-up, and its dependencies built from it: the one place
+//! both its `main` and the local stack wire it.
+
+use crate::{Deps, LockoutPolicy};
+use adapters::aws::AwsClients;
+use adapters::config::{Resources, StartError};
+use adapters::store::tenants::TenantStore;
+use domain::passwords::Passwords;
+use edge::tokens::{TokenKeys, token_keys_from_env};
+use std::sync::Arc;
+
+pub struct Config {
+    pub token_keys: Arc<TokenKeys>,
+    pub lockout: LockoutPolicy,
+}
+
+impl Config {
+    pub async fn from_env(clients: &AwsClients) -> Result<Self, StartError> {
+        Ok(Self {
+            token_keys: Arc::new(token_keys_from_env(clients).await?),
+            lockout: LockoutPolicy::from_env()?,
+        })
+    }
+}
+
+impl Deps {
+    pub fn build(
+        clients: &AwsClients,
+        resources: &Resources,
+        config: &Config,
+    ) -> Result<Self, StartError> {
+        Ok(Deps::new(
+            TenantStore::of(clients, resources),
+            config.token_keys.clone(),
+            Passwords::new()?,
+            config.lockout,
+        ))
+    }
+}

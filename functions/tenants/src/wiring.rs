@@ -1,0 +1,35 @@
+//! What the function reads at start-up, and its dependencies built from it: the one place
+//! both its `main` and the local stack wire it.
+
+use crate::Deps;
+use adapters::aws::AwsClients;
+use adapters::config::{ConfigError, Resources, StartError};
+use adapters::store::tenants::TenantStore;
+use domain::passwords::Passwords;
+use edge::principal::Authenticator;
+use edge::tokens::{TokenKeys, token_keys_from_env};
+use std::sync::Arc;
+
+pub struct Config {
+    pub token_keys: Arc<TokenKeys>,
+}
+
+impl Config {
+    pub async fn from_env(clients: &AwsClients) -> Result<Self, ConfigError> {
+        Ok(Self { token_keys: Arc::new(token_keys_from_env(clients).await?) })
+    }
+}
+
+impl Deps {
+    pub fn build(
+        clients: &AwsClients,
+        resources: &Resources,
+        config: &Config,
+    ) -> Result<Self, StartError> {
+        Ok(Deps::new(
+            TenantStore::of(clients, resources),
+            Authenticator::of(config.token_keys.clone(), clients, resources),
+            Passwords::new()?,
+        ))
+    }
+}
