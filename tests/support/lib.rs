@@ -7,6 +7,9 @@
 //! under a unique prefix, so tests run in parallel without seeing each other's data, and
 //! removes them at the end.
 
+// Test code: a failed expectation is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use adapters::aws::{AwsClients, bootstrap};
 use adapters::config::Resources;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -1,6 +1,9 @@
 //! The system driven from outside: HTTP against the local stack, real SQS events, all
 //! against a moto emulator that the suite starts itself.
 
+// Test code: a failed expectation is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod auth;
 mod backlog;
 mod hardening;
