@@ -283,7 +283,39 @@ pub fn graph_error(body: &Value) -> Option<(i64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        #[test]
+        fn any_document_is_parsed_or_refused_without_panicking(doc in crate::arbitrary::json()) {
+            let _ = parse(&doc);
+        }
+
+        #[test]
+        fn a_text_message_parses_to_exactly_what_was_sent(
+            wamid in "wamid\\.[A-Za-z0-9=_-]{1,60}",
+            from in "[1-9][0-9]{7,14}",
+            body in "\\PC{0,300}",
+            timestamp in 0i64..4_000_000_000,
+        ) {
+            let payload = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+                "field": "messages", "value": {"messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550000000", "phone_number_id": "106"},
+                    "messages": [{"from": from, "id": wamid, "timestamp": timestamp.to_string(),
+                                  "type": "text", "text": {"body": body}}]}}]}]});
+            let items = parse(&payload).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(items.len(), 1);
+            let WebhookItem::Message(message) = &items[0] else {
+                return Err(TestCaseError::fail("not a message"));
+            };
+            prop_assert_eq!(&message.wamid, &wamid);
+            prop_assert_eq!(&message.from, &from);
+            prop_assert_eq!(message.timestamp, timestamp);
+            prop_assert_eq!(message.kind.as_str(), "text");
+            prop_assert_eq!(&message.raw["text"]["body"], &json!(body));
+        }
+    }
 
     #[test]
     fn statuses_only_move_forward_whatever_the_order() {

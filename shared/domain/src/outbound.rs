@@ -476,6 +476,36 @@ fn parse_interactive(c: &mut Check, object: &Value) -> Option<Content> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_body_is_parsed_or_refused_with_fields_without_panicking(
+            body in crate::arbitrary::json(),
+        ) {
+            if let Err(violations) = OutboundMessage::parse(&body) {
+                prop_assert!(!violations.is_empty(), "a refusal names what is wrong");
+            }
+        }
+
+        #[test]
+        fn a_valid_text_message_becomes_the_cloud_api_body_it_describes(
+            to in "\\+[1-9][0-9]{7,14}",
+            client_id in "[A-Za-z0-9_-]{1,64}",
+            body in "\\PC{1,1000}",
+        ) {
+            prop_assume!(!body.trim().is_empty());
+            let parsed = OutboundMessage::parse(
+                &json!({"to": to, "type": "text", "clientMessageId": client_id, "text": {"body": body}}),
+            );
+            let message = parsed.map_err(|v| TestCaseError::fail(format!("{v:?}")))?;
+            let graph = message.graph_request();
+            prop_assert_eq!(&graph["to"], &json!(to));
+            prop_assert_eq!(&graph["type"], &json!("text"));
+            prop_assert_eq!(&graph["text"]["body"], &json!(body));
+            prop_assert_eq!(message.client_message_id, client_id);
+        }
+    }
 
     fn fields(result: Result<OutboundMessage, Vec<Violation>>) -> Vec<String> {
         result.err().unwrap_or_default().into_iter().map(|v| v.field).collect()

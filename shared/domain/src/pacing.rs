@@ -94,6 +94,42 @@ pub fn reserve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the bucket's state: slots are one interval apart, none is before the
+        /// bucket's clock or further back than the burst allows, the clock moves past the
+        /// last slot, and "busy" means the first slot is beyond the wait.
+        #[test]
+        fn reservations_keep_the_rate_and_the_wait(
+            per_second in 1u32..=1000,
+            behind_or_ahead_us in -30_000_000i64..30_000_000,
+            idle in any::<bool>(),
+            count in 1usize..=10,
+            wait_ms in 0u64..10_000,
+        ) {
+            let rate = Rate::per_second(per_second);
+            let now = 1_800_000_000_000_000i64;
+            let tat = (!idle).then_some(now + behind_or_ahead_us);
+            let max_wait = Duration::from_millis(wait_ms);
+            match reserve(rate, tat, now, count, max_wait) {
+                Decision::Reserve { new_tat, reservation } => {
+                    prop_assert_eq!(reservation.interval_us, rate.interval_us());
+                    prop_assert!(reservation.start_us >= now - rate.burst_us());
+                    if let Some(tat) = tat {
+                        prop_assert!(reservation.start_us >= tat);
+                    }
+                    prop_assert!(reservation.start_us.max(now) - now <= max_wait.as_micros() as i64);
+                    prop_assert_eq!(new_tat, reservation.due_us(count - 1) + rate.interval_us());
+                }
+                Decision::Busy(after) => {
+                    let first = tat.unwrap_or(i64::MIN).max(now - rate.burst_us()).max(now);
+                    prop_assert!(first - now > max_wait.as_micros() as i64);
+                    prop_assert!(after.as_micros() as i64 <= first - now, "comes back no later than due");
+                }
+            }
+        }
+    }
 
     const WAIT: Duration = Duration::from_secs(5);
 

@@ -339,6 +339,54 @@ fn percent_decode(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Percent-encodes everything but unreserved characters, as a client would.
+    fn encode(raw: &str) -> String {
+        raw.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Every route, with any parameter values, is found as itself with its parameters
+        /// decoded; any other method or an extra segment is not.
+        #[test]
+        fn every_route_matches_its_own_paths_with_their_parameters(
+            index in 0..ROUTES.len(),
+            values in prop::collection::vec("p\\PC{0,20}", 4),
+        ) {
+            let route = &ROUTES[index];
+            let mut path = String::new();
+            let mut expected = Vec::new();
+            for (i, part) in route.path.trim_start_matches('/').split('/').enumerate() {
+                path.push('/');
+                match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some(name) => {
+                        path.push_str(&encode(&values[i % values.len()]));
+                        expected.push((name.to_owned(), values[i % values.len()].clone()));
+                    }
+                    None => path.push_str(part),
+                }
+            }
+            let matched = find(route.method, &path);
+            prop_assert_eq!(matched.as_ref().map(|m| m.route), Some(route), "{}", path);
+            prop_assert_eq!(matched.map(|m| m.path_parameters).unwrap_or_default(), expected);
+            let longer = format!("{path}/extra");
+            prop_assert!(find(route.method, &longer).is_none_or(|m| m.route != route));
+        }
+
+        #[test]
+        fn any_path_is_matched_or_not_without_panicking(method in "[A-Z]{3,7}", path in "\\PC{0,80}") {
+            let _ = find(&method, &path);
+            let _ = allowed_methods(&path);
+        }
+    }
     use std::collections::HashSet;
 
     #[test]
