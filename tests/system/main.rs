@@ -12,4 +12,5 @@ mod inbound;
 mod infra_agreement;
 mod outbound;
 mod poller;
+mod samples;
 mod tenants;
