@@ -3,7 +3,10 @@ use adapters::graph::GraphConfig;
 use adapters::store::channels::ChannelRecord;
 use adapters::store::tenants::{AuditEntry, TenantStore};
 use domain::Violation;
-use domain::channel::secret_hint;
+use domain::channel::{
+    API_URL, ChannelConfig, MESSAGES_PER_SECOND, PHONE_NUMBER_ID, Provider, SecretName, WABA_ID,
+    secret_hint,
+};
 use domain::pacing::MAX_MESSAGES_PER_SECOND;
 use edge::http::{ApiError, empty, into_response, json};
 use edge::principal::{Authenticator, Principal};
@@ -36,18 +39,6 @@ impl Deps {
     }
 }
 
-/// Per provider: its settings (shown as they are) and its secrets (sealed, shown masked).
-fn fields(provider: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
-    match provider {
-        "cloud" => {
-            Some((&["phoneNumberId", "wabaId"], &["accessToken", "appSecret", "verifyToken"]))
-        }
-        "gateway" => Some((&["apiUrl"], &["apiKey", "webhookSecret"])),
-        "web" | "sandbox" => Some((&[], &[])),
-        _ => None,
-    }
-}
-
 #[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(into_response(dispatch(deps, &request).await))
@@ -77,18 +68,17 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
 
 fn view(channel: &ChannelRecord) -> Value {
     let mut out = Map::new();
-    out.insert("provider".into(), json!(channel.provider));
-    for (k, v) in &channel.settings {
-        let value = match v.parse::<u64>() {
-            Ok(n) if k == "messagesPerSecond" => json!(n),
-            _ => json!(v),
-        };
-        out.insert(k.clone(), value);
+    out.insert("provider".into(), json!(channel.config.provider().as_str()));
+    for (k, v) in channel.config.settings() {
+        out.insert(k.to_owned(), json!(v));
     }
-    if let Some(endpoint) = channel.settings.get("endpointId") {
+    if let Some(rate) = channel.config.messages_per_second() {
+        out.insert(MESSAGES_PER_SECOND.into(), json!(rate));
+    }
+    if let ChannelConfig::Gateway { endpoint_id, .. } = &channel.config {
         out.insert(
             "webhookPath".into(),
-            json!(format!("/api/whatsapp/webhook/{{tenantId}}/{endpoint}")),
+            json!(format!("/api/whatsapp/webhook/{{tenantId}}/{endpoint_id}")),
         );
     }
     for (k, last4) in &channel.secret_hints {
@@ -107,8 +97,8 @@ async fn put(
     principal: &Principal,
 ) -> Result<Response<Body>, ApiError> {
     let body: Map<String, Value> = json_body(request, DEFAULT_BODY_LIMIT)?;
-    let provider = body.get("provider").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let Some((setting_names, secret_names)) = fields(&provider) else {
+    let provider = body.get("provider").and_then(Value::as_str).and_then(Provider::parse);
+    let Some(provider) = provider else {
         return Err(ApiError::Validation(vec![Violation::new(
             "provider",
             "must be cloud, gateway, web or sandbox",
@@ -124,19 +114,22 @@ async fn put(
             None
         }
     };
-    let settings: BTreeMap<String, String> =
-        setting_names.iter().filter_map(|n| take(n).map(|v| ((*n).to_owned(), v))).collect();
-    let secrets: BTreeMap<String, String> =
-        secret_names.iter().filter_map(|n| take(n).map(|v| ((*n).to_owned(), v))).collect();
+    let settings: BTreeMap<&str, String> =
+        provider.setting_names().iter().filter_map(|n| take(n).map(|v| (*n, v))).collect();
+    let secrets: BTreeMap<&str, String> = provider
+        .secret_names()
+        .iter()
+        .filter_map(|n| take(n.as_str()).map(|v| (n.as_str(), v)))
+        .collect();
     // Meta's throughput for the number: 80 by default, up to 1,000 once Meta raised it.
-    let throughput = match body.get("messagesPerSecond") {
+    let throughput = match body.get(MESSAGES_PER_SECOND) {
         None | Some(Value::Null) => None,
-        Some(v) if provider == "cloud" || provider == "sandbox" => {
+        Some(v) if provider.paced() => {
             match v.as_u64().filter(|n| (1..=u64::from(MAX_MESSAGES_PER_SECOND)).contains(n)) {
-                Some(n) => Some(n),
+                Some(n) => u32::try_from(n).ok(),
                 None => {
                     errors.push(Violation::new(
-                        "messagesPerSecond",
+                        MESSAGES_PER_SECOND,
                         "must be a whole number from 1 to 1000",
                     ));
                     None
@@ -146,43 +139,52 @@ async fn put(
         Some(_) => None,
     };
     for known in body.keys() {
-        if (known == "messagesPerSecond") && (provider == "cloud" || provider == "sandbox") {
+        if known == MESSAGES_PER_SECOND && provider.paced() {
             continue;
         }
         if known != "provider"
-            && !setting_names.contains(&known.as_str())
-            && !secret_names.contains(&known.as_str())
+            && !provider.setting_names().contains(&known.as_str())
+            && !provider.secret_names().iter().any(|n| n.as_str() == known)
         {
             errors.push(Violation::new(
                 known.as_str(),
-                format!("is not a field of a {provider} channel"),
+                format!("is not a field of a {} channel", provider.as_str()),
             ));
         }
     }
-    if let Some(id) = settings.get("phoneNumberId")
+    if let Some(id) = settings.get(PHONE_NUMBER_ID)
         && !id.bytes().all(|b| b.is_ascii_digit())
     {
-        errors.push(Violation::new("phoneNumberId", "must be Meta's numeric phone number id"));
+        errors.push(Violation::new(PHONE_NUMBER_ID, "must be Meta's numeric phone number id"));
     }
-    if let Some(url) = settings.get("apiUrl")
+    if let Some(url) = settings.get(API_URL)
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
-        errors.push(Violation::new("apiUrl", "must be an http(s) URL"));
+        errors.push(Violation::new(API_URL, "must be an http(s) URL"));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let mut settings = settings;
-    if let Some(n) = throughput {
-        settings.insert("messagesPerSecond".into(), n.to_string());
-    }
-    if provider == "gateway" {
-        // Where the gateway sends its events: /api/whatsapp/webhook/{tenantId}/{endpointId}.
-        let id = domain::secrets::random_token(12).map_err(ApiError::internal)?;
-        settings.insert("endpointId".into(), format!("gw_{}", id.replace(['-', '_'], "x")));
-    }
+    let setting = |name: &str| settings.get(name).cloned().unwrap_or_default();
+    let config = match provider {
+        Provider::Cloud => ChannelConfig::Cloud {
+            phone_number_id: setting(PHONE_NUMBER_ID),
+            waba_id: setting(WABA_ID),
+            messages_per_second: throughput,
+        },
+        Provider::Gateway => {
+            // Where the gateway sends its events: /api/whatsapp/webhook/{tenantId}/{endpointId}.
+            let id = domain::secrets::random_token(12).map_err(ApiError::internal)?;
+            ChannelConfig::Gateway {
+                api_url: setting(API_URL),
+                endpoint_id: format!("gw_{}", id.replace(['-', '_'], "x")),
+            }
+        }
+        Provider::Web => ChannelConfig::Web,
+        Provider::Sandbox => ChannelConfig::Sandbox { messages_per_second: throughput },
+    };
 
-    let hints = secrets.iter().map(|(k, v)| (k.clone(), secret_hint(v))).collect();
+    let hints = secrets.iter().map(|(k, v)| ((*k).to_owned(), secret_hint(v))).collect();
     let sealed = if secrets.is_empty() {
         None
     } else {
@@ -196,8 +198,7 @@ async fn put(
         Some(sealed)
     };
     let record = ChannelRecord {
-        provider: provider.clone(),
-        settings,
+        config,
         sealed_secrets: sealed,
         secret_hints: hints,
         health_status: "unknown".into(),
@@ -212,7 +213,7 @@ async fn put(
         other => other.into(),
     })?;
     deps.channels.forget(principal.tenant_id());
-    audit(deps, principal, "channel.replaced", json!({ "provider": provider })).await;
+    audit(deps, principal, "channel.replaced", json!({ "provider": provider.as_str() })).await;
     let stored = deps.channels.store().get(principal.scope()).await?.ok_or(ApiError::NotFound)?;
     Ok(json(StatusCode::OK, &view(&stored)))
 }
@@ -223,24 +224,24 @@ async fn health_check(deps: &Deps, principal: &Principal) -> Result<Response<Bod
     let channel = deps.channels.open(principal.tenant_id()).await?.ok_or(ApiError::NotFound)?;
     // The Graph API (or the sandbox standing in for it) reads the phone number; a gateway
     // answers its health endpoint.
-    let request = match channel.provider.as_str() {
-        "cloud" | "sandbox" => deps
+    let request = match &channel.config {
+        ChannelConfig::Cloud { .. } | ChannelConfig::Sandbox { .. } => deps
             .graph
             .target(principal.tenant_id(), &channel)
             .ok()
             .map(|target| target.authorise(deps.http.get(target.phone_number_url()))),
-        "gateway" => channel.settings.get("apiUrl").map(|url| {
+        ChannelConfig::Gateway { api_url, .. } => Some(
             deps.http
-                .get(format!("{}/health", url.trim_end_matches('/')))
-                .header("x-api-key", channel.secret("apiKey").unwrap_or_default())
-        }),
-        _ => None,
+                .get(format!("{}/health", api_url.trim_end_matches('/')))
+                .header("x-api-key", channel.secret(SecretName::ApiKey).unwrap_or_default()),
+        ),
+        ChannelConfig::Web => None,
     };
     let healthy = match request {
         Some(request) => Some(match request.send().await {
             Ok(response) => response.status().is_success(),
             Err(e) => {
-                warn!(provider = channel.provider, error = %e.without_url(), "channel health check failed");
+                warn!(provider = channel.config.provider().as_str(), error = %e.without_url(), "channel health check failed");
                 false
             }
         }),

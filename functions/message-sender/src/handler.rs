@@ -269,11 +269,7 @@ async fn book(
     target: &Target,
     count: usize,
 ) -> Result<Booking, StoreError> {
-    let phone_rate = channel
-        .settings
-        .get("messagesPerSecond")
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(DEFAULT_MESSAGES_PER_SECOND);
+    let phone_rate = channel.config.messages_per_second().unwrap_or(DEFAULT_MESSAGES_PER_SECOND);
     let plan_rate = plan_rate(deps, tenant).await?;
     let wait = deps.policy.max_pacing_wait;
     let phone = deps

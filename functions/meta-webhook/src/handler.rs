@@ -1,6 +1,7 @@
 use adapters::channel::Channels;
 use adapters::queues::{Queue, WebhookPointer};
 use adapters::store::messages::MessageStore;
+use domain::channel::{ChannelConfig, SecretName};
 use domain::ids::TenantId;
 use domain::meta::signature_valid;
 use edge::http::{ApiError, into_response, json};
@@ -132,7 +133,7 @@ fn tenant(request: &Request) -> Result<TenantId, ApiError> {
 async fn verify(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
     let tenant = tenant(request)?;
     let channel = deps.channels.open(&tenant).await?.ok_or(ApiError::NotFound)?;
-    let expected = channel.secret("verifyToken").ok_or(ApiError::NotFound)?;
+    let expected = channel.secret(SecretName::VerifyToken).ok_or(ApiError::NotFound)?;
     handshake(request, expected)
 }
 
@@ -177,7 +178,7 @@ async fn receive(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
     let tenant = tenant(request)?;
     let body = raw_body(request)?;
     let channel = deps.channels.open(&tenant).await?;
-    let secret = channel.as_ref().and_then(|c| c.secret("appSecret"));
+    let secret = channel.as_ref().and_then(|c| c.secret(SecretName::AppSecret));
     let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
     if !secret.is_some_and(|s| signature_valid(s.as_bytes(), body, header)) {
         warn!(tenant_id = %tenant, has_channel = channel.is_some(), "webhook signature missing or invalid");
@@ -218,11 +219,9 @@ async fn receive_gateway(deps: &Deps, request: &Request) -> Result<Response<Body
     let channel = deps.channels.open(&tenant).await?;
     let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
     let valid = channel.as_ref().is_some_and(|c| {
-        c.provider == "gateway"
-            && c.settings
-                .get("endpointId")
-                .is_some_and(|id| id.as_bytes().ct_eq(endpoint.as_bytes()).into())
-            && c.secret("webhookSecret")
+        matches!(&c.config, ChannelConfig::Gateway { endpoint_id, .. }
+            if bool::from(endpoint_id.as_bytes().ct_eq(endpoint.as_bytes())))
+            && c.secret(SecretName::WebhookSecret)
                 .is_some_and(|s| signature_valid(s.as_bytes(), body, header))
     });
     if !valid {

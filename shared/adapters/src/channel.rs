@@ -6,6 +6,7 @@
 use crate::aws::envelope::{EnvelopeError, Envelopes};
 use crate::store::StoreError;
 use crate::store::channels::{ChannelRecord, ChannelStore};
+use domain::channel::{ChannelConfig, Provider, SecretName};
 use domain::ids::TenantId;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeMap, HashMap};
@@ -33,14 +34,13 @@ impl SandboxCredentials {
 }
 
 pub struct OpenChannel {
-    pub provider: String,
-    pub settings: BTreeMap<String, String>,
-    secrets: BTreeMap<String, SecretString>,
+    pub config: ChannelConfig,
+    secrets: BTreeMap<SecretName, SecretString>,
 }
 
 impl OpenChannel {
-    pub fn secret(&self, name: &str) -> Option<&str> {
-        self.secrets.get(name).map(|s| s.expose_secret())
+    pub fn secret(&self, name: SecretName) -> Option<&str> {
+        self.secrets.get(&name).map(|s| s.expose_secret())
     }
 }
 
@@ -135,16 +135,19 @@ impl Channels {
             let plain = self.envelopes.open(tenant, sealed).await?;
             let map: BTreeMap<String, String> =
                 serde_json::from_slice(&plain).map_err(|_| ChannelError::Corrupt)?;
-            secrets.extend(map.into_iter().map(|(k, v)| (k, SecretString::from(v))));
+            for (name, value) in map {
+                let name = SecretName::parse(&name).ok_or(ChannelError::Corrupt)?;
+                secrets.insert(name, SecretString::from(value));
+            }
         }
-        if record.provider == "sandbox" {
+        if record.config.provider() == Provider::Sandbox {
             if let Some(s) = &self.sandbox.app_secret {
-                secrets.insert("appSecret".into(), s.clone());
+                secrets.insert(SecretName::AppSecret, s.clone());
             }
             if let Some(s) = &self.sandbox.verify_token {
-                secrets.insert("verifyToken".into(), s.clone());
+                secrets.insert(SecretName::VerifyToken, s.clone());
             }
         }
-        Ok(OpenChannel { provider: record.provider, settings: record.settings, secrets })
+        Ok(OpenChannel { config: record.config, secrets })
     }
 }

@@ -3,6 +3,7 @@
 //! which production leaves unset).
 
 use crate::channel::OpenChannel;
+use domain::channel::{ChannelConfig, SecretName};
 use domain::ids::TenantId;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -37,25 +38,20 @@ impl GraphConfig {
 
     /// The Cloud API endpoints of a tenant's channel, or why it has none.
     pub fn target(&self, tenant: &TenantId, channel: &OpenChannel) -> Result<Target, String> {
-        match channel.provider.as_str() {
-            "cloud" => {
-                let setting = |name: &str| {
-                    channel.settings.get(name).cloned().ok_or(format!("the channel has no {name}"))
-                };
-                Ok(Target {
-                    base: format!(
-                        "{}/{}",
-                        self.graph_api_base.trim_end_matches('/'),
-                        self.graph_api_version
-                    ),
-                    phone_number_id: setting("phoneNumberId")?,
-                    waba_id: setting("wabaId")?,
-                    token: channel.secret("accessToken").map(SecretString::from),
-                })
-            }
+        match &channel.config {
+            ChannelConfig::Cloud { phone_number_id, waba_id, .. } => Ok(Target {
+                base: format!(
+                    "{}/{}",
+                    self.graph_api_base.trim_end_matches('/'),
+                    self.graph_api_version
+                ),
+                phone_number_id: phone_number_id.clone(),
+                waba_id: waba_id.clone(),
+                token: channel.secret(SecretName::AccessToken).map(SecretString::from),
+            }),
             // NOTE: in the sandbox a tenant's phone number (and business account) id is its
             // tenant id: that is how the sandbox knows where to send status webhooks.
-            "sandbox" => match &self.sandbox_url {
+            ChannelConfig::Sandbox { .. } => match &self.sandbox_url {
                 Some(url) => Ok(Target {
                     base: format!("{}/{}", url.trim_end_matches('/'), self.graph_api_version),
                     phone_number_id: tenant.to_string(),
@@ -64,7 +60,10 @@ impl GraphConfig {
                 }),
                 None => Err("the sandbox provider is not available in this stage".into()),
             },
-            other => Err(format!("a {other} channel does not send through the Cloud API")),
+            other => Err(format!(
+                "a {} channel does not send through the Cloud API",
+                other.provider().as_str()
+            )),
         }
     }
 }

@@ -13,6 +13,7 @@ use super::{StoreError, TenantScope, condition_failed, dynamo_err};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use domain::channel::{ChannelConfig, Provider};
 use domain::ids::TenantId;
 use std::collections::BTreeMap;
 
@@ -20,9 +21,8 @@ const CHANNEL_SK: &str = "CHANNEL";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelRecord {
-    pub provider: String,
-    /// Non-secret settings (`phoneNumberId`, `wabaId`, `apiUrl`, `endpointId`).
-    pub settings: BTreeMap<String, String>,
+    /// The provider and its non-secret settings.
+    pub config: ChannelConfig,
     /// The secrets' envelope, opened only where they are used.
     pub sealed_secrets: Option<String>,
     /// A hint of each secret (empty for short ones).
@@ -46,9 +46,13 @@ fn channel_from(item: &Item) -> Result<ChannelRecord, StoreError> {
     let map = |name: &str| -> BTreeMap<String, String> {
         opt_s(item, name).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
     };
+    let provider = get_s(item, "provider")?;
+    let provider = Provider::parse(provider)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown channel provider {provider}")))?;
+    let config = ChannelConfig::from_settings(provider, &map("settings"))
+        .map_err(|name| StoreError::Corrupt(format!("channel without {name}")))?;
     Ok(ChannelRecord {
-        provider: get_s(item, "provider")?.to_owned(),
-        settings: map("settings"),
+        config,
         sealed_secrets: opt_s(item, "secrets").map(str::to_owned),
         secret_hints: map("secretHints"),
         health_status: opt_s(item, "healthStatus").unwrap_or("unknown").to_owned(),
@@ -99,12 +103,14 @@ impl ChannelStore {
     ) -> Result<(), StoreError> {
         let previous = self.get(scope).await?;
         let tenant = scope.tenant_id().as_str();
-        let json =
-            |m: &BTreeMap<String, String>| serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
+        let settings = serde_json::to_string(&channel.config.settings())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let hints = serde_json::to_string(&channel.secret_hints)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut item = key(scope.pk(), CHANNEL_SK);
-        item.insert("provider".into(), s(&channel.provider));
-        item.insert("settings".into(), s(json(&channel.settings)));
-        item.insert("secretHints".into(), s(json(&channel.secret_hints)));
+        item.insert("provider".into(), s(channel.config.provider().as_str()));
+        item.insert("settings".into(), s(settings));
+        item.insert("secretHints".into(), s(hints));
         item.insert("healthStatus".into(), s("unknown"));
         item.insert("updatedAt".into(), n(now_secs()));
         if let Some(sealed) = &channel.sealed_secrets {
@@ -120,13 +126,13 @@ impl ChannelStore {
             Ok(TransactWriteItem::builder().put(builder.build().map_err(dynamo_err)?).build())
         };
         let mut items = vec![put(item, None)?];
-        let new_phone = channel.settings.get("phoneNumberId");
+        let new_phone = channel.config.phone_number_id();
         if let Some(phone) = new_phone {
             let mut lookup = phone_key(phone);
             lookup.insert("tenantId".into(), s(tenant));
             items.push(put(lookup, Some("attribute_not_exists(pk) OR tenantId = :tenant"))?);
         }
-        if let Some(old) = previous.as_ref().and_then(|p| p.settings.get("phoneNumberId"))
+        if let Some(old) = previous.as_ref().and_then(|p| p.config.phone_number_id())
             && Some(old) != new_phone
         {
             let delete = Delete::builder()
@@ -160,7 +166,7 @@ impl ChannelStore {
                 )
                 .build(),
         ];
-        if let Some(phone) = previous.settings.get("phoneNumberId") {
+        if let Some(phone) = previous.config.phone_number_id() {
             items.push(
                 TransactWriteItem::builder()
                     .delete(
