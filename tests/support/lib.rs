@@ -7,6 +7,9 @@
 //! under a unique prefix, so tests run in parallel without seeing each other's data, and
 //! removes them at the end.
 
+// NOTE: over 400 lines: the whole test harness (emulator, stack, app, helpers) that every test
+// binary module shares.
+
 // Test code: a failed expectation is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,5 +1,7 @@
 //! POST /api/auth/register, login, refresh, logout; GET /api/auth/me.
 
+// NOTE: over 400 lines: the system tests of one capability, sharing its helpers.
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};

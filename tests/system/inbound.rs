@@ -1,6 +1,8 @@
 //! The WhatsApp channel and the inbound pipeline: Meta webhooks in, persisted first,
 //! processed exactly once, readable through the API.
 
+// NOTE: over 400 lines: the system tests of one capability, sharing its helpers and fixtures.
+
 use adapters::store::messages::MessageStore;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;

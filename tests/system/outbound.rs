@@ -1,5 +1,7 @@
 //! Outbound messages: the API's request shape and the Cloud API's.
 
+// NOTE: over 400 lines: the system tests of one capability, sharing its helpers and fixtures.
+
 use domain::outbound::OutboundMessage;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

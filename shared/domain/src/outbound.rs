@@ -6,6 +6,9 @@
 //! Template components and interactive objects are Meta's documented JSON: checked for
 //! structure and limits, then passed through unchanged.
 
+// NOTE: over 400 lines: every outbound message type's checks and its Cloud API body, with
+// their tests: one parser, read together.
+
 use super::Violation;
 use serde_json::{Map, Value, json};
 

@@ -9,6 +9,9 @@
 //! Each route also says who may call it: public, or the [`Action`] it performs, which the
 //! permission table in [`domain::access`] answers for every caller.
 
+// NOTE: over 400 lines: the route table, API Gateway's matching rules and their tests read
+// together.
+
 use domain::access::Action;
 
 /// A deployed function's name: its crate is `functions/{name}`.

@@ -11,6 +11,8 @@
 //! it may be retried; a lease that expires uncleared means the sender stopped while Meta
 //! had the request, and the message is then failed rather than possibly sent twice.
 
+// NOTE: over 400 lines: until the repositories are split per aggregate (issue 10, still open).
+
 use super::attrs::{Item, get_s, key, n, now_secs, opt_n, opt_s, s};
 use super::messages::{MessageStore, TxError, sortable, tenant_pk, usage_sk};
 use super::{StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions};
