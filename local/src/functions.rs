@@ -46,28 +46,20 @@ impl Functions {
         resources: &Resources,
         settings: &Settings,
     ) -> Result<Self, StartError> {
-        let keys = || settings.token_keys.clone();
+        let api = edge::config::ApiConfig {
+            token_keys: settings.token_keys.clone(),
+            sandbox: settings.sandbox.clone(),
+            graph: settings.graph.clone(),
+        };
         Ok(Self {
             health: health::Deps::new(clients.clone(), resources.clone()),
             auth: auth::Deps::build(
                 clients,
                 resources,
-                &auth::Config { token_keys: keys(), lockout: settings.lockout },
+                &auth::Config { api: api.clone(), lockout: settings.lockout },
             )?,
-            tenants: tenants::Deps::build(
-                clients,
-                resources,
-                &tenants::Config { token_keys: keys() },
-            )?,
-            channel: channel::Deps::build(
-                clients,
-                resources,
-                &channel::Config {
-                    token_keys: keys(),
-                    sandbox: settings.sandbox.clone(),
-                    graph: settings.graph.clone(),
-                },
-            )?,
+            tenants: tenants::Deps::build(clients, resources, &api)?,
+            channel: channel::Deps::build(clients, resources, &api)?,
             meta_webhook: meta_webhook::Deps::build(
                 clients,
                 resources,
@@ -76,16 +68,8 @@ impl Functions {
                     platform_app: settings.platform_app.clone(),
                 },
             ),
-            messages: messages::Deps::build(
-                clients,
-                resources,
-                &messages::Config {
-                    token_keys: keys(),
-                    sandbox: settings.sandbox.clone(),
-                    graph: settings.graph.clone(),
-                },
-            )?,
-            admin: admin::Deps::build(clients, resources, &admin::Config { token_keys: keys() }),
+            messages: messages::Deps::build(clients, resources, &api)?,
+            admin: admin::Deps::build(clients, resources, &api),
         })
     }
 

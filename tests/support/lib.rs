@@ -590,6 +590,25 @@ impl App {
         }
     }
 
+    /// The sandbox's `GET /_sandbox/stats`: `{"sends", "sentAtMs"}`.
+    pub async fn sandbox_stats(&self) -> serde_json::Value {
+        let response = self.http.get(format!("{}/_sandbox/stats", self.sandbox_url)).send();
+        response.await.expect("stats").json().await.expect("json")
+    }
+
+    /// What the sandbox received for `to`, in order.
+    pub async fn sandbox_sent(&self, to: &str) -> Vec<serde_json::Value> {
+        let response = self
+            .http
+            .get(format!("{}/_sandbox/messages", self.sandbox_url))
+            .query(&[("to", to)])
+            .send()
+            .await
+            .expect("sandbox messages");
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
     /// A new tenant whose channel is the sandbox, paced at `messages_per_second` (`None`:
     /// Meta's default).
     pub async fn sandbox_tenant(&self, name: &str, messages_per_second: Option<u32>) -> Registered {

@@ -57,13 +57,7 @@ async fn a_paced_backlog_under_concurrent_batches_sends_every_message_and_dead_l
     // The sandbox counts accepted sends (this app's sandbox serves this test alone).
     eventually(420, "every backlogged message sent", || async {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        let stats: Value = reqwest::get(format!("{}/_sandbox/stats", app.sandbox_url))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (stats["sends"].as_u64()? >= MESSAGES as u64).then_some(())
+        (app.sandbox_stats().await["sends"].as_u64()? >= MESSAGES as u64).then_some(())
     })
     .await;
     for id in &ids {
@@ -76,26 +70,11 @@ async fn a_paced_backlog_under_concurrent_batches_sends_every_message_and_dead_l
         );
     }
 
-    let stats: Value = reqwest::get(format!("{}/_sandbox/stats", app.sandbox_url))
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = app.sandbox_stats().await;
     let mut recipients = BTreeSet::new();
     for n in 0..MESSAGES {
         let to = format!("+1555090{n:04}");
-        let sent = app
-            .http
-            .get(format!("{}/_sandbox/messages", app.sandbox_url))
-            .query(&[("to", to.as_str())])
-            .send()
-            .await
-            .expect("sandbox")
-            .json::<Value>()
-            .await
-            .expect("json");
-        let items = sent["items"].as_array().cloned().unwrap_or_default();
+        let items = app.sandbox_sent(&to).await;
         assert_eq!(items.len(), 1, "{to} received {} sends; stats {stats}", items.len());
         recipients.insert(to);
     }

@@ -146,14 +146,7 @@ async fn customer_writes(app: &App, owner: &Registered, from: &str) {
 
 /// What the sandbox received for `to`, in order.
 async fn sandbox_sent(app: &App, to: &str) -> Vec<Value> {
-    let response = app
-        .http
-        .get(format!("{}/_sandbox/messages", app.sandbox_url))
-        .query(&[("to", to)])
-        .send()
-        .await
-        .expect("sandbox messages");
-    response.json::<Value>().await.expect("json")["items"].as_array().cloned().unwrap_or_default()
+    app.sandbox_sent(to).await
 }
 
 async fn fault(app: &App, to: &str, code: i64, times: u32) {
@@ -914,12 +907,7 @@ async fn aws_requests_per_outbound_message_are_counted() {
     counter.take();
     assert!(message_sender::handle(&sender, batch).await.batch_item_failures.is_empty());
     let batch_of_ten = counter.take();
-    let sandbox: Value = reqwest::get(format!("{}/_sandbox/stats", app.sandbox_url))
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let sandbox = app.sandbox_stats().await;
     assert_eq!(sandbox["sends"], 12, "every message reached the sandbox once");
 
     println!("POST /api/messages, first: {:?}", accepted[0]);

@@ -36,27 +36,14 @@ async fn the_http_samples_are_answered_as_named() {
     let (c, r) = (&stack.clients, &stack.resources);
     let sandbox = adapters::channel::SandboxCredentials::default();
 
-    let channel = channel::Deps::build(
-        c,
-        r,
-        &channel::Config {
-            token_keys: keys(),
-            sandbox: sandbox.clone(),
-            graph: loopback_graph(None),
-        },
-    )
-    .expect("channel");
-    let messages = messages::Deps::build(
-        c,
-        r,
-        &messages::Config {
-            token_keys: keys(),
-            sandbox: sandbox.clone(),
-            graph: loopback_graph(None),
-        },
-    )
-    .expect("messages");
-    let admin = admin::Deps::build(c, r, &admin::Config { token_keys: keys() });
+    let api = edge::config::ApiConfig {
+        token_keys: keys(),
+        sandbox: sandbox.clone(),
+        graph: loopback_graph(None),
+    };
+    let channel = channel::Deps::build(c, r, &api).expect("channel");
+    let messages = messages::Deps::build(c, r, &api).expect("messages");
+    let admin = admin::Deps::build(c, r, &api);
     let meta = meta_webhook::Deps::build(
         c,
         r,

@@ -3,21 +3,13 @@
 
 use crate::Deps;
 use adapters::aws::AwsClients;
-use adapters::config::{ConfigError, Resources};
+use adapters::config::Resources;
 use adapters::store::messages::MessageStore;
+use edge::config::ApiConfig;
 use edge::principal::Authenticator;
-use edge::tokens::{TokenKeys, token_keys_from_env};
-use std::sync::Arc;
 
-pub struct Config {
-    pub token_keys: Arc<TokenKeys>,
-}
-
-impl Config {
-    pub async fn from_env(clients: &AwsClients) -> Result<Self, ConfigError> {
-        Ok(Self { token_keys: Arc::new(token_keys_from_env(clients).await?) })
-    }
-}
+/// The HTTP functions' common start-up configuration.
+pub type Config = ApiConfig;
 
 impl Deps {
     pub fn build(clients: &AwsClients, resources: &Resources, config: &Config) -> Self {

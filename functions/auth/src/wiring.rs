@@ -6,20 +6,16 @@ use adapters::aws::AwsClients;
 use adapters::config::{Resources, StartError};
 use adapters::store::tenants::TenantStore;
 use domain::passwords::Passwords;
-use edge::tokens::{TokenKeys, token_keys_from_env};
-use std::sync::Arc;
+use edge::config::ApiConfig;
 
 pub struct Config {
-    pub token_keys: Arc<TokenKeys>,
+    pub api: ApiConfig,
     pub lockout: LockoutPolicy,
 }
 
 impl Config {
     pub async fn from_env(clients: &AwsClients) -> Result<Self, StartError> {
-        Ok(Self {
-            token_keys: Arc::new(token_keys_from_env(clients).await?),
-            lockout: LockoutPolicy::from_env()?,
-        })
+        Ok(Self { api: ApiConfig::from_env(clients).await?, lockout: LockoutPolicy::from_env()? })
     }
 }
 
@@ -31,7 +27,7 @@ impl Deps {
     ) -> Result<Self, StartError> {
         Ok(Deps::new(
             TenantStore::of(clients, resources),
-            config.token_keys.clone(),
+            config.api.token_keys.clone(),
             Passwords::new()?,
             config.lockout,
         ))

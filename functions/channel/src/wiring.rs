@@ -3,29 +3,14 @@
 
 use crate::Deps;
 use adapters::aws::AwsClients;
-use adapters::channel::{Channels, SandboxCredentials};
-use adapters::config::{ConfigError, Resources, StartError};
-use adapters::graph::GraphConfig;
+use adapters::channel::Channels;
+use adapters::config::{Resources, StartError};
 use adapters::store::tenants::TenantStore;
+use edge::config::ApiConfig;
 use edge::principal::Authenticator;
-use edge::tokens::{TokenKeys, token_keys_from_env};
-use std::sync::Arc;
 
-pub struct Config {
-    pub token_keys: Arc<TokenKeys>,
-    pub sandbox: SandboxCredentials,
-    pub graph: GraphConfig,
-}
-
-impl Config {
-    pub async fn from_env(clients: &AwsClients) -> Result<Self, ConfigError> {
-        Ok(Self {
-            token_keys: Arc::new(token_keys_from_env(clients).await?),
-            sandbox: SandboxCredentials::from_env(),
-            graph: GraphConfig::from_env(),
-        })
-    }
-}
+/// The HTTP functions' common start-up configuration.
+pub type Config = ApiConfig;
 
 impl Deps {
     pub fn build(

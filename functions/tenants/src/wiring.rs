@@ -3,22 +3,14 @@
 
 use crate::Deps;
 use adapters::aws::AwsClients;
-use adapters::config::{ConfigError, Resources, StartError};
+use adapters::config::{Resources, StartError};
 use adapters::store::tenants::TenantStore;
 use domain::passwords::Passwords;
+use edge::config::ApiConfig;
 use edge::principal::Authenticator;
-use edge::tokens::{TokenKeys, token_keys_from_env};
-use std::sync::Arc;
 
-pub struct Config {
-    pub token_keys: Arc<TokenKeys>,
-}
-
-impl Config {
-    pub async fn from_env(clients: &AwsClients) -> Result<Self, ConfigError> {
-        Ok(Self { token_keys: Arc::new(token_keys_from_env(clients).await?) })
-    }
-}
+/// The HTTP functions' common start-up configuration.
+pub type Config = ApiConfig;
 
 impl Deps {
     pub fn build(

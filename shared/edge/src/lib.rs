@@ -9,6 +9,7 @@
 //!
 //! Queue processors do not depend on this crate: they cannot answer HTTP by mistake.
 
+pub mod config;
 pub mod http;
 pub mod principal;
 pub mod request;
