@@ -384,6 +384,14 @@ pub fn loopback_graph(sandbox_url: Option<&str>) -> adapters::graph::GraphConfig
     }
 }
 
+/// The scope a processor has for a record of our own queues naming `tenant`: what tests
+/// that drive a store directly, as a processor does, act with.
+pub fn scope_of(tenant: &domain::ids::TenantId) -> adapters::store::TenantScope {
+    let record =
+        domain::queues::WebhookPointer { tenant_id: tenant.clone(), event_id: String::new() };
+    adapters::store::TenantScope::of_record(&record)
+}
+
 /// An approved-template message (allowed outside the 24-hour window) for `POST /api/messages`.
 pub fn template_message(to: &str, client_id: &str) -> serde_json::Value {
     serde_json::json!({"to": to, "type": "template", "clientMessageId": client_id,

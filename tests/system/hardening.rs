@@ -49,9 +49,14 @@ async fn a_signed_webhook_too_large_for_one_item_is_stored_whole() {
     let tenant = TenantId::parse(&owner.tenant_id).expect("tenant");
     let store =
         MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone());
-    let ids = store.raw_event_ids_since(&tenant, 0).await.expect("ids");
+    let ids =
+        store.raw_event_ids_since(&switchboard_tests::scope_of(&tenant), 0).await.expect("ids");
     assert_eq!(ids.len(), 1, "{ids:?}");
-    let stored = store.raw_event(&tenant, &ids[0]).await.expect("read").expect("stored");
+    let stored = store
+        .raw_event(&switchboard_tests::scope_of(&tenant), &ids[0])
+        .await
+        .expect("read")
+        .expect("stored");
     assert!(stored == body.as_bytes(), "the body read back differs");
     let parts =
         stack.items(&stack.resources.messages_table, &format!("TENANT#{tenant}"), "RAWPART#").await;

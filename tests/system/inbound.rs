@@ -162,8 +162,11 @@ async fn every_inbound_fixture_lands_as_the_right_records() {
             "{name}: messages with their types"
         );
         for (wamid, status) in &want.statuses {
-            let (state, history) =
-                store.delivery_state(&tenant, wamid).await.expect("read").expect("status stored");
+            let (state, history) = store
+                .delivery_state(&switchboard_tests::scope_of(&tenant), wamid)
+                .await
+                .expect("read")
+                .expect("status stored");
             assert_eq!(&state, status, "{name}");
             assert_eq!(
                 history.iter().map(|h| h.status.as_str()).collect::<Vec<_>>(),
@@ -172,7 +175,10 @@ async fn every_inbound_fixture_lands_as_the_right_records() {
             );
         }
         for (template, language, event) in &want.templates {
-            let stored = store.template_status(&tenant, template, language).await.expect("read");
+            let stored = store
+                .template_status(&switchboard_tests::scope_of(&tenant), template, language)
+                .await
+                .expect("read");
             assert_eq!(stored.as_deref(), Some(event.as_str()), "{name}");
         }
         let mut stored_other: Vec<String> = stack
@@ -389,7 +395,7 @@ async fn the_same_webhook_three_times_is_one_message_and_statuses_only_move_forw
     assert_eq!(messages.len(), 1, "three deliveries, one message: {messages:?}");
     let (status_now, history) =
         MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone())
-            .delivery_state(&tenant, "wamid.OUT1")
+            .delivery_state(&switchboard_tests::scope_of(&tenant), "wamid.OUT1")
             .await
             .expect("read")
             .expect("state");
@@ -408,7 +414,7 @@ async fn the_same_webhook_three_times_is_one_message_and_statuses_only_move_forw
     // Usage counted once.
     let usage =
         MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone())
-            .usage(&tenant, "2000-01-01", "2100-01-01")
+            .usage(&switchboard_tests::scope_of(&tenant), "2000-01-01", "2100-01-01")
             .await
             .expect("usage");
     let inbound: i64 = usage.values().filter_map(|c| c.get("inbound").copied()).sum();
@@ -424,7 +430,11 @@ async fn processing_a_record_twice_as_after_a_crash_before_delete_changes_nothin
     let store =
         MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone());
     let event_id = store
-        .put_raw_event(&tenant, fixture("meta/inbound/image_message.json").as_bytes(), "test")
+        .put_raw_event(
+            &switchboard_tests::scope_of(&tenant),
+            fixture("meta/inbound/image_message.json").as_bytes(),
+            "test",
+        )
         .await
         .expect("raw");
     let deps = webhook_processor::Deps::new(&stack.clients, &stack.resources);
@@ -864,7 +874,7 @@ async fn a_large_webhook_is_stored_compressed_and_still_processed() {
     let event_id = raw[0]["sk"].as_s().expect("sk").trim_start_matches("RAW#").to_owned();
     let stored =
         MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone())
-            .raw_event(&tenant, &event_id)
+            .raw_event(&switchboard_tests::scope_of(&tenant), &event_id)
             .await
             .expect("read")
             .expect("stored");

@@ -1020,7 +1020,8 @@ async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
     );
     let store = MessageStore::new(dynamodb, stack.resources.messages_table.clone());
     let tenant = domain::ids::TenantId::parse(&owner.tenant_id).expect("tenant id");
-    let claim = store.claim_send(&tenant, id, 60).await.expect("claim");
+    let claim =
+        store.claim_send(&switchboard_tests::scope_of(&tenant), id, 60).await.expect("claim");
     assert_eq!(
         lossy.0.load(std::sync::atomic::Ordering::SeqCst),
         ANSWER_LOST,
@@ -1029,7 +1030,8 @@ async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
     let Claim::Claimed(message) = claim else { panic!("the repeated claim lost: {claim:?}") };
     assert_eq!(message.message_id, id);
     // A second claim (another sender, another token) finds the lease held.
-    let again = store.claim_send(&tenant, id, 60).await.expect("claim");
+    let again =
+        store.claim_send(&switchboard_tests::scope_of(&tenant), id, 60).await.expect("claim");
     assert!(matches!(again, Claim::Busy), "{again:?}");
     stack.remove().await;
 }
@@ -1103,7 +1105,16 @@ async fn a_held_bucket_books_nothing_before_the_hold_ends() {
     let book = |buckets: &RateBuckets| {
         let (buckets, tenant, phone) = (buckets.clone(), tenant.clone(), phone.clone());
         async move {
-            match buckets.reserve(&tenant, &phone, Rate::per_second(80), 1, wait).await {
+            match buckets
+                .reserve(
+                    &switchboard_tests::scope_of(&tenant),
+                    &phone,
+                    Rate::per_second(80),
+                    1,
+                    wait,
+                )
+                .await
+            {
                 Ok(Booking::Slots(slots)) => slots.due_us(0),
                 other => panic!("no slot: {other:?}"),
             }
@@ -1113,12 +1124,12 @@ async fn a_held_bucket_books_nothing_before_the_hold_ends() {
     book(&second).await;
 
     let until = now_us() + 1_000_000;
-    first.hold(&tenant, &phone, until).await.expect("hold");
+    first.hold(&switchboard_tests::scope_of(&tenant), &phone, until).await.expect("hold");
     assert!(book(&second).await >= until, "the other sender waits for the hold");
     assert!(book(&first).await >= until, "so does the one that held it");
 
     // An earlier hold does not pull the clock back.
-    first.hold(&tenant, &phone, now_us()).await.expect("hold");
+    first.hold(&switchboard_tests::scope_of(&tenant), &phone, now_us()).await.expect("hold");
     assert!(book(&second).await >= until);
     stack.remove().await;
 }

@@ -1,5 +1,6 @@
 use adapters::queues::{Queue, WebhookPointer};
 use adapters::store::messages::MessageStore;
+use adapters::store::tenants::TenantStore;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use domain::Violation;
@@ -15,6 +16,7 @@ use tracing::{info, instrument};
 
 pub struct Deps {
     messages: MessageStore,
+    tenants: TenantStore,
     inbound: Queue<WebhookPointer>,
     authenticator: Authenticator,
 }
@@ -22,11 +24,12 @@ pub struct Deps {
 impl Deps {
     pub fn new(
         messages: MessageStore,
+        tenants: TenantStore,
         sqs: aws_sdk_sqs::Client,
         inbound_queue_url: String,
         authenticator: Authenticator,
     ) -> Self {
-        Self { messages, inbound: Queue::new(sqs, inbound_queue_url), authenticator }
+        Self { messages, tenants, inbound: Queue::new(sqs, inbound_queue_url), authenticator }
     }
 }
 
@@ -65,7 +68,8 @@ async fn replay(
     let since = DateTime::from_str(&body.since, Format::DateTime).map_err(|_| {
         ApiError::Validation(vec![Violation::new("since", "must be an RFC 3339 time")])
     })?;
-    let ids = deps.messages.raw_event_ids_since(&tenant, since.secs()).await?;
+    let scope = deps.tenants.existing(&tenant).await?.ok_or(ApiError::NotFound)?;
+    let ids = deps.messages.raw_event_ids_since(&scope, since.secs()).await?;
     let pointers: Vec<WebhookPointer> = ids
         .iter()
         .map(|id| WebhookPointer { tenant_id: tenant.clone(), event_id: id.clone() })

@@ -5,6 +5,7 @@ use crate::Deps;
 use adapters::aws::AwsClients;
 use adapters::config::Resources;
 use adapters::store::messages::MessageStore;
+use adapters::store::tenants::TenantStore;
 use edge::config::ApiConfig;
 use edge::principal::Authenticator;
 
@@ -15,6 +16,7 @@ impl Deps {
     pub fn build(clients: &AwsClients, resources: &Resources, config: &Config) -> Self {
         Deps::new(
             MessageStore::of(clients, resources),
+            TenantStore::of(clients, resources),
             clients.sqs.clone(),
             resources.inbound_events_queue_url.clone(),
             Authenticator::of(config.token_keys.clone(), clients, resources),

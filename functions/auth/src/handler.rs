@@ -1,9 +1,10 @@
+use adapters::store::TenantScope;
 use adapters::store::attrs::now_secs;
 use adapters::store::tenants::{
     AuditEntry, NewUser, RefreshGrant, RotateOutcome, TenantStore, UserRecord,
 };
 use domain::Violation;
-use domain::ids::{TenantId, UserId};
+use domain::ids::UserId;
 use domain::passwords::Passwords;
 use domain::secrets::{new_refresh_token, sha256_hex};
 use domain::tenant::Tier;
@@ -132,14 +133,14 @@ async fn start_login(deps: &Deps, user: &UserRecord) -> Result<Tokens, ApiError>
     let now = now_secs();
     let access_token = deps
         .keys
-        .issue(&user.id, &user.tenant_id, user.role, now.max(0) as u64)
+        .issue(&user.id, user.tenant_id(), user.role, now.max(0) as u64)
         .map_err(ApiError::internal)?;
     let refresh_token = new_refresh_token().map_err(ApiError::internal)?;
     let family_id = new_family_id()?;
     let grant =
-        RefreshGrant { user_id: user.id.clone(), tenant_id: user.tenant_id.clone(), family_id };
+        RefreshGrant { user_id: user.id.clone(), tenant_id: user.tenant_id().clone(), family_id };
     deps.store.start_login(&grant, &sha256_hex(&refresh_token), now + REFRESH_TTL_SECS).await?;
-    seen(deps, &user.tenant_id, &user.id, true).await;
+    seen(deps, user.scope(), &user.id, true).await;
     Ok(Tokens {
         access_token,
         refresh_token,
@@ -306,14 +307,16 @@ async fn refresh(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
     let (grant, scope) = match outcome {
         RotateOutcome::Rotated(grant, scope) => (grant, scope),
         RotateOutcome::Reused => {
-            if let Some(grant) = deps.store.refresh_grant(&sha256_hex(&body.refresh_token)).await? {
+            if let Some((grant, scope)) =
+                deps.store.refresh_grant(&sha256_hex(&body.refresh_token)).await?
+            {
                 let entry = AuditEntry {
                     action: "login.refresh_reuse_revoked",
                     actor_id: Some(grant.user_id.to_string()),
                     target_id: Some(grant.family_id.clone()),
                     detail: serde_json::json!({ "sourceIp": source_ip(request) }),
                 };
-                if let Err(e) = deps.store.audit(&grant.tenant_id, entry).await {
+                if let Err(e) = deps.store.audit(&scope, entry).await {
                     warn!(error = %e, "audit entry not written");
                 }
             }
@@ -328,9 +331,9 @@ async fn refresh(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
     };
     let access_token = deps
         .keys
-        .issue(&user.id, &user.tenant_id, user.role, now.max(0) as u64)
+        .issue(&user.id, user.tenant_id(), user.role, now.max(0) as u64)
         .map_err(ApiError::internal)?;
-    seen(deps, &user.tenant_id, &user.id, true).await;
+    seen(deps, user.scope(), &user.id, true).await;
     Ok(json(
         StatusCode::OK,
         &Tokens {
@@ -350,19 +353,19 @@ async fn logout(
     let body: RefreshBody = json_body(request, DEFAULT_BODY_LIMIT)?;
     // Only the caller's own login ends; an unknown or foreign token changes nothing, and
     // the answer is the same so that tokens cannot be probed.
-    if let Some(grant) = deps.store.refresh_grant(&sha256_hex(&body.refresh_token)).await?
+    if let Some((grant, scope)) = deps.store.refresh_grant(&sha256_hex(&body.refresh_token)).await?
         && Some(&grant.user_id) == principal.user_id()
         && &grant.tenant_id == principal.tenant_id()
     {
         deps.store.revoke_login(&grant.family_id).await?;
-        seen(deps, &grant.tenant_id, &grant.user_id, false).await;
+        seen(deps, &scope, &grant.user_id, false).await;
     }
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// Presence for auto-assignment: best effort, never a reason to fail a login.
-async fn seen(deps: &Deps, tenant: &TenantId, user: &UserId, online: bool) {
-    if let Err(e) = deps.store.mark_seen(tenant, user, online).await {
+async fn seen(deps: &Deps, scope: &TenantScope, user: &UserId, online: bool) {
+    if let Err(e) = deps.store.mark_seen(scope, user, online).await {
         warn!(error = %e, "presence not recorded");
     }
 }
@@ -391,7 +394,7 @@ async fn audit(
     let entry =
         AuditEntry { action, actor_id: Some(user.id.to_string()), target_id: target, detail };
     // NOTE: a lost audit entry must not fail the user's request; it is logged instead.
-    if let Err(e) = deps.store.audit(&user.tenant_id, entry).await {
+    if let Err(e) = deps.store.audit(user.scope(), entry).await {
         warn!(error = %e, action, "audit entry not written");
     }
 }

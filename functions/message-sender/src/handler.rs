@@ -20,11 +20,11 @@ use adapters::events::PartnerEvents;
 use adapters::graph::{GraphConfig, Target};
 use adapters::queues::{Inbox, Poison, SendJob, batch_response};
 use adapters::resources::{OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE};
-use adapters::store::StoreError;
 use adapters::store::channels::ChannelStore;
 use adapters::store::messages::MessageStore;
 use adapters::store::pacing::{Booking, Bucket, RateBuckets};
 use adapters::store::tenants::TenantStore;
+use adapters::store::{StoreError, TenantScope};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::ids::TenantId;
 use domain::pacing::{DEFAULT_MESSAGES_PER_SECOND, Rate, Reservation};
@@ -146,10 +146,13 @@ impl From<StoreError> for Outcome {
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let mut outcomes: Vec<Option<Outcome>> = event.records.iter().map(|_| None).collect();
-    let mut groups: BTreeMap<TenantId, Vec<(usize, String)>> = BTreeMap::new();
+    let mut groups: BTreeMap<TenantScope, Vec<(usize, String)>> = BTreeMap::new();
     for (index, record) in event.records.iter().enumerate() {
         match Inbox::parse::<SendJob>(record) {
-            Ok(job) => groups.entry(job.tenant_id).or_default().push((index, job.message_id)),
+            Ok(job) => groups
+                .entry(TenantScope::of_record(&job))
+                .or_default()
+                .push((index, job.message_id)),
             Err(poison) => outcomes[index] = Some(Outcome::Poison(poison)),
         }
     }
@@ -191,7 +194,7 @@ async fn give_up(deps: &Deps, record: &SqsMessage) {
     let Ok(job) = Inbox::parse::<SendJob>(record) else { return };
     let failed = fail(
         deps,
-        &job.tenant_id,
+        &TenantScope::of_record(&job),
         &job.message_id,
         &json!("dead_lettered"),
         "Switchboard failed to process the send repeatedly and gave it up; it was not sent.",
@@ -208,11 +211,11 @@ async fn give_up(deps: &Deps, record: &SqsMessage) {
 #[instrument(skip_all, fields(tenant_id = %tenant, records = jobs.len()))]
 async fn send_group(
     deps: &Deps,
-    tenant: TenantId,
+    tenant: TenantScope,
     jobs: Vec<(usize, String)>,
 ) -> Vec<(usize, Outcome)> {
     let all = |outcome: &dyn Fn() -> Outcome| jobs.iter().map(|(i, _)| (*i, outcome())).collect();
-    let channel = match deps.channels.open(&tenant).await {
+    let channel = match deps.channels.open(tenant.tenant_id()).await {
         Ok(channel) => channel,
         Err(e) => {
             let e = e.to_string();
@@ -220,7 +223,9 @@ async fn send_group(
         }
     };
     let target = match &channel {
-        Some(channel) => deps.graph.target(&tenant, channel).map(|t| (channel.clone(), t)),
+        Some(channel) => {
+            deps.graph.target(tenant.tenant_id(), channel).map(|t| (channel.clone(), t))
+        }
         None => Err("the tenant has no WhatsApp channel".into()),
     };
     let (channel, target) = match target {
@@ -263,7 +268,7 @@ async fn send_group(
 /// Slots for `count` sends in the phone number's bucket and the tenant's.
 async fn book(
     deps: &Deps,
-    tenant: &TenantId,
+    tenant: &TenantScope,
     channel: &OpenChannel,
     target: &Target,
     count: usize,
@@ -293,20 +298,20 @@ async fn book(
 }
 
 /// The tenant's plan limit, read at most once a minute per process.
-async fn plan_rate(deps: &Deps, tenant: &TenantId) -> Result<u32, StoreError> {
+async fn plan_rate(deps: &Deps, tenant: &TenantScope) -> Result<u32, StoreError> {
     if let Ok(cache) = deps.plan_rates.lock()
-        && let Some((at, rate)) = cache.get(tenant)
+        && let Some((at, rate)) = cache.get(tenant.tenant_id())
         && at.elapsed() < Duration::from_secs(60)
     {
         return Ok(*rate);
     }
-    let record = deps.tenants.tenant_by_id(tenant).await?.ok_or(StoreError::NotFound)?;
+    let record = deps.tenants.tenant_of(tenant).await?.ok_or(StoreError::NotFound)?;
     let rate = record.tier.limits().messages_per_second;
     if let Ok(mut cache) = deps.plan_rates.lock() {
         if cache.len() > 4096 {
             cache.clear();
         }
-        cache.insert(tenant.clone(), (Instant::now(), rate));
+        cache.insert(tenant.tenant_id().clone(), (Instant::now(), rate));
     }
     Ok(rate)
 }

@@ -4,10 +4,9 @@
 use crate::handler::{Deps, Outcome, Policy};
 use adapters::events;
 use adapters::graph::Target;
-use adapters::store::StoreError;
 use adapters::store::outbound::{Claim, Outbound};
 use adapters::store::pacing::{Bucket, now_us};
-use domain::ids::TenantId;
+use adapters::store::{StoreError, TenantScope};
 use domain::meta::{ErrorClass, classify_error, graph_error};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -46,7 +45,7 @@ async fn post(deps: &Deps, target: &Target, body: &Value) -> Answer {
 #[instrument(skip_all, fields(message_id = %message_id))]
 pub(crate) async fn send_one(
     deps: &Deps,
-    tenant: &TenantId,
+    tenant: &TenantScope,
     target: &Target,
     message_id: &str,
     due_us: i64,
@@ -58,7 +57,7 @@ pub(crate) async fn send_one(
 
 async fn try_send(
     deps: &Deps,
-    tenant: &TenantId,
+    tenant: &TenantScope,
     target: &Target,
     message_id: &str,
     due_us: i64,
@@ -134,7 +133,7 @@ async fn sleep_until_us(at_us: i64) {
 /// Meta has the message: its wamid must be recorded, or a retry would send it again.
 async fn record_sent(
     deps: &Deps,
-    tenant: &TenantId,
+    tenant: &TenantScope,
     message: &Outbound,
     wamid: &str,
 ) -> Result<(), Outcome> {
@@ -153,7 +152,7 @@ async fn record_sent(
 
 async fn refused(
     deps: &Deps,
-    tenant: &TenantId,
+    tenant: &TenantScope,
     target: &Target,
     message: &Outbound,
     attempt: i64,
@@ -198,10 +197,10 @@ async fn refused(
             .await
         }
         ErrorClass::Token => {
-            if let Err(e) = deps.channels.store().record_health_for(tenant, Some(false)).await {
+            if let Err(e) = deps.channels.store().record_health(tenant, Some(false)).await {
                 warn!(error = %e, "channel health not recorded");
             }
-            deps.channels.forget(tenant);
+            deps.channels.forget(tenant.tenant_id());
             let reason = format!(
                 "The channel's access token was refused ({title}); update it with PUT /api/whatsapp/channel."
             );
@@ -219,7 +218,7 @@ async fn refused(
 /// call that failed it.
 pub(crate) async fn fail(
     deps: &Deps,
-    tenant: &TenantId,
+    tenant: &TenantScope,
     message_id: &str,
     code: &Value,
     title: &str,
@@ -227,7 +226,7 @@ pub(crate) async fn fail(
     if !deps.messages.record_failed(tenant, message_id, code, title).await? {
         return Ok(());
     }
-    let event = events::message_failed(tenant, message_id, code, title);
+    let event = events::message_failed(tenant.tenant_id(), message_id, code, title);
     // NOTE: the message is failed already, so a redelivery would not come back here: the
     // event is retried in place. The event id is stable, so a repeat is harmless.
     let queued = in_place(4, "failure event not queued yet", || {
@@ -268,7 +267,7 @@ const THROUGHPUT_PAUSE_US: i64 = 1_000_000;
 /// Retries after a backoff with jitter, or fails the message once `limit` sends failed.
 async fn retry_or_fail(
     deps: &Deps,
-    tenant: &TenantId,
+    tenant: &TenantScope,
     message: &Outbound,
     attempt: i64,
     limit: i64,

@@ -103,7 +103,7 @@ async fn repeat(
     }
     let stored = deps
         .messages
-        .outbound(principal.tenant_id(), &message_id)
+        .outbound(principal.scope(), &message_id)
         .await?
         .ok_or_else(|| ApiError::internal("message of a client id is missing"))?;
     if !stored.enqueued && !stored.settled() {
@@ -111,7 +111,7 @@ async fn repeat(
     }
     // Once Meta has it, its wamid item carries how far it got (delivered, read).
     let status = match &stored.wamid {
-        Some(wamid) => deps.messages.delivery_state(principal.tenant_id(), wamid).await?,
+        Some(wamid) => deps.messages.delivery_state(principal.scope(), wamid).await?,
         None => None,
     }
     .map_or(stored.status, |(status, _)| status);
@@ -133,7 +133,7 @@ async fn enqueue(
         warn!(message_id, error = %e, "message stored but not queued");
         ApiError::from(e)
     })?;
-    if let Err(e) = deps.messages.mark_enqueued(principal.tenant_id(), message_id).await {
+    if let Err(e) = deps.messages.mark_enqueued(principal.scope(), message_id).await {
         // Harmless: a repeat would queue it again, and the sender sends it once.
         warn!(message_id, error = %e, "queued mark not written");
     }

@@ -1,5 +1,6 @@
 use adapters::channel::Channels;
 use adapters::queues::{Queue, WebhookPointer};
+use adapters::store::TenantScope;
 use adapters::store::messages::MessageStore;
 use domain::channel::{ChannelConfig, SecretName};
 use domain::ids::TenantId;
@@ -76,7 +77,7 @@ impl PlatformApp {
 
 /// Raw platform webhooks, and the changes no tenant owns, are kept under this pseudo
 /// tenant: stored and visible to operators, never dropped.
-pub const PLATFORM_PARTITION: &str = "ten_platform";
+pub use adapters::store::PLATFORM_PARTITION;
 
 pub struct Deps {
     platform: PlatformApp,
@@ -178,29 +179,31 @@ async fn receive(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
     let tenant = tenant(request)?;
     let body = raw_body(request)?;
     let channel = deps.channels.open(&tenant).await?;
-    let secret = channel.as_ref().and_then(|c| c.secret(SecretName::AppSecret));
     let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
-    if !secret.is_some_and(|s| signature_valid(s.as_bytes(), body, header)) {
-        warn!(tenant_id = %tenant, has_channel = channel.is_some(), "webhook signature missing or invalid");
+    let verified = channel.filter(|c| {
+        c.secret(SecretName::AppSecret).is_some_and(|s| signature_valid(s.as_bytes(), body, header))
+    });
+    let Some(channel) = verified else {
+        warn!(tenant_id = %tenant, "webhook signature missing or invalid, or no channel");
         return Err(ApiError::Unauthorized);
-    }
-
-    store_and_queue(deps, &tenant, body, "meta").await?;
+    };
+    store_and_queue(deps, &channel.scope, body, "meta").await?;
     Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
 }
 
 /// Persist first, queue after; a body that is not JSON goes to the DLQ with its reason.
 async fn store_and_queue(
     deps: &Deps,
-    tenant: &TenantId,
+    scope: &TenantScope,
     body: &[u8],
     source: &str,
 ) -> Result<(), ApiError> {
-    let event_id = deps.messages.put_raw_event(tenant, body, source).await?;
+    let tenant = scope.tenant_id();
+    let event_id = deps.messages.put_raw_event(scope, body, source).await?;
     let pointer = WebhookPointer { tenant_id: tenant.clone(), event_id: event_id.clone() };
     if serde_json::from_slice::<serde_json::Value>(body).is_err() {
         deps.inbound_dlq.send_with_reason(&pointer, "malformed_json").await?;
-        deps.messages.mark_raw_event(tenant, &event_id, "dead_lettered:malformed_json").await?;
+        deps.messages.mark_raw_event(scope, &event_id, "dead_lettered:malformed_json").await?;
         warn!(tenant_id = %tenant, event_id, "signed webhook is not JSON; stored and dead-lettered");
         return Ok(());
     }
@@ -224,11 +227,11 @@ async fn receive_gateway(deps: &Deps, request: &Request) -> Result<Response<Body
             && c.secret(SecretName::WebhookSecret)
                 .is_some_and(|s| signature_valid(s.as_bytes(), body, header))
     });
-    if !valid {
+    let Some(channel) = channel.filter(|_| valid) else {
         warn!(tenant_id = %tenant, "gateway webhook not signed by this tenant's gateway endpoint");
         return Err(ApiError::Unauthorized);
-    }
-    store_and_queue(deps, &tenant, body, "gateway").await?;
+    };
+    store_and_queue(deps, &channel.scope, body, "gateway").await?;
     Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
 }
 
@@ -245,15 +248,14 @@ async fn receive_platform(deps: &Deps, request: &Request) -> Result<Response<Bod
         warn!("platform webhook signature missing or invalid");
         return Err(ApiError::Unauthorized);
     }
-    let platform = TenantId::parse(PLATFORM_PARTITION)
-        .ok_or_else(|| ApiError::internal("platform partition id"))?;
+    let platform = TenantScope::platform_webhooks();
     let Ok(payload) = serde_json::from_slice::<serde_json::Value>(body) else {
         store_and_queue(deps, &platform, body, "meta-platform").await?;
         return Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })));
     };
     let original = deps.messages.put_raw_event(&platform, body, "meta-platform").await?;
 
-    let mut by_tenant: std::collections::BTreeMap<TenantId, Vec<serde_json::Value>> =
+    let mut by_tenant: std::collections::BTreeMap<TenantScope, Vec<serde_json::Value>> =
         Default::default();
     let mut unrouted = 0;
     for entry in payload["entry"].as_array().into_iter().flatten() {

@@ -73,7 +73,7 @@ impl Ctx<'_> {
             target_id: target,
             detail,
         };
-        if let Err(e) = self.deps.store.audit(self.principal.tenant_id(), entry).await {
+        if let Err(e) = self.deps.store.audit(self.principal.scope(), entry).await {
             warn!(error = %e, action, "audit entry not written");
         }
     }

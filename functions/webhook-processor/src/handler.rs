@@ -3,13 +3,12 @@ use adapters::config::Resources;
 use adapters::events::{PartnerEvents, event, event_id};
 use adapters::queues::{Inbox, Poison, QueueError, WebhookPointer, batch_response};
 use adapters::resources::INBOUND_EVENTS_QUEUE;
-use adapters::store::StoreError;
 use adapters::store::attrs::rfc3339;
 use adapters::store::messages::MessageStore;
 use adapters::store::tenants::TenantStore;
+use adapters::store::{StoreError, TenantScope};
 use adapters::telemetry::error_chain;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use domain::ids::TenantId;
 use domain::meta::{self, WebhookItem};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -57,19 +56,20 @@ impl Deps {
 /// finds the conversation assigned.
 async fn auto_assign(
     deps: &Deps,
-    tenant: &TenantId,
+    scope: &TenantScope,
     conversation_id: &str,
 ) -> Result<(), StoreError> {
+    let tenant = scope.tenant_id();
     let Some(tenants) = &deps.tenants else { return Ok(()) };
     // NOTE: read for each new conversation (not cached): new conversations are few, and
     // a tenant switching auto-assignment on expects the next one to follow it.
-    let on = tenants.tenant_by_id(tenant).await?.is_some_and(|t| t.settings.auto_assignment);
+    let on = tenants.tenant_of(scope).await?.is_some_and(|t| t.settings.auto_assignment);
     if !on {
         return Ok(());
     }
-    match tenants.next_online_agent(tenant).await? {
+    match tenants.next_online_agent(scope).await? {
         Some(agent) => {
-            if deps.messages.assign_if_unassigned(tenant, conversation_id, agent.as_str()).await? {
+            if deps.messages.assign_if_unassigned(scope, conversation_id, agent.as_str()).await? {
                 info!(tenant_id = %tenant, conversation_id, agent_id = %agent, "conversation assigned");
             }
         }
@@ -128,8 +128,9 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
 #[instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or_default()))]
 async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
     let pointer: WebhookPointer = Inbox::parse(record)?;
-    let tenant = pointer.tenant_id;
-    let Some(raw) = deps.messages.raw_event(&tenant, &pointer.event_id).await? else {
+    let scope = TenantScope::of_record(&pointer);
+    let tenant = scope.tenant_id().clone();
+    let Some(raw) = deps.messages.raw_event(&scope, &pointer.event_id).await? else {
         warn!(tenant_id = %tenant, event_id = pointer.event_id, "raw event no longer stored; nothing to apply");
         return Ok(());
     };
@@ -141,9 +142,9 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
     for (index, item) in items.into_iter().enumerate() {
         match item {
             WebhookItem::Message(message) => {
-                let applied = deps.messages.apply_inbound(&tenant, &message).await?;
+                let applied = deps.messages.apply_inbound(&scope, &message).await?;
                 if applied.new_conversation {
-                    auto_assign(deps, &tenant, &applied.conversation_id).await?;
+                    auto_assign(deps, &scope, &applied.conversation_id).await?;
                     events.push(event(
                         event_id(&["conversation.created", tenant.as_str(), &applied.conversation_id]),
                         "conversation.created",
@@ -167,7 +168,7 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
                 ));
             }
             WebhookItem::Status(status) => {
-                let applied = deps.messages.apply_status(&tenant, &status).await?;
+                let applied = deps.messages.apply_status(&scope, &status).await?;
                 events.push(event(
                     event_id(&["message.status", tenant.as_str(), &status.wamid, status.status.as_str()]),
                     "message.status",
@@ -182,7 +183,7 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
                 ));
             }
             WebhookItem::Template(template) => {
-                deps.messages.apply_template_status(&tenant, &template).await?;
+                deps.messages.apply_template_status(&scope, &template).await?;
                 let language = template.language.clone().unwrap_or_default();
                 events.push(event(
                     event_id(&["template.status", tenant.as_str(), &template.name, &language, &template.event]),
@@ -193,13 +194,13 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
             }
             WebhookItem::Other { field, raw } => {
                 deps.messages
-                    .put_channel_event(&tenant, &pointer.event_id, index, &field, &raw)
+                    .put_channel_event(&scope, &pointer.event_id, index, &field, &raw)
                     .await?;
             }
         }
     }
     deps.events.emit(&events).await?;
-    deps.messages.mark_raw_event(&tenant, &pointer.event_id, "processed").await?;
+    deps.messages.mark_raw_event(&scope, &pointer.event_id, "processed").await?;
     info!(tenant_id = %tenant, event_id = pointer.event_id, partner_events = events.len(), "webhook applied");
     Ok(())
 }

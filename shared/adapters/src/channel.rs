@@ -4,8 +4,8 @@
 //! effect in other warm processes within [`CACHE_TTL`].
 
 use crate::aws::envelope::{EnvelopeError, Envelopes};
-use crate::store::StoreError;
 use crate::store::channels::{ChannelRecord, ChannelStore};
+use crate::store::{StoreError, TenantScope};
 use domain::channel::{ChannelConfig, Provider, SecretName};
 use domain::ids::TenantId;
 use secrecy::{ExposeSecret, SecretString};
@@ -34,6 +34,9 @@ impl SandboxCredentials {
 }
 
 pub struct OpenChannel {
+    /// The channel's tenant: a webhook whose signature this channel's secret verifies acts
+    /// for it.
+    pub scope: TenantScope,
     pub config: ChannelConfig,
     secrets: BTreeMap<SecretName, SecretString>,
 }
@@ -148,6 +151,6 @@ impl Channels {
                 secrets.insert(SecretName::VerifyToken, s.clone());
             }
         }
-        Ok(OpenChannel { config: record.config, secrets })
+        Ok(OpenChannel { scope: TenantScope::new(tenant.clone()), config: record.config, secrets })
     }
 }

@@ -5,6 +5,23 @@ use crate::ids::TenantId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+/// A message that belongs to one tenant.
+pub trait Tenanted {
+    fn tenant_id(&self) -> &TenantId;
+}
+
+macro_rules! tenanted {
+    ($($message:ty),*) => {
+        $(impl Tenanted for $message {
+            fn tenant_id(&self) -> &TenantId {
+                &self.tenant_id
+            }
+        })*
+    };
+}
+
+tenanted!(WebhookPointer, SendJob, PartnerEvent);
+
 /// A queue's body type.
 pub trait QueueMessage: Serialize + DeserializeOwned + Send + Sync {
     /// What the message is, for logs and dead-letter reasons.

@@ -78,11 +78,12 @@ impl ChannelStore {
         item.as_ref().map(channel_from).transpose()
     }
 
-    /// The tenant whose cloud channel uses `phone_number_id`.
+    /// The tenant whose cloud channel uses `phone_number_id` (a platform webhook names the
+    /// number; the number's owner is the tenant it is for).
     pub async fn tenant_of_phone(
         &self,
         phone_number_id: &str,
-    ) -> Result<Option<TenantId>, StoreError> {
+    ) -> Result<Option<TenantScope>, StoreError> {
         let out = self
             .db
             .get_item()
@@ -91,7 +92,8 @@ impl ChannelStore {
             .send()
             .await
             .map_err(dynamo_err)?;
-        Ok(out.item.as_ref().and_then(|i| opt_s(i, "tenantId")).and_then(TenantId::parse))
+        let tenant = out.item.as_ref().and_then(|i| opt_s(i, "tenantId")).and_then(TenantId::parse);
+        Ok(tenant.map(TenantScope::new))
     }
 
     /// Replaces the tenant's channel. A phone number id already used by another tenant's
@@ -188,20 +190,14 @@ impl ChannelStore {
         Ok(true)
     }
 
+    /// After a health check, or when the sender learns from Meta that a token no longer
+    /// works.
     pub async fn record_health(
         &self,
         scope: &TenantScope,
         healthy: Option<bool>,
     ) -> Result<(), StoreError> {
-        self.record_health_for(scope.tenant_id(), healthy).await
-    }
-
-    /// For the message sender, which learns from Meta that a token no longer works.
-    pub async fn record_health_for(
-        &self,
-        tenant: &TenantId,
-        healthy: Option<bool>,
-    ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         let status = match healthy {
             Some(true) => "healthy",
             Some(false) => "unhealthy",

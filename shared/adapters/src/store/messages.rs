@@ -292,9 +292,10 @@ impl MessageStore {
     /// transaction keyed on the wamid.
     pub async fn apply_inbound(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         message: &InboundMessage,
     ) -> Result<Applied, StoreError> {
+        let tenant = scope.tenant_id();
         let pk = tenant_pk(tenant);
         // Concurrent first messages of one new contact race for the contact item; the
         // loser reads the winner's conversation and tries again.
@@ -495,9 +496,10 @@ impl MessageStore {
     /// the sender has recorded its wamid.
     pub async fn apply_status(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         update: &StatusUpdate,
     ) -> Result<StatusApplied, StoreError> {
+        let tenant = scope.tenant_id();
         let pk = tenant_pk(tenant);
         let status = update.status.as_str();
         let ts = if update.timestamp > 0 { update.timestamp } else { now_secs() };
@@ -560,9 +562,10 @@ impl MessageStore {
 
     pub async fn delivery_state(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         wamid: &str,
     ) -> Result<Option<(String, Vec<StatusEntry>)>, StoreError> {
+        let tenant = scope.tenant_id();
         let item = self.get(key(tenant_pk(tenant), format!("WAMID#{wamid}"))).await?;
         Ok(item.map(|i| (opt_s(&i, "status").unwrap_or("queued").to_owned(), history_from(&i))))
     }
@@ -573,9 +576,10 @@ impl MessageStore {
     /// (category, components) stays.
     pub async fn apply_template_status(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         template: &TemplateStatus,
     ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         let language = template.language.as_deref().unwrap_or("-");
         self.db
             .update_item()
@@ -669,10 +673,11 @@ impl MessageStore {
 
     pub async fn template_status(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         name: &str,
         language: &str,
     ) -> Result<Option<String>, StoreError> {
+        let tenant = scope.tenant_id();
         let item = self.get(key(tenant_pk(tenant), format!("TEMPLATE#{name}#{language}"))).await?;
         Ok(item.as_ref().and_then(|i| opt_s(i, "status")).map(str::to_owned))
     }
@@ -681,12 +686,13 @@ impl MessageStore {
     /// unknown fields), raw, under the event it came in.
     pub async fn put_channel_event(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         event_id: &str,
         index: usize,
         field: &str,
         raw: &serde_json::Value,
     ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         let mut item = key(tenant_pk(tenant), format!("EVENT#{event_id}#{index:04}"));
         item.insert("field".into(), s(field));
         item.insert("raw".into(), s(raw.to_string()));
@@ -753,10 +759,11 @@ impl MessageStore {
     /// Auto-assignment: gives a new conversation to `agent` unless someone has it already.
     pub async fn assign_if_unassigned(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         conversation_id: &str,
         agent: &str,
     ) -> Result<bool, StoreError> {
+        let tenant = scope.tenant_id();
         let out = self
             .db
             .update_item()
@@ -877,13 +884,14 @@ impl MessageStore {
     /// shards added up.
     pub async fn usage(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         from: &str,
         to: &str,
     ) -> Result<
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
         StoreError,
     > {
+        let tenant = scope.tenant_id();
         let mut days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
             std::collections::BTreeMap::new();
         let query = self.sk_between(tenant, &format!("USAGE#{from}"), &format!("USAGE#{to}#~"));

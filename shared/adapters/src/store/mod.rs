@@ -1,6 +1,6 @@
-//! DynamoDB adapters. Every item of tenant data is keyed under `TENANT#<id>`, and the
-//! methods that read or write it take a [`TenantScope`], which only authentication (or
-//! registration) can produce: a handler cannot name another tenant's data.
+//! DynamoDB adapters. Every item of tenant data is keyed under `TENANT#<id>`, and every
+//! method that reads or writes it takes a [`TenantScope`]: a handler cannot name another
+//! tenant's data.
 
 pub mod attrs;
 pub mod channels;
@@ -12,15 +12,37 @@ pub mod raw_events;
 pub mod tenants;
 
 use domain::ids::TenantId;
+use domain::queues::Tenanted;
 
-/// Proof that the caller acts for this tenant. Constructed only inside this crate, by
-/// `auth::principal` after verifying a token or key, and by registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The pseudo tenant of [`TenantScope::platform_webhooks`].
+pub const PLATFORM_PARTITION: &str = "ten_platform";
+
+/// Proof that the caller acts for this tenant. Made only where that was established:
+///
+/// - a verified credential whose record is stored (`TenantStore::authenticate_user`,
+///   `authenticate_api_key`), or a registration;
+/// - a signed webhook's channel (`channel::OpenChannel::scope`), or the phone number a
+///   platform webhook names (`ChannelStore::tenant_of_phone`);
+/// - a record from one of our own queues ([`TenantScope::of_record`]): only our code queues
+///   them, after one of the above;
+/// - an operator naming a tenant that exists (`TenantStore::existing`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantScope(TenantId);
 
 impl TenantScope {
     pub(crate) fn new(tenant: TenantId) -> Self {
         Self(tenant)
+    }
+
+    /// The tenant a record from one of our own queues belongs to.
+    pub fn of_record<M: Tenanted>(record: &M) -> Self {
+        Self(record.tenant_id().clone())
+    }
+
+    /// Where platform webhooks are kept whole, with the changes no tenant owns: stored and
+    /// visible to operators, never dropped.
+    pub fn platform_webhooks() -> Self {
+        Self(TenantId::parse(PLATFORM_PARTITION).unwrap_or_else(TenantId::generate))
     }
 
     pub fn tenant_id(&self) -> &TenantId {
@@ -30,6 +52,12 @@ impl TenantScope {
     /// The partition key of everything this tenant owns.
     pub(crate) fn pk(&self) -> String {
         format!("TENANT#{}", self.0)
+    }
+}
+
+impl std::fmt::Display for TenantScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 

@@ -19,7 +19,6 @@ use super::{StoreError, TenantScope, condition_failed, dynamo_err, failed_condit
 use crate::resources::TTL_ATTRIBUTE;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
-use domain::ids::TenantId;
 use domain::meta::DeliveryStatus;
 
 /// How long a `clientMessageId` names its message: a repeat within it is the same
@@ -264,9 +263,10 @@ impl MessageStore {
     /// when this is missing: the first attempt stored it but could not queue it).
     pub async fn mark_enqueued(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         message_id: &str,
     ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         self.db
             .update_item()
             .table_name(&self.table)
@@ -282,9 +282,10 @@ impl MessageStore {
 
     pub async fn outbound(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         message_id: &str,
     ) -> Result<Option<Outbound>, StoreError> {
+        let tenant = scope.tenant_id();
         let item = self.get(key(tenant_pk(tenant), format!("MSG#{message_id}"))).await?;
         match item {
             Some(i) if opt_s(&i, "direction") == Some("outbound") => Ok(Some(outbound_from(&i)?)),
@@ -296,10 +297,11 @@ impl MessageStore {
     /// message with the same write (one request per send, not a read and a write).
     pub async fn claim_send(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         message_id: &str,
         lease_secs: i64,
     ) -> Result<Claim, StoreError> {
+        let tenant = scope.tenant_id();
         let now = now_secs();
         let item_key = key(tenant_pk(tenant), format!("MSG#{message_id}"));
         // NOTE: the SDK retries a request whose answer was lost. Without the token, the
@@ -364,10 +366,11 @@ impl MessageStore {
     /// Gives the claim back after Meta refused the request in a way worth retrying.
     pub async fn release_send(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         message_id: &str,
         last_error: &serde_json::Value,
     ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         self.db
             .update_item()
             .table_name(&self.table)
@@ -395,10 +398,11 @@ impl MessageStore {
     /// conflict; and moto copies a whole table per transaction.
     pub async fn record_sent(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         message: &Outbound,
         wamid: &str,
     ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         let pk = tenant_pk(tenant);
         let now = now_secs();
         let recorded = self
@@ -449,10 +453,11 @@ impl MessageStore {
     /// Adds `sent` outbound messages to today's usage: one write for a batch's sends.
     pub async fn count_sent(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         sent: usize,
         spread_by: &str,
     ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         self.count(&tenant_pk(tenant), now_secs(), spread_by, "outbound", sent as i64).await
     }
 
@@ -482,11 +487,12 @@ impl MessageStore {
     /// call failed it (false: it was sent or failed already).
     pub async fn record_failed(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         message_id: &str,
         code: &serde_json::Value,
         title: &str,
     ) -> Result<bool, StoreError> {
+        let tenant = scope.tenant_id();
         let pk = tenant_pk(tenant);
         let now = now_secs();
         let error = serde_json::json!({ "code": code, "title": title }).to_string();

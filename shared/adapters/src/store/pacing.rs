@@ -9,7 +9,7 @@
 //! unchanged; a concurrent sender's write makes it read again and retry.
 
 use super::attrs::{key, n, opt_n};
-use super::{StoreError, condition_failed, dynamo_err};
+use super::{StoreError, TenantScope, condition_failed, dynamo_err};
 use aws_sdk_dynamodb::Client;
 use domain::ids::TenantId;
 use domain::pacing::{Decision, Rate, Reservation, reserve};
@@ -49,12 +49,13 @@ impl RateBuckets {
     /// Reserves `count` send slots in a bucket, waiting at most `max_wait` for the first.
     pub async fn reserve(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         bucket: &Bucket,
         rate: Rate,
         count: usize,
         max_wait: Duration,
     ) -> Result<Booking, StoreError> {
+        let tenant = scope.tenant_id();
         let item_key = bucket_key(tenant, bucket);
         let cache_key = (tenant.clone(), bucket.clone());
         let mut cached = self.seen.lock().ok().and_then(|s| s.get(&cache_key).copied());
@@ -109,10 +110,11 @@ impl RateBuckets {
     /// there at the earliest. A clock already later stays.
     pub async fn hold(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         bucket: &Bucket,
         until_us: i64,
     ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         if let Ok(mut seen) = self.seen.lock() {
             seen.remove(&(tenant.clone(), bucket.clone()));
         }

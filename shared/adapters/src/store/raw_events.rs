@@ -13,7 +13,7 @@
 use super::attrs::{Item, key, n, now_secs, opt_n, opt_s, s};
 use super::messages::MessageStore;
 use super::messages::{sortable, tenant_pk};
-use super::{StoreError, dynamo_err};
+use super::{StoreError, TenantScope, dynamo_err};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::ids::TenantId;
@@ -37,10 +37,11 @@ impl MessageStore {
     /// Stores a webhook body exactly as received; returns its event id (time-ordered).
     pub async fn put_raw_event(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         body: &[u8],
         source: &str,
     ) -> Result<String, StoreError> {
+        let tenant = scope.tenant_id();
         let now = now_secs();
         let expires = now + RAW_EVENT_TTL_SECS;
         let event_id =
@@ -90,9 +91,10 @@ impl MessageStore {
 
     pub async fn raw_event(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         event_id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let tenant = scope.tenant_id();
         let Some(item) = self.get(key(tenant_pk(tenant), format!("RAW#{event_id}"))).await? else {
             return Ok(None);
         };
@@ -140,9 +142,10 @@ impl MessageStore {
     /// replay re-queues.
     pub async fn raw_event_ids_since(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         since: i64,
     ) -> Result<Vec<String>, StoreError> {
+        let tenant = scope.tenant_id();
         let query = self
             .sk_between(tenant, &format!("RAW#{}", sortable(since)), "RAW#~")
             .projection_expression("sk");
@@ -155,10 +158,11 @@ impl MessageStore {
 
     pub async fn mark_raw_event(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         event_id: &str,
         outcome: &str,
     ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         self.db
             .update_item()
             .table_name(&self.table)

@@ -67,10 +67,21 @@ pub struct UserRecord {
     pub name: String,
     pub role: Role,
     pub created_at: String,
+    /// A stored user acts for its tenant (once its password or token is verified).
     #[serde(skip)]
-    pub tenant_id: TenantId,
+    scope: TenantScope,
     #[serde(skip)]
     pub password_hash: String,
+}
+
+impl UserRecord {
+    pub fn tenant_id(&self) -> &TenantId {
+        self.scope.tenant_id()
+    }
+
+    pub fn scope(&self) -> &TenantScope {
+        &self.scope
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,7 +197,9 @@ fn user_from(item: &Item) -> Result<UserRecord, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(what.to_owned());
     Ok(UserRecord {
         id: UserId::parse(get_s(item, "userId")?).ok_or_else(|| corrupt("userId"))?,
-        tenant_id: TenantId::parse(get_s(item, "tenantId")?).ok_or_else(|| corrupt("tenantId"))?,
+        scope: TenantScope::new(
+            TenantId::parse(get_s(item, "tenantId")?).ok_or_else(|| corrupt("tenantId"))?,
+        ),
         email: get_s(item, "email")?.to_owned(),
         name: get_s(item, "name")?.to_owned(),
         role: Role::parse(get_s(item, "role")?).ok_or_else(|| corrupt("role"))?,
@@ -386,16 +399,21 @@ impl TenantStore {
     }
 
     pub async fn get_tenant(&self, scope: &TenantScope) -> Result<TenantRecord, StoreError> {
-        self.tenant_by_id(scope.tenant_id()).await?.ok_or(StoreError::NotFound)
+        self.tenant_of(scope).await?.ok_or(StoreError::NotFound)
     }
 
     /// For queue processors: the tenant id in their work was put there by an
     /// authenticated request (or a verified webhook), not by a caller of this process.
-    pub async fn tenant_by_id(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Option<TenantRecord>, StoreError> {
-        let item = self.get(key(format!("TENANT#{tenant}"), TENANT_SK)).await?;
+    /// The scope of a tenant an operator names, if it exists.
+    pub async fn existing(&self, tenant: &TenantId) -> Result<Option<TenantScope>, StoreError> {
+        let scope = TenantScope::new(tenant.clone());
+        let item = self.get(key(scope.pk(), TENANT_SK)).await?;
+        Ok(item.map(|_| scope))
+    }
+
+    /// The tenant's record; `None` when it is gone (a queued record may outlive it).
+    pub async fn tenant_of(&self, scope: &TenantScope) -> Result<Option<TenantRecord>, StoreError> {
+        let item = self.get(key(scope.pk(), TENANT_SK)).await?;
         item.as_ref().map(tenant_from).transpose()
     }
 
@@ -649,10 +667,11 @@ impl TenantStore {
     /// An agent seen within [`ONLINE_FOR_SECS`] is online for auto-assignment.
     pub async fn mark_seen(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         user: &UserId,
         online: bool,
     ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         self.db
             .update_item()
             .table_name(&self.table)
@@ -668,7 +687,11 @@ impl TenantStore {
 
     /// The next online agent of the tenant, round-robin (a counter on the tenant item
     /// shared by every processor); `None` when no agent is online.
-    pub async fn next_online_agent(&self, tenant: &TenantId) -> Result<Option<UserId>, StoreError> {
+    pub async fn next_online_agent(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Option<UserId>, StoreError> {
+        let tenant = scope.tenant_id();
         let pk = format!("TENANT#{tenant}");
         let since = now_secs() - ONLINE_FOR_SECS;
         let query = self
@@ -988,13 +1011,19 @@ impl TenantStore {
     }
 
     /// The login a refresh token belongs to, if the token is known.
-    pub async fn refresh_grant(&self, digest: &str) -> Result<Option<RefreshGrant>, StoreError> {
+    /// The stored grant of a refresh token, with its tenant's scope.
+    pub async fn refresh_grant(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(RefreshGrant, TenantScope)>, StoreError> {
         let Some(item) = self.get(refresh_key(digest)).await? else { return Ok(None) };
-        Ok(Some(RefreshGrant {
+        let grant = RefreshGrant {
             user_id: UserId::parse(get_s(&item, "userId")?).ok_or(StoreError::NotFound)?,
             tenant_id: TenantId::parse(get_s(&item, "tenantId")?).ok_or(StoreError::NotFound)?,
             family_id: get_s(&item, "familyId")?.to_owned(),
-        }))
+        };
+        let scope = TenantScope::new(grant.tenant_id.clone());
+        Ok(Some((grant, scope)))
     }
 
     pub async fn revoke_login(&self, family_id: &str) -> Result<(), StoreError> {
@@ -1104,7 +1133,8 @@ impl TenantStore {
 
     // ------------------------------------------------------------------ audit
 
-    pub async fn audit(&self, tenant: &TenantId, entry: AuditEntry) -> Result<(), StoreError> {
+    pub async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
         let now = now_secs();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut item = with(
