@@ -663,7 +663,9 @@ impl App {
             .await
             .expect("hash");
         let parsed = domain::user::Email::parse(&address).expect("email");
-        assert!(store.ensure_operator(&parsed, "Operator", &hash).await.expect("operator"));
+        assert!(
+            store.tenants().ensure_operator(&parsed, "Operator", &hash).await.expect("operator")
+        );
         self.login(&address, PASSWORD).await
     }
 

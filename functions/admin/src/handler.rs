@@ -68,7 +68,7 @@ async fn replay(
     let since = DateTime::from_str(&body.since, Format::DateTime).map_err(|_| {
         ApiError::Validation(vec![Violation::new("since", "must be an RFC 3339 time")])
     })?;
-    let scope = deps.tenants.existing(&tenant).await?.ok_or(ApiError::NotFound)?;
+    let scope = deps.tenants.tenants().existing(&tenant).await?.ok_or(ApiError::NotFound)?;
     let ids = deps.messages.raw_event_ids_since(&scope, since.secs()).await?;
     let pointers: Vec<WebhookPointer> = ids
         .iter()

@@ -139,7 +139,7 @@ async fn start_login(deps: &Deps, user: &UserRecord) -> Result<Tokens, ApiError>
     let family_id = new_family_id()?;
     let grant =
         RefreshGrant { user_id: user.id.clone(), tenant_id: user.tenant_id().clone(), family_id };
-    deps.store.start_login(&grant, &sha256_hex(&refresh_token), now + REFRESH_TTL_SECS).await?;
+    deps.store.logins().start(&grant, &sha256_hex(&refresh_token), now + REFRESH_TTL_SECS).await?;
     seen(deps, user.scope(), &user.id, true).await;
     Ok(Tokens {
         access_token,
@@ -181,10 +181,12 @@ async fn register(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
     let password_hash = deps.passwords.hash(&body.password).await.map_err(ApiError::internal)?;
     let admin =
         NewUser { id: UserId::generate(), email, name, role: Role::TenantAdmin, password_hash };
-    let (scope, tenant) = deps.store.register(&tenant_name, Tier::Standard, &admin).await?;
+    let (scope, tenant) =
+        deps.store.tenants().register(&tenant_name, Tier::Standard, &admin).await?;
     let user = deps
         .store
-        .get_user(&scope, &admin.id)
+        .users()
+        .get(&scope, &admin.id)
         .await?
         .ok_or_else(|| ApiError::internal("user vanished"))?;
     let tokens = start_login(deps, &user).await?;
@@ -218,12 +220,12 @@ async fn login(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiErro
     let ip_scope = format!("ip#{}", source_ip(request));
 
     for scope in [&email_scope, &ip_scope] {
-        if let Some(left) = deps.store.locked_for(scope).await? {
+        if let Some(left) = deps.store.logins().locked_for(scope).await? {
             return Err(ApiError::RateLimited { retry_after_secs: left.max(1) as u64 });
         }
     }
 
-    let user = deps.store.find_user_by_email(&email).await?;
+    let user = deps.store.users().find_by_email(&email).await?;
     let ok = deps
         .passwords
         .verify(&body.password, user.as_ref().map(|u| u.password_hash.as_str()))
@@ -236,7 +238,7 @@ async fn login(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiErro
         }
     };
 
-    deps.store.clear_failures(&email_scope).await?;
+    deps.store.logins().clear_failures(&email_scope).await?;
     let tokens = start_login(deps, &user).await?;
     Ok(json(
         StatusCode::OK,
@@ -263,6 +265,7 @@ async fn failed_login(
     let policy = deps.lockout;
     let email_locked = deps
         .store
+        .logins()
         .record_failure(
             email_scope,
             policy.max_failures_per_email,
@@ -272,6 +275,7 @@ async fn failed_login(
         .await?;
     let ip_locked = deps
         .store
+        .logins()
         .record_failure(ip_scope, policy.max_failures_per_ip, policy.window_secs, policy.lock_secs)
         .await?;
     warn!(email = %email.redacted(), "login failed");
@@ -298,17 +302,14 @@ async fn refresh(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
     let next = new_refresh_token().map_err(ApiError::internal)?;
     let outcome = deps
         .store
-        .rotate_refresh(
-            &sha256_hex(&body.refresh_token),
-            &sha256_hex(&next),
-            now + REFRESH_TTL_SECS,
-        )
+        .logins()
+        .rotate(&sha256_hex(&body.refresh_token), &sha256_hex(&next), now + REFRESH_TTL_SECS)
         .await?;
     let (grant, scope) = match outcome {
         RotateOutcome::Rotated(grant, scope) => (grant, scope),
         RotateOutcome::Reused => {
             if let Some((grant, scope)) =
-                deps.store.refresh_grant(&sha256_hex(&body.refresh_token)).await?
+                deps.store.logins().grant(&sha256_hex(&body.refresh_token)).await?
             {
                 let entry = AuditEntry {
                     action: "login.refresh_reuse_revoked",
@@ -316,7 +317,7 @@ async fn refresh(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
                     target_id: Some(grant.family_id.clone()),
                     detail: serde_json::json!({ "sourceIp": source_ip(request) }),
                 };
-                if let Err(e) = deps.store.audit(&scope, entry).await {
+                if let Err(e) = deps.store.audit().write(&scope, entry).await {
                     warn!(error = %e, "audit entry not written");
                 }
             }
@@ -325,8 +326,8 @@ async fn refresh(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
         }
         RotateOutcome::Invalid => return Err(ApiError::Unauthorized),
     };
-    let Some(user) = deps.store.get_user(&scope, &grant.user_id).await? else {
-        deps.store.revoke_login(&grant.family_id).await?;
+    let Some(user) = deps.store.users().get(&scope, &grant.user_id).await? else {
+        deps.store.logins().revoke(&grant.family_id).await?;
         return Err(ApiError::Unauthorized);
     };
     let access_token = deps
@@ -353,11 +354,12 @@ async fn logout(
     let body: RefreshBody = json_body(request, DEFAULT_BODY_LIMIT)?;
     // Only the caller's own login ends; an unknown or foreign token changes nothing, and
     // the answer is the same so that tokens cannot be probed.
-    if let Some((grant, scope)) = deps.store.refresh_grant(&sha256_hex(&body.refresh_token)).await?
+    if let Some((grant, scope)) =
+        deps.store.logins().grant(&sha256_hex(&body.refresh_token)).await?
         && Some(&grant.user_id) == principal.user_id()
         && &grant.tenant_id == principal.tenant_id()
     {
-        deps.store.revoke_login(&grant.family_id).await?;
+        deps.store.logins().revoke(&grant.family_id).await?;
         seen(deps, &scope, &grant.user_id, false).await;
     }
     Ok(empty(StatusCode::NO_CONTENT))
@@ -365,7 +367,7 @@ async fn logout(
 
 /// Presence for auto-assignment: best effort, never a reason to fail a login.
 async fn seen(deps: &Deps, scope: &TenantScope, user: &UserId, online: bool) {
-    if let Err(e) = deps.store.mark_seen(scope, user, online).await {
+    if let Err(e) = deps.store.users().mark_seen(scope, user, online).await {
         warn!(error = %e, "presence not recorded");
     }
 }
@@ -373,8 +375,8 @@ async fn seen(deps: &Deps, scope: &TenantScope, user: &UserId, online: bool) {
 async fn me(deps: &Deps, principal: &Principal) -> Result<Response<Body>, ApiError> {
     let user_id = principal.user_id().ok_or(ApiError::Forbidden)?;
     let user =
-        deps.store.get_user(principal.scope(), user_id).await?.ok_or(ApiError::Unauthorized)?;
-    let tenant = deps.store.get_tenant(principal.scope()).await?;
+        deps.store.users().get(principal.scope(), user_id).await?.ok_or(ApiError::Unauthorized)?;
+    let tenant = deps.store.tenants().get(principal.scope()).await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
@@ -394,7 +396,7 @@ async fn audit(
     let entry =
         AuditEntry { action, actor_id: Some(user.id.to_string()), target_id: target, detail };
     // NOTE: a lost audit entry must not fail the user's request; it is logged instead.
-    if let Err(e) = deps.store.audit(user.scope(), entry).await {
+    if let Err(e) = deps.store.audit().write(user.scope(), entry).await {
         warn!(error = %e, action, "audit entry not written");
     }
 }

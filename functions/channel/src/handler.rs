@@ -255,7 +255,7 @@ async fn health_check(deps: &Deps, principal: &Principal) -> Result<Response<Bod
 async fn audit(deps: &Deps, principal: &Principal, action: &'static str, detail: Value) {
     let entry =
         AuditEntry { action, actor_id: Some(principal.actor_id()), target_id: None, detail };
-    if let Err(e) = deps.tenants.audit(principal.scope(), entry).await {
+    if let Err(e) = deps.tenants.audit().write(principal.scope(), entry).await {
         warn!(error = %e, action, "audit entry not written");
     }
 }

@@ -305,7 +305,7 @@ async fn plan_rate(deps: &Deps, tenant: &TenantScope) -> Result<u32, StoreError>
     {
         return Ok(*rate);
     }
-    let record = deps.tenants.tenant_of(tenant).await?.ok_or(StoreError::NotFound)?;
+    let record = deps.tenants.tenants().find(tenant).await?.ok_or(StoreError::NotFound)?;
     let rate = record.tier.limits().messages_per_second;
     if let Ok(mut cache) = deps.plan_rates.lock() {
         if cache.len() > 4096 {

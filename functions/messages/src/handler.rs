@@ -176,7 +176,7 @@ async fn conversation_change(
         Some(Value::Null) => Some(None),
         Some(Value::String(raw)) => {
             let user = match UserId::parse(raw) {
-                Some(user_id) => deps.tenants.get_user(scope, &user_id).await?,
+                Some(user_id) => deps.tenants.users().get(scope, &user_id).await?,
                 None => None,
             };
             match user {

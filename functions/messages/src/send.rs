@@ -52,7 +52,7 @@ pub async fn send(
         });
     }
 
-    let tenant = deps.tenants.get_tenant(scope).await?;
+    let tenant = deps.tenants.tenants().get(scope).await?;
     let high = tenant.tier.high_priority();
     let new = NewOutbound {
         message_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),

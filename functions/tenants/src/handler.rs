@@ -73,7 +73,7 @@ impl Ctx<'_> {
             target_id: target,
             detail,
         };
-        if let Err(e) = self.deps.store.audit(self.principal.scope(), entry).await {
+        if let Err(e) = self.deps.store.audit().write(self.principal.scope(), entry).await {
             warn!(error = %e, action, "audit entry not written");
         }
     }
@@ -88,7 +88,7 @@ impl Ctx<'_> {
     }
 
     async fn tenant_view(&self) -> Result<serde_json::Value, ApiError> {
-        let tenant = self.deps.store.get_tenant(self.principal.scope()).await?;
+        let tenant = self.deps.store.tenants().get(self.principal.scope()).await?;
         let mut view = serde_json::to_value(&tenant).map_err(ApiError::internal)?;
         view["limits"] = serde_json::to_value(tenant.tier.limits()).map_err(ApiError::internal)?;
         Ok(view)
@@ -134,12 +134,8 @@ impl Ctx<'_> {
         check(errors)?;
         self.deps
             .store
-            .update_tenant(
-                self.principal.scope(),
-                name.as_deref(),
-                branding.as_ref(),
-                settings.as_ref(),
-            )
+            .tenants()
+            .update(self.principal.scope(), name.as_deref(), branding.as_ref(), settings.as_ref())
             .await?;
         let fields: Vec<&String> = body.keys().collect();
         self.audit("tenant.updated", None, serde_json::json!({ "fields": fields })).await;
@@ -170,7 +166,7 @@ impl Ctx<'_> {
         let password_hash =
             self.deps.passwords.hash(&body.password).await.map_err(ApiError::internal)?;
         let user = NewUser { id: UserId::generate(), email, name, role, password_hash };
-        let created = self.deps.store.create_user(self.principal.scope(), &user).await?;
+        let created = self.deps.store.users().create(self.principal.scope(), &user).await?;
         self.audit(
             "user.created",
             Some(created.id.to_string()),
@@ -183,7 +179,7 @@ impl Ctx<'_> {
     async fn list_users(&self) -> Result<Response<Body>, ApiError> {
         let (limit, cursor) = self.page_params()?;
         let page =
-            self.deps.store.list_users(self.principal.scope(), limit, cursor.as_deref()).await?;
+            self.deps.store.users().list(self.principal.scope(), limit, cursor.as_deref()).await?;
         Ok(json(StatusCode::OK, &page))
     }
 
@@ -193,7 +189,8 @@ impl Ctx<'_> {
         let user = self
             .deps
             .store
-            .get_user(self.principal.scope(), &id)
+            .users()
+            .get(self.principal.scope(), &id)
             .await?
             .ok_or(ApiError::NotFound)?;
         self.authorize()?;
@@ -213,7 +210,8 @@ impl Ctx<'_> {
         let updated = self
             .deps
             .store
-            .update_user(self.principal.scope(), &user, name.as_deref(), role)
+            .users()
+            .update(self.principal.scope(), &user, name.as_deref(), role)
             .await?;
         if role.is_some_and(|r| r != user.role) {
             let detail = serde_json::json!({ "from": user.role, "to": updated.role });
@@ -229,11 +227,12 @@ impl Ctx<'_> {
         let user = self
             .deps
             .store
-            .get_user(self.principal.scope(), &id)
+            .users()
+            .get(self.principal.scope(), &id)
             .await?
             .ok_or(ApiError::NotFound)?;
         self.authorize()?;
-        self.deps.store.delete_user(self.principal.scope(), &user).await?;
+        self.deps.store.users().delete(self.principal.scope(), &user).await?;
         self.audit(
             "user.removed",
             Some(user.id.to_string()),
@@ -256,7 +255,8 @@ impl Ctx<'_> {
         let record = self
             .deps
             .store
-            .create_api_key(self.principal.scope(), &id, &name, &secret.lookup_id, &secret.digest())
+            .api_keys()
+            .create(self.principal.scope(), &id, &name, &secret.lookup_id, &secret.digest())
             .await?;
         self.audit("api_key.created", Some(id.to_string()), serde_json::json!({ "name": name }))
             .await;
@@ -268,8 +268,12 @@ impl Ctx<'_> {
 
     async fn list_api_keys(&self) -> Result<Response<Body>, ApiError> {
         let (limit, cursor) = self.page_params()?;
-        let page =
-            self.deps.store.list_api_keys(self.principal.scope(), limit, cursor.as_deref()).await?;
+        let page = self
+            .deps
+            .store
+            .api_keys()
+            .list(self.principal.scope(), limit, cursor.as_deref())
+            .await?;
         Ok(json(StatusCode::OK, &page))
     }
 
@@ -280,11 +284,12 @@ impl Ctx<'_> {
         let record = self
             .deps
             .store
-            .get_api_key(self.principal.scope(), &id)
+            .api_keys()
+            .get(self.principal.scope(), &id)
             .await?
             .ok_or(ApiError::NotFound)?;
         self.authorize()?;
-        self.deps.store.revoke_api_key(self.principal.scope(), &record).await?;
+        self.deps.store.api_keys().revoke(self.principal.scope(), &record).await?;
         self.audit(
             "api_key.revoked",
             Some(id.to_string()),

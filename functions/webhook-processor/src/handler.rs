@@ -63,11 +63,11 @@ async fn auto_assign(
     let Some(tenants) = &deps.tenants else { return Ok(()) };
     // NOTE: read for each new conversation (not cached): new conversations are few, and
     // a tenant switching auto-assignment on expects the next one to follow it.
-    let on = tenants.tenant_of(scope).await?.is_some_and(|t| t.settings.auto_assignment);
+    let on = tenants.tenants().find(scope).await?.is_some_and(|t| t.settings.auto_assignment);
     if !on {
         return Ok(());
     }
-    match tenants.next_online_agent(scope).await? {
+    match tenants.users().next_online_agent(scope).await? {
         Some(agent) => {
             if deps.messages.assign_if_unassigned(scope, conversation_id, agent.as_str()).await? {
                 info!(tenant_id = %tenant, conversation_id, agent_id = %agent, "conversation assigned");

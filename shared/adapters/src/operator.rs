@@ -60,7 +60,7 @@ pub async fn ensure_operator(
 ) -> Result<Option<String>, OperatorError> {
     let Some(email) = &config.email else { return Ok(None) };
     let email = Email::parse(email).map_err(OperatorError::Email)?;
-    if store.find_user_by_email(&email).await?.is_some() {
+    if store.users().find_by_email(&email).await?.is_some() {
         return Ok(None);
     }
     let password = match (&config.password, &config.password_secret_id) {
@@ -72,6 +72,6 @@ pub async fn ensure_operator(
     };
     check_password(&password).map_err(OperatorError::Password)?;
     let hash = Passwords::new()?.hash(&password).await?;
-    let created = store.ensure_operator(&email, "Operator", &hash).await?;
+    let created = store.tenants().ensure_operator(&email, "Operator", &hash).await?;
     Ok(created.then(|| email.redacted()))
 }

@@ -164,6 +164,7 @@ impl Authenticator {
         // changed role takes effect at once rather than when the token expires.
         let (scope, user) = self
             .store
+            .api_keys()
             .authenticate_user(claims.tid, &claims.sub)
             .await?
             .ok_or(ApiError::Unauthorized)?;
@@ -174,10 +175,11 @@ impl Authenticator {
         let presented = domain::secrets::sha256_hex(token);
         let (scope, key_id) = self
             .store
-            .authenticate_api_key(lookup_id, &presented)
+            .api_keys()
+            .authenticate(lookup_id, &presented)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        if let Err(e) = self.store.touch_api_key(&scope, &key_id).await {
+        if let Err(e) = self.store.api_keys().touch(&scope, &key_id).await {
             tracing::warn!(error = %e, "could not record API key use");
         }
         Ok(Principal { scope, caller: Caller::ApiKey, subject: Subject::ApiKey(key_id) })

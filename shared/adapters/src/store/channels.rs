@@ -9,6 +9,7 @@
 //! characters of a long secret, see `domain::channel::secret_hint`) is kept in clear.
 
 use super::attrs::{Item, get_s, key, n, now_secs, opt_n, opt_s, rfc3339, s};
+use super::table::Table;
 use super::{StoreError, TenantScope, condition_failed, dynamo_err};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -34,8 +35,7 @@ pub struct ChannelRecord {
 
 #[derive(Clone, Debug)]
 pub struct ChannelStore {
-    db: Client,
-    table: String,
+    pub(super) table: Table,
 }
 
 fn phone_key(phone_number_id: &str) -> Item {
@@ -63,7 +63,7 @@ fn channel_from(item: &Item) -> Result<ChannelRecord, StoreError> {
 
 impl ChannelStore {
     pub fn new(db: Client, table: impl Into<String>) -> Self {
-        Self { db, table: table.into() }
+        Self { table: Table::new(db, table) }
     }
 
     pub async fn get(&self, scope: &TenantScope) -> Result<Option<ChannelRecord>, StoreError> {
@@ -73,8 +73,7 @@ impl ChannelStore {
     /// The channel of a tenant named in a webhook URL. Webhooks carry no bearer token:
     /// their signature, checked with this channel's secret, is what authenticates them.
     pub async fn get_for(&self, tenant: &TenantId) -> Result<Option<ChannelRecord>, StoreError> {
-        let item =
-            super::read(&self.db, &self.table, key(format!("TENANT#{tenant}"), CHANNEL_SK)).await?;
+        let item = self.table.get(key(format!("TENANT#{tenant}"), CHANNEL_SK)).await?;
         item.as_ref().map(channel_from).transpose()
     }
 
@@ -85,9 +84,10 @@ impl ChannelStore {
         phone_number_id: &str,
     ) -> Result<Option<TenantScope>, StoreError> {
         let out = self
-            .db
+            .table
+            .client()
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(phone_key(phone_number_id)))
             .send()
             .await
@@ -119,7 +119,7 @@ impl ChannelStore {
             item.insert("secrets".into(), s(sealed));
         }
         let put = |item: Item, condition: Option<&str>| -> Result<TransactWriteItem, StoreError> {
-            let mut builder = Put::builder().table_name(&self.table).set_item(Some(item));
+            let mut builder = Put::builder().table_name(self.table.name()).set_item(Some(item));
             if let Some(condition) = condition {
                 builder = builder
                     .condition_expression(condition)
@@ -138,13 +138,20 @@ impl ChannelStore {
             && Some(old) != new_phone
         {
             let delete = Delete::builder()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .set_key(Some(phone_key(old)))
                 .build()
                 .map_err(dynamo_err)?;
             items.push(TransactWriteItem::builder().delete(delete).build());
         }
-        match self.db.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .table
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(_)) => {
@@ -161,7 +168,7 @@ impl ChannelStore {
             TransactWriteItem::builder()
                 .delete(
                     Delete::builder()
-                        .table_name(&self.table)
+                        .table_name(self.table.name())
                         .set_key(Some(key(scope.pk(), CHANNEL_SK)))
                         .build()
                         .map_err(dynamo_err)?,
@@ -173,7 +180,7 @@ impl ChannelStore {
                 TransactWriteItem::builder()
                     .delete(
                         Delete::builder()
-                            .table_name(&self.table)
+                            .table_name(self.table.name())
                             .set_key(Some(phone_key(phone)))
                             .build()
                             .map_err(dynamo_err)?,
@@ -181,7 +188,8 @@ impl ChannelStore {
                     .build(),
             );
         }
-        self.db
+        self.table
+            .client()
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
@@ -203,9 +211,10 @@ impl ChannelStore {
             Some(false) => "unhealthy",
             None => "unknown",
         };
-        self.db
+        self.table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(format!("TENANT#{tenant}"), CHANNEL_SK)))
             .update_expression("SET healthStatus = :status, lastHealthCheck = :now")
             .condition_expression("attribute_exists(pk)")

@@ -20,10 +20,11 @@
 
 use super::attrs::{Item, get_s, key, n, now_secs, opt_bool, opt_n, opt_s, rfc3339, s};
 use super::page::{self, Page};
+use super::table::Table;
 use super::{StoreError, TenantScope, condition_failed, dynamo_err};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Update};
 use domain::ids::TenantId;
 use domain::meta::{DeliveryStatus, InboundMessage, StatusUpdate, TemplateStatus};
 use serde::Serialize;
@@ -35,8 +36,7 @@ pub const SERVICE_WINDOW_SECS: i64 = 24 * 3600;
 
 #[derive(Clone, Debug)]
 pub struct MessageStore {
-    pub(super) db: Client,
-    pub(super) table: String,
+    pub(super) table: Table,
 }
 
 pub(super) fn tenant_pk(tenant: &TenantId) -> String {
@@ -223,48 +223,10 @@ impl MessageStore {
     }
 
     pub fn new(db: Client, table: impl Into<String>) -> Self {
-        Self { db, table: table.into() }
+        Self { table: Table::new(db, table) }
     }
 
     /// One put of a transaction, on this table, with an optional condition.
-    pub(super) fn transact_put(
-        &self,
-        item: Item,
-        condition: Option<&str>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        self.transact(Put::builder().set_condition_expression(condition.map(str::to_owned)), item)
-    }
-
-    /// The same, with a condition that compares with one value.
-    pub(super) fn transact_put_if(
-        &self,
-        item: Item,
-        condition: &str,
-        (name, value): (&str, AttributeValue),
-    ) -> Result<TransactWriteItem, StoreError> {
-        let put =
-            Put::builder().condition_expression(condition).expression_attribute_values(name, value);
-        self.transact(put, item)
-    }
-
-    fn transact(
-        &self,
-        put: aws_sdk_dynamodb::types::builders::PutBuilder,
-        item: Item,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let put = put.table_name(&self.table).set_item(Some(item)).build().map_err(dynamo_err)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    /// One update of a transaction, on this table (the builder names key and expression).
-    pub(super) fn transact_update(
-        &self,
-        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let update = update.table_name(&self.table).build().map_err(dynamo_err)?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
     /// A query for the tenant's items whose sort keys lie between `from` and `to`.
     pub(super) fn sk_between(
         &self,
@@ -272,17 +234,14 @@ impl MessageStore {
         from: &str,
         to: &str,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        self.db
+        self.table
+            .client()
             .query()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
             .expression_attribute_values(":pk", s(tenant_pk(tenant)))
             .expression_attribute_values(":from", s(from))
             .expression_attribute_values(":to", s(to))
-    }
-
-    pub(super) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        super::read(&self.db, &self.table, key).await
     }
 
     // ------------------------------------------------------------------ inbound messages
@@ -307,7 +266,7 @@ impl MessageStore {
             }
             // NOTE: a status for a wamid we never sent leaves an item without a message id
             // (published sample payloads reuse ids); only a stored message deduplicates.
-            let existing = self.get(key(&pk, format!("WAMID#{}", message.wamid))).await?;
+            let existing = self.table.get(key(&pk, format!("WAMID#{}", message.wamid))).await?;
             if let Some(existing) = existing.filter(|e| e.contains_key("messageId")) {
                 return Ok(Applied {
                     message_id: get_s(&existing, "messageId")?.to_owned(),
@@ -316,7 +275,7 @@ impl MessageStore {
                     new_conversation: opt_bool(&existing, "openedConversation").unwrap_or(false),
                 });
             }
-            let contact = self.get(key(&pk, format!("CONTACT#{}", message.from))).await?;
+            let contact = self.table.get(key(&pk, format!("CONTACT#{}", message.from))).await?;
             let (conversation_id, new_conversation) = match &contact {
                 Some(c) => (get_s(c, "conversationId")?.to_owned(), false),
                 None => (format!("conv_{}", uuid::Uuid::new_v4().simple()), true),
@@ -365,7 +324,7 @@ impl MessageStore {
         // An update, not a put: it completes an item that a status may have started, and
         // only a stored message id makes the wamid taken.
         let wamid = Update::builder()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(&pk, format!("WAMID#{}", message.wamid))))
             .update_expression(
                 "SET direction = :inbound, messageId = :message, conversationId = :conversation, \
@@ -406,20 +365,20 @@ impl MessageStore {
                 let mut c = contact_key;
                 c.insert("conversationId".into(), s(conversation_id));
                 c.insert("lastInboundAt".into(), n(ts));
-                self.transact_put(c, Some("attribute_not_exists(pk)"))?
+                self.table.put_in(c, Some("attribute_not_exists(pk)"))?
             }
-            Some(seen) => self.transact_update(
+            Some(seen) => self.table.update_in(
                 Update::builder()
-                    .table_name(&self.table)
+                    .table_name(self.table.name())
                     .set_key(Some(contact_key))
                     .update_expression("SET lastInboundAt = :newest")
                     .condition_expression("lastInboundAt = :seen")
                     .expression_attribute_values(":newest", n(newest))
                     .expression_attribute_values(":seen", n(seen)),
             )?,
-            None => self.transact_update(
+            None => self.table.update_in(
                 Update::builder()
-                    .table_name(&self.table)
+                    .table_name(self.table.name())
                     .set_key(Some(contact_key))
                     .update_expression("SET lastInboundAt = :newest")
                     .condition_expression(
@@ -440,7 +399,7 @@ impl MessageStore {
             "gsi1sk = :order",
         ];
         let mut conversation = Update::builder()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(&pk, format!("CONV#{conversation_id}"))))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":id", s(conversation_id))
@@ -464,20 +423,27 @@ impl MessageStore {
         let conversation = conversation.update_expression(format!("SET {}", sets.join(", ")));
 
         let usage = Update::builder()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(&pk, usage_sk(ts, &message.wamid))))
             .update_expression("ADD inbound :one, conversationsOpened :opened")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":opened", n(i64::from(new_contact)));
 
         let items = vec![
-            self.transact_update(wamid)?,
-            self.transact_put(item, None)?,
+            self.table.update_in(wamid)?,
+            self.table.put_in(item, None)?,
             contact,
-            self.transact_update(conversation)?,
-            self.transact_update(usage)?,
+            self.table.update_in(conversation)?,
+            self.table.update_in(usage)?,
         ];
-        match self.db.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .table
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(_)) => {
@@ -504,9 +470,9 @@ impl MessageStore {
         let status = update.status.as_str();
         let ts = if update.timestamp > 0 { update.timestamp } else { now_secs() };
         let recorded = self
-            .db
+            .table.client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(&pk, format!("WAMID#{}", update.wamid))))
             .update_expression(format!(
                 "SET at_{status} = if_not_exists(at_{status}, :ts), raw_{status} = if_not_exists(raw_{status}, :raw), \
@@ -524,9 +490,10 @@ impl MessageStore {
         let message_id = old.and_then(|old| opt_s(old, "messageId")).map(str::to_owned);
 
         let mut forward = self
-            .db
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(&pk, format!("WAMID#{}", update.wamid))))
             .update_expression("SET #status = :status, statusRank = :rank")
             .condition_expression("attribute_not_exists(statusRank) OR statusRank < :rank")
@@ -546,9 +513,10 @@ impl MessageStore {
             Err(e) => return Err(dynamo_err(e)),
         }
         if new && update.status != DeliveryStatus::Sent {
-            self.db
+            self.table
+                .client()
                 .update_item()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .set_key(Some(key(&pk, usage_sk(ts, &update.wamid))))
                 .update_expression("ADD #counter :one")
                 .expression_attribute_names("#counter", status)
@@ -566,7 +534,7 @@ impl MessageStore {
         wamid: &str,
     ) -> Result<Option<(String, Vec<StatusEntry>)>, StoreError> {
         let tenant = scope.tenant_id();
-        let item = self.get(key(tenant_pk(tenant), format!("WAMID#{wamid}"))).await?;
+        let item = self.table.get(key(tenant_pk(tenant), format!("WAMID#{wamid}"))).await?;
         Ok(item.map(|i| (opt_s(&i, "status").unwrap_or("queued").to_owned(), history_from(&i))))
     }
 
@@ -581,9 +549,10 @@ impl MessageStore {
     ) -> Result<(), StoreError> {
         let tenant = scope.tenant_id();
         let language = template.language.as_deref().unwrap_or("-");
-        self.db
+        self.table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(tenant_pk(tenant), format!("TEMPLATE#{}#{language}", template.name))))
             .update_expression(
                 "SET #name = :name, #language = :language, #status = :status, reason = :reason, \
@@ -622,9 +591,10 @@ impl MessageStore {
         }
         item.insert("updatedAt".into(), n(now_secs()));
         let out = self
-            .db
+            .table
+            .client()
             .put_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
@@ -639,13 +609,14 @@ impl MessageStore {
     /// Every template of the tenant (a WhatsApp account holds at most a few hundred).
     pub async fn templates(&self, scope: &TenantScope) -> Result<Vec<TemplateView>, StoreError> {
         let query = self
-            .db
+            .table
+            .client()
             .query()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(scope.pk()))
             .expression_attribute_values(":prefix", s("TEMPLATE#"));
-        super::query_all(query).await?.iter().map(template_from).collect()
+        self.table.query_all(query).await?.iter().map(template_from).collect()
     }
 
     /// Deletes every language of a template; false when there was none.
@@ -657,9 +628,10 @@ impl MessageStore {
         let found: Vec<TemplateView> =
             self.templates(scope).await?.into_iter().filter(|t| t.name == name).collect();
         for template in &found {
-            self.db
+            self.table
+                .client()
                 .delete_item()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .set_key(Some(key(
                     scope.pk(),
                     format!("TEMPLATE#{}#{}", template.name, template.language),
@@ -678,7 +650,8 @@ impl MessageStore {
         language: &str,
     ) -> Result<Option<String>, StoreError> {
         let tenant = scope.tenant_id();
-        let item = self.get(key(tenant_pk(tenant), format!("TEMPLATE#{name}#{language}"))).await?;
+        let item =
+            self.table.get(key(tenant_pk(tenant), format!("TEMPLATE#{name}#{language}"))).await?;
         Ok(item.as_ref().and_then(|i| opt_s(i, "status")).map(str::to_owned))
     }
 
@@ -697,7 +670,7 @@ impl MessageStore {
         item.insert("field".into(), s(field));
         item.insert("raw".into(), s(raw.to_string()));
         item.insert("receivedAt".into(), n(now_secs()));
-        super::write(&self.db, &self.table, item).await?;
+        self.table.put(item).await?;
         Ok(())
     }
 
@@ -708,7 +681,7 @@ impl MessageStore {
         scope: &TenantScope,
         id: &str,
     ) -> Result<Option<ConversationView>, StoreError> {
-        let item = self.get(key(scope.pk(), format!("CONV#{id}"))).await?;
+        let item = self.table.get(key(scope.pk(), format!("CONV#{id}"))).await?;
         item.as_ref().map(conversation_from).transpose()
     }
 
@@ -724,9 +697,10 @@ impl MessageStore {
         let mut sets = vec!["updatedAt = :now"];
         let mut removes = Vec::new();
         let mut update = self
-            .db
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(scope.pk(), format!("CONV#{id}"))))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", n(now_secs()))
@@ -765,9 +739,10 @@ impl MessageStore {
     ) -> Result<bool, StoreError> {
         let tenant = scope.tenant_id();
         let out = self
-            .db
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(tenant_pk(tenant), format!("CONV#{conversation_id}"))))
             .update_expression("SET assignedAgentId = :agent")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(assignedAgentId)")
@@ -795,9 +770,10 @@ impl MessageStore {
             .map(|c| page::decode_fixed(c, &[("pk", &scope.pk()), ("gsi1pk", &list)]))
             .transpose()?;
         let mut query = self
-            .db
+            .table
+            .client()
             .query()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .index_name("gsi1")
             .key_condition_expression("gsi1pk = :list")
             .expression_attribute_values(":list", s(&list))
@@ -836,9 +812,10 @@ impl MessageStore {
             .map(|c| page::decode_fixed(c, &[("pk", &scope.pk()), ("gsi2pk", &list)]))
             .transpose()?;
         let out = self
-            .db
+            .table
+            .client()
             .query()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .index_name("gsi2")
             .key_condition_expression("gsi2pk = :list")
             .expression_attribute_values(":list", s(&list))
@@ -860,7 +837,7 @@ impl MessageStore {
         scope: &TenantScope,
         id: &str,
     ) -> Result<Option<MessageView>, StoreError> {
-        let Some(item) = self.get(key(scope.pk(), format!("MSG#{id}"))).await? else {
+        let Some(item) = self.table.get(key(scope.pk(), format!("MSG#{id}"))).await? else {
             return Ok(None);
         };
         Ok(Some(self.with_delivery(scope, &item).await?))
@@ -873,7 +850,7 @@ impl MessageStore {
     ) -> Result<MessageView, StoreError> {
         let delivery = match (opt_s(item, "direction"), opt_s(item, "wamid")) {
             (Some("outbound"), Some(wamid)) => {
-                self.get(key(scope.pk(), format!("WAMID#{wamid}"))).await?
+                self.table.get(key(scope.pk(), format!("WAMID#{wamid}"))).await?
             }
             _ => None,
         };
@@ -895,7 +872,7 @@ impl MessageStore {
         let mut days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
             std::collections::BTreeMap::new();
         let query = self.sk_between(tenant, &format!("USAGE#{from}"), &format!("USAGE#{to}#~"));
-        for item in super::query_all(query).await? {
+        for item in self.table.query_all(query).await? {
             let Some(date) = opt_s(&item, "sk")
                 .and_then(|sk| sk.strip_prefix("USAGE#"))
                 .map(|d| d.chars().take(10).collect::<String>())

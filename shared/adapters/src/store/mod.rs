@@ -9,6 +9,7 @@ pub mod outbound;
 pub mod pacing;
 pub mod page;
 pub mod raw_events;
+pub mod table;
 pub mod tenants;
 
 use domain::ids::TenantId;
@@ -146,50 +147,6 @@ impl DynamoFailure for aws_sdk_dynamodb::error::BuildError {
 
 pub(crate) fn dynamo_err(err: impl DynamoFailure) -> StoreError {
     err.into_store_error()
-}
-
-/// A strongly consistent point read: every store reads what it, or a concurrent writer,
-/// has just written.
-pub(crate) async fn read(
-    db: &aws_sdk_dynamodb::Client,
-    table: &str,
-    key: attrs::Item,
-) -> Result<Option<attrs::Item>, StoreError> {
-    let out = db
-        .get_item()
-        .table_name(table)
-        .set_key(Some(key))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(dynamo_err)?;
-    Ok(out.item)
-}
-
-/// Every item a query matches, page after page (for the few lists that are read whole).
-pub(crate) async fn query_all(
-    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-) -> Result<Vec<attrs::Item>, StoreError> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo_err)?;
-        items.extend(out.items.unwrap_or_default());
-        match out.last_evaluated_key {
-            Some(k) => start = Some(k),
-            None => return Ok(items),
-        }
-    }
-}
-
-/// An unconditional put.
-pub(crate) async fn write(
-    db: &aws_sdk_dynamodb::Client,
-    table: &str,
-    item: attrs::Item,
-) -> Result<(), StoreError> {
-    db.put_item().table_name(table).set_item(Some(item)).send().await.map_err(dynamo_err)?;
-    Ok(())
 }
 
 /// Whether a request failed only because its condition did not hold: for most writes here

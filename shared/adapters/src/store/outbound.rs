@@ -111,7 +111,7 @@ impl MessageStore {
         scope: &TenantScope,
         wa_id: &str,
     ) -> Result<Option<(String, Option<i64>)>, StoreError> {
-        let item = self.get(key(scope.pk(), format!("CONTACT#{wa_id}"))).await?;
+        let item = self.table.get(key(scope.pk(), format!("CONTACT#{wa_id}"))).await?;
         item.map(|c| Ok((get_s(&c, "conversationId")?.to_owned(), opt_n(&c, "lastInboundAt"))))
             .transpose()
     }
@@ -122,7 +122,7 @@ impl MessageStore {
         scope: &TenantScope,
         client_message_id: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
-        let item = self.get(key(scope.pk(), format!("CLIENT#{client_message_id}"))).await?;
+        let item = self.table.get(key(scope.pk(), format!("CLIENT#{client_message_id}"))).await?;
         // DynamoDB removes expired items some time after they expire, not at once.
         let live = item.filter(|i| opt_n(i, TTL_ATTRIBUTE).is_none_or(|at| at > now_secs()));
         live.map(|i| Ok((get_s(&i, "messageId")?.to_owned(), get_s(&i, "requestHash")?.to_owned())))
@@ -229,20 +229,20 @@ impl MessageStore {
 
         let mut items = vec![
             // New, or expired but not yet removed by DynamoDB.
-            self.transact_put_if(
+            self.table.put_in_if(
                 client,
                 &format!("attribute_not_exists(pk) OR {TTL_ATTRIBUTE} <= :now"),
                 (":now", n(now)),
             )?,
-            self.transact_put(message, None)?,
-            self.transact_update(conversation)?,
+            self.table.put_in(message, None)?,
+            self.table.update_in(conversation)?,
         ];
         if new_contact {
             let mut contact = key(&pk, format!("CONTACT#{}", new.wa_id));
             contact.insert("conversationId".into(), s(conversation_id));
-            items.push(self.transact_put(contact, Some("attribute_not_exists(pk)"))?);
+            items.push(self.table.put_in(contact, Some("attribute_not_exists(pk)"))?);
             items.push(
-                self.transact_update(
+                self.table.update_in(
                     aws_sdk_dynamodb::types::Update::builder()
                         .set_key(Some(key(&pk, usage_sk(now, &new.message_id))))
                         .update_expression("ADD conversationsOpened :one")
@@ -250,7 +250,14 @@ impl MessageStore {
                 )?,
             );
         }
-        match self.db.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .table
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match failed_conditions(&e) {
                 Some(_) => Err(TxError::Conflict),
@@ -267,9 +274,10 @@ impl MessageStore {
         message_id: &str,
     ) -> Result<(), StoreError> {
         let tenant = scope.tenant_id();
-        self.db
+        self.table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(tenant_pk(tenant), format!("MSG#{message_id}"))))
             .update_expression("SET enqueuedAt = :now")
             .condition_expression("attribute_exists(pk)")
@@ -286,7 +294,7 @@ impl MessageStore {
         message_id: &str,
     ) -> Result<Option<Outbound>, StoreError> {
         let tenant = scope.tenant_id();
-        let item = self.get(key(tenant_pk(tenant), format!("MSG#{message_id}"))).await?;
+        let item = self.table.get(key(tenant_pk(tenant), format!("MSG#{message_id}"))).await?;
         match item {
             Some(i) if opt_s(&i, "direction") == Some("outbound") => Ok(Some(outbound_from(&i)?)),
             _ => Ok(None),
@@ -309,9 +317,10 @@ impl MessageStore {
         // message would then wait out the lease and be failed as abandoned, unsent.
         let token = uuid::Uuid::new_v4().simple().to_string();
         let claimed = self
-            .db
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(item_key.clone()))
             .update_expression("SET lease = :until, claimToken = :token ADD attempts :one")
             .condition_expression(
@@ -344,7 +353,7 @@ impl MessageStore {
                 // An emulator may not return the item; DynamoDB does whenever it exists.
                 match returned {
                     Some(item) => Some(item),
-                    None => self.get(item_key).await?,
+                    None => self.table.get(item_key).await?,
                 }
             }
             Err(e) => return Err(dynamo_err(e)),
@@ -371,9 +380,10 @@ impl MessageStore {
         last_error: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let tenant = scope.tenant_id();
-        self.db
+        self.table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(tenant_pk(tenant), format!("MSG#{message_id}"))))
             .update_expression("SET lease = :free, lastError = :error")
             .condition_expression("#status = :queued")
@@ -406,9 +416,10 @@ impl MessageStore {
         let pk = tenant_pk(tenant);
         let now = now_secs();
         let recorded = self
-            .db
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(&pk, format!("MSG#{}", message.message_id))))
             .update_expression(
                 "SET wamid = :wamid, #status = :sent, sentAt = :now, at_sent = :now, lease = :free",
@@ -428,9 +439,10 @@ impl MessageStore {
             Err(e) if condition_failed(&e) => return Ok(()),
             Err(e) => return Err(dynamo_err(e)),
         }
-        self.db
+        self.table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(&pk, format!("WAMID#{wamid}"))))
             .update_expression(
                 "SET messageId = :id, conversationId = :conv, direction = :out, \
@@ -470,9 +482,10 @@ impl MessageStore {
         counter: &str,
         by: i64,
     ) -> Result<(), StoreError> {
-        self.db
+        self.table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(pk, usage_sk(at, spread_by))))
             .update_expression("ADD #counter :by")
             .expression_attribute_names("#counter", counter)
@@ -497,9 +510,10 @@ impl MessageStore {
         let now = now_secs();
         let error = serde_json::json!({ "code": code, "title": title }).to_string();
         let failed = self
-            .db
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(&pk, format!("MSG#{message_id}"))))
             .update_expression(
                 "SET #status = :failed, #error = :error, at_failed = :now, lease = :free",

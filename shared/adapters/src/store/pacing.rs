@@ -9,6 +9,7 @@
 //! unchanged; a concurrent sender's write makes it read again and retry.
 
 use super::attrs::{key, n, opt_n};
+use super::table::Table;
 use super::{StoreError, TenantScope, condition_failed, dynamo_err};
 use aws_sdk_dynamodb::Client;
 use domain::ids::TenantId;
@@ -32,8 +33,7 @@ pub enum Booking {
 
 #[derive(Clone, Debug)]
 pub struct RateBuckets {
-    db: Client,
-    table: String,
+    pub(super) table: Table,
     /// The clock this process last wrote, per bucket: when no other sender wrote since,
     /// a reservation is a single conditional write.
     seen: Arc<Mutex<HashMap<(TenantId, Bucket), i64>>>,
@@ -43,7 +43,7 @@ pub use domain::time::now_us;
 
 impl RateBuckets {
     pub fn new(db: Client, table: impl Into<String>) -> Self {
-        Self { db, table: table.into(), seen: Arc::default() }
+        Self { table: Table::new(db, table), seen: Arc::default() }
     }
 
     /// Reserves `count` send slots in a bucket, waiting at most `max_wait` for the first.
@@ -63,7 +63,7 @@ impl RateBuckets {
             let tat = match cached.take() {
                 Some(tat) => Some(tat),
                 None => {
-                    let item = super::read(&self.db, &self.table, item_key.clone()).await?;
+                    let item = self.table.get(item_key.clone()).await?;
                     item.as_ref().and_then(|i| opt_n(i, "tat"))
                 }
             };
@@ -72,9 +72,10 @@ impl RateBuckets {
                 Decision::Busy(after) => return Ok(Booking::Busy(after)),
             };
             let mut write = self
-                .db
+                .table
+                .client()
                 .update_item()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .set_key(Some(item_key.clone()))
                 .update_expression("SET tat = :new")
                 .expression_attribute_values(":new", n(new_tat));
@@ -119,9 +120,10 @@ impl RateBuckets {
             seen.remove(&(tenant.clone(), bucket.clone()));
         }
         let held = self
-            .db
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(bucket_key(tenant, bucket)))
             .update_expression("SET tat = :until")
             .condition_expression("attribute_not_exists(tat) OR tat < :until")

@@ -65,7 +65,7 @@ impl MessageStore {
         item.insert("bytes".into(), n(body.len()));
         item.insert("receivedAt".into(), n(now));
         item.insert("expiresAt".into(), n(expires));
-        super::write(&self.db, &self.table, item).await?;
+        self.table.put(item).await?;
         Ok(event_id)
     }
 
@@ -82,7 +82,7 @@ impl MessageStore {
                     key(tenant_pk(tenant), part_sk(event_id, group_index * PARALLEL_PARTS + i));
                 item.insert("part".into(), AttributeValue::B(Blob::new(part.to_vec())));
                 item.insert("expiresAt".into(), n(expires));
-                super::write(&self.db, &self.table, item)
+                self.table.put(item)
             });
             try_join_all(writes).await?;
         }
@@ -95,7 +95,8 @@ impl MessageStore {
         event_id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let tenant = scope.tenant_id();
-        let Some(item) = self.get(key(tenant_pk(tenant), format!("RAW#{event_id}"))).await? else {
+        let Some(item) = self.table.get(key(tenant_pk(tenant), format!("RAW#{event_id}"))).await?
+        else {
             return Ok(None);
         };
         if let Some(AttributeValue::B(b)) = item.get("body") {
@@ -120,7 +121,7 @@ impl MessageStore {
         let query = self
             .sk_between(tenant, &format!("RAWPART#{event_id}#"), &format!("RAWPART#{event_id}#~"))
             .consistent_read(true);
-        let items: Vec<Item> = super::query_all(query).await?;
+        let items: Vec<Item> = self.table.query_all(query).await?;
         if i64::try_from(items.len()).ok() != Some(count) {
             return Err(StoreError::Corrupt(format!(
                 "raw event has {} of its {count} parts",
@@ -149,7 +150,9 @@ impl MessageStore {
         let query = self
             .sk_between(tenant, &format!("RAW#{}", sortable(since)), "RAW#~")
             .projection_expression("sk");
-        Ok(super::query_all(query)
+        Ok(self
+            .table
+            .query_all(query)
             .await?
             .iter()
             .filter_map(|i| opt_s(i, "sk")?.strip_prefix("RAW#").map(str::to_owned))
@@ -163,9 +166,10 @@ impl MessageStore {
         outcome: &str,
     ) -> Result<(), StoreError> {
         let tenant = scope.tenant_id();
-        self.db
+        self.table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(key(tenant_pk(tenant), format!("RAW#{event_id}"))))
             .update_expression("SET outcome = :outcome, processedAt = :now")
             .condition_expression("attribute_exists(pk)")

@@ -1,0 +1,177 @@
+//! One DynamoDB table, as every repository uses it: strongly consistent point reads, puts
+//! (plain or conditional), transactions, and queries read whole or a page at a time.
+//! Repositories keep their key layout and their update expressions; this is the rest.
+
+use super::attrs::{Item, s};
+use super::page::{self, Page};
+use super::{StoreError, dynamo_err};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+
+#[derive(Clone, Debug)]
+pub struct Table {
+    db: Client,
+    name: String,
+}
+
+impl Table {
+    pub fn new(db: Client, name: impl Into<String>) -> Self {
+        Self { db, name: name.into() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.db
+    }
+
+    /// A strongly consistent point read: every repository reads what it, or a concurrent
+    /// writer, has just written.
+    pub async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo_err)?;
+        Ok(out.item)
+    }
+
+    /// An unconditional put.
+    pub async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.db
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(dynamo_err)?;
+        Ok(())
+    }
+
+    /// An update of one item, its key set; the caller writes the expression.
+    pub fn update(&self, key: Item) -> UpdateItemFluentBuilder {
+        self.db.update_item().table_name(&self.name).set_key(Some(key))
+    }
+
+    /// A query on this table; the caller writes the key condition.
+    pub fn query(&self) -> QueryFluentBuilder {
+        self.db.query().table_name(&self.name)
+    }
+
+    /// Every item a query matches, page after page (for the few lists that are read whole).
+    pub async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out =
+                query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo_err)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// One page of the items of partition `pk` whose sort keys start with `prefix`, from
+    /// `cursor` (an opaque cursor this list handed out, refused for any other list).
+    pub async fn page<T>(
+        &self,
+        pk: &str,
+        prefix: &str,
+        limit: i32,
+        cursor: Option<&str>,
+        parse: fn(&Item) -> Result<T, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
+        let start = cursor.map(|c| page::decode(c, pk, prefix)).transpose()?;
+        let out = self
+            .query()
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(dynamo_err)?;
+        let items = out.items().iter().map(parse).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next_cursor: page::encode(out.last_evaluated_key()) })
+    }
+
+    /// A put inside a transaction, with an optional condition.
+    pub fn put_in(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.put_with(Put::builder().set_condition_expression(condition.map(str::to_owned)), item)
+    }
+
+    /// A put inside a transaction whose condition compares with one value.
+    pub fn put_in_if(
+        &self,
+        item: Item,
+        condition: &str,
+        (name, value): (&str, AttributeValue),
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put =
+            Put::builder().condition_expression(condition).expression_attribute_values(name, value);
+        self.put_with(put, item)
+    }
+
+    fn put_with(
+        &self,
+        put: aws_sdk_dynamodb::types::builders::PutBuilder,
+        item: Item,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = put.table_name(&self.name).set_item(Some(item)).build().map_err(dynamo_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// An update inside a transaction (the builder names key and expression).
+    pub fn update_in(&self, update: UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
+        let update = update.table_name(&self.name).build().map_err(dynamo_err)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// An update builder for a transaction, its key set.
+    pub fn update_of(&self, key: Item) -> UpdateBuilder {
+        Update::builder().table_name(&self.name).set_key(Some(key))
+    }
+
+    /// A delete inside a transaction, with an optional condition.
+    pub fn delete_in(
+        &self,
+        key: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(dynamo_err)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Runs a transaction. The raw SDK error is returned: a cancelled transaction is often
+    /// an expected outcome ([`super::failed_conditions`] tells which item's condition
+    /// failed), which only the repository can interpret.
+    pub async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError>> {
+        self.db.transact_write_items().set_transact_items(Some(items)).send().await.map(|_| ())
+    }
+}
