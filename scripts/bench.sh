@@ -46,14 +46,15 @@ done
 echo "## Init time ($runs cold starts each)"
 jwt_keys="bench:$("$py" -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode())')"
 # Every resource variable, from the code's own list (a new queue cannot break this).
-mapfile -t resource_env < <(cargo run --quiet -p shared --example resource_env)
+resource_lines=$(cargo run --quiet -p adapters --example resource_env)
+mapfile -t resource_env <<< "$resource_lines"
 resource_env+=("JWT_SIGNING_KEYS=$jwt_keys")
 for fn in health auth tenants; do
   "$py" scripts/bench/init_time.py "$(bootstrap "$fn")" "$runs" "${resource_env[@]}"
 done
 
 echo "## Password check"
-cargo run --quiet "${cargo_profile[@]}" -p shared --example password_cost -- "$((runs + 10))"
+cargo run --quiet "${cargo_profile[@]}" -p domain --example password_cost -- "$((runs + 10))"
 
 echo "## Login through the local stack ($profile build, moto emulator)"
 cargo build --quiet "${cargo_profile[@]}" -p local

@@ -251,15 +251,20 @@ async fn a_status_for_an_unknown_wamid_does_not_poison_a_later_message_with_that
     };
 
     store
-        .apply_status(&switchboard_tests::scope_of(&tenant), &status)
+        .deliveries()
+        .apply(&switchboard_tests::scope_of(&tenant), &status)
         .await
         .expect("status of an unknown wamid");
     let applied = store
-        .apply_inbound(&switchboard_tests::scope_of(&tenant), &message)
+        .inbound()
+        .apply(&switchboard_tests::scope_of(&tenant), &message)
         .await
         .expect("message stored");
-    let again =
-        store.apply_inbound(&switchboard_tests::scope_of(&tenant), &message).await.expect("repeat");
+    let again = store
+        .inbound()
+        .apply(&switchboard_tests::scope_of(&tenant), &message)
+        .await
+        .expect("repeat");
 
     assert!(applied.new_message);
     assert!(!again.new_message, "still deduplicated on the wamid");

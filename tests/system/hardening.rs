@@ -50,10 +50,11 @@ async fn a_signed_webhook_too_large_for_one_item_is_stored_whole() {
     let store =
         MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone());
     let ids =
-        store.raw_event_ids_since(&switchboard_tests::scope_of(&tenant), 0).await.expect("ids");
+        store.raw_events().ids_since(&switchboard_tests::scope_of(&tenant), 0).await.expect("ids");
     assert_eq!(ids.len(), 1, "{ids:?}");
     let stored = store
-        .raw_event(&switchboard_tests::scope_of(&tenant), &ids[0])
+        .raw_events()
+        .get(&switchboard_tests::scope_of(&tenant), &ids[0])
         .await
         .expect("read")
         .expect("stored");

@@ -163,7 +163,8 @@ async fn every_inbound_fixture_lands_as_the_right_records() {
         );
         for (wamid, status) in &want.statuses {
             let (state, history) = store
-                .delivery_state(&switchboard_tests::scope_of(&tenant), wamid)
+                .deliveries()
+                .state(&switchboard_tests::scope_of(&tenant), wamid)
                 .await
                 .expect("read")
                 .expect("status stored");
@@ -176,7 +177,8 @@ async fn every_inbound_fixture_lands_as_the_right_records() {
         }
         for (template, language, event) in &want.templates {
             let stored = store
-                .template_status(&switchboard_tests::scope_of(&tenant), template, language)
+                .templates()
+                .status(&switchboard_tests::scope_of(&tenant), template, language)
                 .await
                 .expect("read");
             assert_eq!(stored.as_deref(), Some(event.as_str()), "{name}");
@@ -395,7 +397,8 @@ async fn the_same_webhook_three_times_is_one_message_and_statuses_only_move_forw
     assert_eq!(messages.len(), 1, "three deliveries, one message: {messages:?}");
     let (status_now, history) =
         MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone())
-            .delivery_state(&switchboard_tests::scope_of(&tenant), "wamid.OUT1")
+            .deliveries()
+            .state(&switchboard_tests::scope_of(&tenant), "wamid.OUT1")
             .await
             .expect("read")
             .expect("state");
@@ -414,7 +417,8 @@ async fn the_same_webhook_three_times_is_one_message_and_statuses_only_move_forw
     // Usage counted once.
     let usage =
         MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone())
-            .usage(&switchboard_tests::scope_of(&tenant), "2000-01-01", "2100-01-01")
+            .usage()
+            .days(&switchboard_tests::scope_of(&tenant), "2000-01-01", "2100-01-01")
             .await
             .expect("usage");
     let inbound: i64 = usage.values().filter_map(|c| c.get("inbound").copied()).sum();
@@ -430,7 +434,8 @@ async fn processing_a_record_twice_as_after_a_crash_before_delete_changes_nothin
     let store =
         MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone());
     let event_id = store
-        .put_raw_event(
+        .raw_events()
+        .put(
             &switchboard_tests::scope_of(&tenant),
             fixture("meta/inbound/image_message.json").as_bytes(),
             "test",
@@ -874,7 +879,8 @@ async fn a_large_webhook_is_stored_compressed_and_still_processed() {
     let event_id = raw[0]["sk"].as_s().expect("sk").trim_start_matches("RAW#").to_owned();
     let stored =
         MessageStore::new(stack.clients.dynamodb.clone(), stack.resources.messages_table.clone())
-            .raw_event(&switchboard_tests::scope_of(&tenant), &event_id)
+            .raw_events()
+            .get(&switchboard_tests::scope_of(&tenant), &event_id)
             .await
             .expect("read")
             .expect("stored");

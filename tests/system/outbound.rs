@@ -1003,7 +1003,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for LoseFirstClaimA
 #[tokio::test]
 async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
     use adapters::store::messages::MessageStore;
-    use adapters::store::outbound::Claim;
+    use adapters::store::messages::outbox::Claim;
 
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::without_processors(&stack).await;
@@ -1021,7 +1021,7 @@ async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
     let store = MessageStore::new(dynamodb, stack.resources.messages_table.clone());
     let tenant = domain::ids::TenantId::parse(&owner.tenant_id).expect("tenant id");
     let claim =
-        store.claim_send(&switchboard_tests::scope_of(&tenant), id, 60).await.expect("claim");
+        store.outbox().claim(&switchboard_tests::scope_of(&tenant), id, 60).await.expect("claim");
     assert_eq!(
         lossy.0.load(std::sync::atomic::Ordering::SeqCst),
         ANSWER_LOST,
@@ -1031,7 +1031,7 @@ async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
     assert_eq!(message.message_id, id);
     // A second claim (another sender, another token) finds the lease held.
     let again =
-        store.claim_send(&switchboard_tests::scope_of(&tenant), id, 60).await.expect("claim");
+        store.outbox().claim(&switchboard_tests::scope_of(&tenant), id, 60).await.expect("claim");
     assert!(matches!(again, Claim::Busy), "{again:?}");
     stack.remove().await;
 }
@@ -1040,7 +1040,7 @@ async fn a_claim_whose_answer_was_lost_still_claims_when_the_sdk_repeats_it() {
 /// afterwards it may name a new one, even before DynamoDB has removed the expired record.
 #[tokio::test]
 async fn a_client_message_id_names_its_message_until_its_record_expires() {
-    use adapters::store::outbound::CLIENT_MESSAGE_TTL_SECS;
+    use adapters::store::messages::outbox::CLIENT_MESSAGE_TTL_SECS;
     use aws_sdk_dynamodb::types::AttributeValue;
 
     let stack = Stack::new(Emulator::shared()).await;

@@ -69,7 +69,7 @@ async fn replay(
         ApiError::Validation(vec![Violation::new("since", "must be an RFC 3339 time")])
     })?;
     let scope = deps.tenants.tenants().existing(&tenant).await?.ok_or(ApiError::NotFound)?;
-    let ids = deps.messages.raw_event_ids_since(&scope, since.secs()).await?;
+    let ids = deps.messages.raw_events().ids_since(&scope, since.secs()).await?;
     let pointers: Vec<WebhookPointer> = ids
         .iter()
         .map(|id| WebhookPointer { tenant_id: tenant.clone(), event_id: id.clone() })

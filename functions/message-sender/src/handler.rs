@@ -258,7 +258,7 @@ async fn send_group(
     if sent > 0 {
         // The day's usage, once per batch. Losing it loses a count, never a message.
         let spread_by = jobs.first().map_or("", |(_, id)| id.as_str());
-        if let Err(e) = deps.messages.count_sent(&tenant, sent, spread_by).await {
+        if let Err(e) = deps.messages.outbox().count_sent(&tenant, sent, spread_by).await {
             warn!(error = %e, sent, "sends not counted in the day's usage");
         }
     }

@@ -4,7 +4,7 @@
 use crate::handler::{Deps, Outcome, Policy};
 use adapters::events;
 use adapters::graph::Target;
-use adapters::store::outbound::{Claim, Outbound};
+use adapters::store::messages::outbox::{Claim, Outbound};
 use adapters::store::pacing::{Bucket, now_us};
 use adapters::store::{StoreError, TenantScope};
 use domain::meta::{ErrorClass, classify_error, graph_error};
@@ -63,7 +63,11 @@ async fn try_send(
     due_us: i64,
 ) -> Result<Outcome, Outcome> {
     sleep_until_us(due_us - CLAIM_AHEAD_US).await;
-    let message = match deps.messages.claim_send(tenant, message_id, deps.policy.lease_secs).await?
+    let message = match deps
+        .messages
+        .outbox()
+        .claim(tenant, message_id, deps.policy.lease_secs)
+        .await?
     {
         Claim::Claimed(message) => message,
         Claim::Missing => {
@@ -137,10 +141,10 @@ async fn record_sent(
     message: &Outbound,
     wamid: &str,
 ) -> Result<(), Outcome> {
-    let recorded = in_place(6, "sent, but not recorded yet", || {
-        deps.messages.record_sent(tenant, message, wamid)
-    })
-    .await;
+    let outbox = deps.messages.outbox();
+    let recorded =
+        in_place(6, "sent, but not recorded yet", || outbox.record_sent(tenant, message, wamid))
+            .await;
     if recorded.is_ok() {
         return Ok(());
     }
@@ -223,7 +227,7 @@ pub(crate) async fn fail(
     code: &Value,
     title: &str,
 ) -> Result<(), StoreError> {
-    if !deps.messages.record_failed(tenant, message_id, code, title).await? {
+    if !deps.messages.outbox().record_failed(tenant, message_id, code, title).await? {
         return Ok(());
     }
     let event = events::message_failed(tenant.tenant_id(), message_id, code, title);
@@ -279,7 +283,8 @@ async fn retry_or_fail(
         return Ok(Outcome::Done);
     }
     deps.messages
-        .release_send(tenant, &message.message_id, &json!({ "code": code, "title": title }))
+        .outbox()
+        .release(tenant, &message.message_id, &json!({ "code": code, "title": title }))
         .await?;
     Ok(Outcome::Retry(backoff(&deps.policy, attempt, growth)))
 }

@@ -93,30 +93,31 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
             let agent = query_param(request, "assignedAgentId");
             let page = deps
                 .messages
-                .conversations(
-                    scope,
-                    status.as_deref(),
-                    agent.as_deref(),
-                    limit()?,
-                    cursor.as_deref(),
-                )
+                .conversations()
+                .list(scope, status.as_deref(), agent.as_deref(), limit()?, cursor.as_deref())
                 .await?;
             Ok(json(StatusCode::OK, &page))
         }
         MessagesRoute::GetConversation => {
             let conversation = deps
                 .messages
-                .conversation(scope, &id(request, "conv_")?)
+                .conversations()
+                .get(scope, &id(request, "conv_")?)
                 .await?
                 .ok_or(ApiError::NotFound)?;
             Ok(json(StatusCode::OK, &conversation))
         }
         MessagesRoute::ConversationMessages => {
             let conversation = id(request, "conv_")?;
-            deps.messages.conversation(scope, &conversation).await?.ok_or(ApiError::NotFound)?;
+            deps.messages
+                .conversations()
+                .get(scope, &conversation)
+                .await?
+                .ok_or(ApiError::NotFound)?;
             let page = deps
                 .messages
-                .conversation_messages(scope, &conversation, limit()?, cursor.as_deref())
+                .conversations()
+                .messages(scope, &conversation, limit()?, cursor.as_deref())
                 .await?;
             Ok(json(StatusCode::OK, &page))
         }
@@ -131,7 +132,8 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
             let (status, assignee) = conversation_change(deps, scope, &body).await?;
             let updated = deps
                 .messages
-                .update_conversation(
+                .conversations()
+                .update(
                     scope,
                     &conversation,
                     status.as_deref(),
@@ -144,6 +146,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
         MessagesRoute::GetMessage => {
             let message = deps
                 .messages
+                .conversations()
                 .message(scope, &id(request, "msg_")?)
                 .await?
                 .ok_or(ApiError::NotFound)?;

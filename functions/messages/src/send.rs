@@ -4,7 +4,7 @@ use crate::handler::Deps;
 use adapters::queues::SendJob;
 use adapters::store::attrs::now_secs;
 use adapters::store::messages::SERVICE_WINDOW_SECS;
-use adapters::store::outbound::{Accepted, NewOutbound};
+use adapters::store::messages::outbox::{Accepted, NewOutbound};
 use domain::outbound::{Content, OutboundMessage};
 use domain::secrets::sha256_hex;
 use edge::http::{ApiError, FieldError, json};
@@ -42,7 +42,7 @@ pub async fn send(
             detail: "Connect a WhatsApp channel (PUT /api/whatsapp/channel) before sending.".into(),
         });
     }
-    let contact = deps.messages.contact(scope, message.to.wa_id()).await?;
+    let contact = deps.messages.outbox().contact(scope, message.to.wa_id()).await?;
     let last_inbound = contact.as_ref().and_then(|(_, at)| *at);
     if !message.is_template() && last_inbound.is_none_or(|at| now_secs() > at + SERVICE_WINDOW_SECS)
     {
@@ -66,7 +66,7 @@ pub async fn send(
         queue: if high { "high" } else { "standard" }.to_owned(),
         created_by: principal.actor_id(),
     };
-    match deps.messages.accept_outbound(scope, &new, contact).await? {
+    match deps.messages.outbox().accept(scope, &new, contact).await? {
         Accepted::Created => {
             enqueue(deps, principal, &new.message_id, high).await?;
             info!(tenant_id = %principal.tenant_id(), message_id = new.message_id, to = %message.to.redacted(), kind = new.kind, "message queued");
@@ -91,7 +91,8 @@ async fn repeat(
     request_hash: &str,
 ) -> Result<Option<Response<Body>>, ApiError> {
     let scope = principal.scope();
-    let Some((message_id, hash)) = deps.messages.client_message(scope, client_message_id).await?
+    let Some((message_id, hash)) =
+        deps.messages.outbox().client_message(scope, client_message_id).await?
     else {
         return Ok(None);
     };
@@ -103,7 +104,8 @@ async fn repeat(
     }
     let stored = deps
         .messages
-        .outbound(principal.scope(), &message_id)
+        .outbox()
+        .get(principal.scope(), &message_id)
         .await?
         .ok_or_else(|| ApiError::internal("message of a client id is missing"))?;
     if !stored.enqueued && !stored.settled() {
@@ -111,7 +113,7 @@ async fn repeat(
     }
     // Once Meta has it, its wamid item carries how far it got (delivered, read).
     let status = match &stored.wamid {
-        Some(wamid) => deps.messages.delivery_state(principal.scope(), wamid).await?,
+        Some(wamid) => deps.messages.deliveries().state(principal.scope(), wamid).await?,
         None => None,
     }
     .map_or(stored.status, |(status, _)| status);
@@ -133,7 +135,7 @@ async fn enqueue(
         warn!(message_id, error = %e, "message stored but not queued");
         ApiError::from(e)
     })?;
-    if let Err(e) = deps.messages.mark_enqueued(principal.scope(), message_id).await {
+    if let Err(e) = deps.messages.outbox().mark_enqueued(principal.scope(), message_id).await {
         // Harmless: a repeat would queue it again, and the sender sends it once.
         warn!(message_id, error = %e, "queued mark not written");
     }
@@ -150,7 +152,7 @@ async fn resolve_message_ids(
         if !id.starts_with("msg_") {
             return Ok(id.to_owned());
         }
-        let known = deps.messages.message(principal.scope(), id).await?;
+        let known = deps.messages.conversations().message(principal.scope(), id).await?;
         known.and_then(|m| m.wamid).ok_or_else(|| {
             ApiError::Validation(vec![FieldError::new(
                 field,

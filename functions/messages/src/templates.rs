@@ -22,7 +22,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 pub async fn list(deps: &Deps, principal: &Principal) -> Result<Response<Body>, ApiError> {
-    let mut items = deps.messages.templates(principal.scope()).await?;
+    let mut items = deps.messages.templates().list(principal.scope()).await?;
     items.sort_by(|a, b| (&a.name, &a.language).cmp(&(&b.name, &b.language)));
     Ok(json(StatusCode::OK, &json!({ "items": items, "nextCursor": null })))
 }
@@ -100,7 +100,8 @@ pub async fn create(
     let scope = principal.scope();
     if deps
         .messages
-        .templates(scope)
+        .templates()
+        .list(scope)
         .await?
         .iter()
         .any(|t| t.name == name && t.language == language)
@@ -125,7 +126,7 @@ pub async fn create(
         meta_id: answer["id"].as_str().map(str::to_owned),
         updated_at: String::new(),
     };
-    if !deps.messages.create_template(scope, &template).await? {
+    if !deps.messages.templates().create(scope, &template).await? {
         // A concurrent create of the same template won; Meta has it once.
         warn!(name = template.name, "template created concurrently");
     }
@@ -139,7 +140,7 @@ pub async fn delete(
 ) -> Result<Response<Body>, ApiError> {
     let name = path_param(request, "name").filter(|n| valid_name(n)).ok_or(ApiError::NotFound)?;
     let scope = principal.scope();
-    if !deps.messages.templates(scope).await?.iter().any(|t| t.name == name) {
+    if !deps.messages.templates().list(scope).await?.iter().any(|t| t.name == name) {
         return Err(ApiError::NotFound);
     }
     let target = target(deps, principal).await?;
@@ -147,6 +148,6 @@ pub async fn delete(
         target.authorise(deps.http.delete(target.templates_url()).query(&[("name", &name)])),
     )
     .await?;
-    deps.messages.delete_template(scope, &name).await?;
+    deps.messages.templates().delete(scope, &name).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -69,7 +69,7 @@ pub async fn usage(
         return Err(ApiError::Validation(errors));
     }
 
-    let stored = messages.usage(principal.scope(), &date_of(from), &date_of(to)).await?;
+    let stored = messages.usage().days(principal.scope(), &date_of(from), &date_of(to)).await?;
     let rows: Vec<Row> = (from..=to)
         .map(|day| {
             let date = date_of(day);

@@ -199,11 +199,11 @@ async fn store_and_queue(
     source: &str,
 ) -> Result<(), ApiError> {
     let tenant = scope.tenant_id();
-    let event_id = deps.messages.put_raw_event(scope, body, source).await?;
+    let event_id = deps.messages.raw_events().put(scope, body, source).await?;
     let pointer = WebhookPointer { tenant_id: tenant.clone(), event_id: event_id.clone() };
     if serde_json::from_slice::<serde_json::Value>(body).is_err() {
         deps.inbound_dlq.send_with_reason(&pointer, "malformed_json").await?;
-        deps.messages.mark_raw_event(scope, &event_id, "dead_lettered:malformed_json").await?;
+        deps.messages.raw_events().mark(scope, &event_id, "dead_lettered:malformed_json").await?;
         warn!(tenant_id = %tenant, event_id, "signed webhook is not JSON; stored and dead-lettered");
         return Ok(());
     }
@@ -253,7 +253,7 @@ async fn receive_platform(deps: &Deps, request: &Request) -> Result<Response<Bod
         store_and_queue(deps, &platform, body, "meta-platform").await?;
         return Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })));
     };
-    let original = deps.messages.put_raw_event(&platform, body, "meta-platform").await?;
+    let original = deps.messages.raw_events().put(&platform, body, "meta-platform").await?;
 
     let mut by_tenant: std::collections::BTreeMap<TenantScope, Vec<serde_json::Value>> =
         Default::default();
@@ -284,6 +284,6 @@ async fn receive_platform(deps: &Deps, request: &Request) -> Result<Response<Bod
     } else {
         format!("routed; {unrouted} changes unrouted")
     };
-    deps.messages.mark_raw_event(&platform, &original, &outcome).await?;
+    deps.messages.raw_events().mark(&platform, &original, &outcome).await?;
     Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
 }

@@ -69,7 +69,12 @@ async fn auto_assign(
     }
     match tenants.users().next_online_agent(scope).await? {
         Some(agent) => {
-            if deps.messages.assign_if_unassigned(scope, conversation_id, agent.as_str()).await? {
+            if deps
+                .messages
+                .conversations()
+                .assign_if_unassigned(scope, conversation_id, agent.as_str())
+                .await?
+            {
                 info!(tenant_id = %tenant, conversation_id, agent_id = %agent, "conversation assigned");
             }
         }
@@ -130,7 +135,7 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
     let pointer: WebhookPointer = Inbox::parse(record)?;
     let scope = TenantScope::of_record(&pointer);
     let tenant = scope.tenant_id().clone();
-    let Some(raw) = deps.messages.raw_event(&scope, &pointer.event_id).await? else {
+    let Some(raw) = deps.messages.raw_events().get(&scope, &pointer.event_id).await? else {
         warn!(tenant_id = %tenant, event_id = pointer.event_id, "raw event no longer stored; nothing to apply");
         return Ok(());
     };
@@ -142,7 +147,7 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
     for (index, item) in items.into_iter().enumerate() {
         match item {
             WebhookItem::Message(message) => {
-                let applied = deps.messages.apply_inbound(&scope, &message).await?;
+                let applied = deps.messages.inbound().apply(&scope, &message).await?;
                 if applied.new_conversation {
                     auto_assign(deps, &scope, &applied.conversation_id).await?;
                     events.push(event(
@@ -168,7 +173,7 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
                 ));
             }
             WebhookItem::Status(status) => {
-                let applied = deps.messages.apply_status(&scope, &status).await?;
+                let applied = deps.messages.deliveries().apply(&scope, &status).await?;
                 events.push(event(
                     event_id(&["message.status", tenant.as_str(), &status.wamid, status.status.as_str()]),
                     "message.status",
@@ -183,7 +188,7 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
                 ));
             }
             WebhookItem::Template(template) => {
-                deps.messages.apply_template_status(&scope, &template).await?;
+                deps.messages.templates().apply_review(&scope, &template).await?;
                 let language = template.language.clone().unwrap_or_default();
                 events.push(event(
                     event_id(&["template.status", tenant.as_str(), &template.name, &language, &template.event]),
@@ -194,13 +199,14 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
             }
             WebhookItem::Other { field, raw } => {
                 deps.messages
+                    .inbound()
                     .put_channel_event(&scope, &pointer.event_id, index, &field, &raw)
                     .await?;
             }
         }
     }
     deps.events.emit(&events).await?;
-    deps.messages.mark_raw_event(&scope, &pointer.event_id, "processed").await?;
+    deps.messages.raw_events().mark(&scope, &pointer.event_id, "processed").await?;
     info!(tenant_id = %tenant, event_id = pointer.event_id, partner_events = events.len(), "webhook applied");
     Ok(())
 }

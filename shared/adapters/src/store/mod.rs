@@ -5,10 +5,8 @@
 pub mod attrs;
 pub mod channels;
 pub mod messages;
-pub mod outbound;
 pub mod pacing;
 pub mod page;
-pub mod raw_events;
 pub mod table;
 pub mod tenants;
 

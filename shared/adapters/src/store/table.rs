@@ -69,6 +69,15 @@ impl Table {
         self.db.query().table_name(&self.name)
     }
 
+    /// A query for the items of partition `pk` whose sort keys lie between `from` and `to`.
+    pub fn sk_between(&self, pk: &str, from: &str, to: &str) -> QueryFluentBuilder {
+        self.query()
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+    }
+
     /// Every item a query matches, page after page (for the few lists that are read whole).
     pub async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();

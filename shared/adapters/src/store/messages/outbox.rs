@@ -11,12 +11,13 @@
 //! it may be retried; a lease that expires uncleared means the sender stopped while Meta
 //! had the request, and the message is then failed rather than possibly sent twice.
 
-// NOTE: over 400 lines: until the repositories are split per aggregate (issue 10, still open).
-
-use super::attrs::{Item, get_s, key, n, now_secs, opt_n, opt_s, s};
-use super::messages::{MessageStore, TxError, sortable, tenant_pk, usage_sk};
-use super::{StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions};
+// NOTE: over 400 lines: one aggregate's whole life (accept, claim, send, fail), which the
+// sender's exactly-once guarantee depends on reading as one.
+use super::{TxError, sortable, tenant_pk, usage_sk};
 use crate::resources::TTL_ATTRIBUTE;
+use crate::store::attrs::{Item, get_s, key, n, now_secs, opt_n, opt_s, s};
+use crate::store::table::Table;
+use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use domain::meta::DeliveryStatus;
@@ -104,7 +105,13 @@ fn outbound_from(item: &Item) -> Result<Outbound, StoreError> {
     })
 }
 
-impl MessageStore {
+/// Outbound messages.
+#[derive(Clone, Copy, Debug)]
+pub struct Outbox<'a> {
+    pub(crate) table: &'a Table,
+}
+
+impl Outbox<'_> {
     /// The contact's conversation and last inbound time (epoch seconds), if known.
     pub async fn contact(
         &self,
@@ -135,7 +142,7 @@ impl MessageStore {
     ///
     /// `contact` is what the caller read of the contact (see [`Self::contact`]); a race
     /// with the contact's first message makes it read again.
-    pub async fn accept_outbound(
+    pub async fn accept(
         &self,
         scope: &TenantScope,
         new: &NewOutbound,
@@ -288,7 +295,7 @@ impl MessageStore {
             .map_err(dynamo_err)
     }
 
-    pub async fn outbound(
+    pub async fn get(
         &self,
         scope: &TenantScope,
         message_id: &str,
@@ -303,7 +310,7 @@ impl MessageStore {
 
     /// Takes the right to call Meta for a queued message, for `lease_secs`, and reads the
     /// message with the same write (one request per send, not a read and a write).
-    pub async fn claim_send(
+    pub async fn claim(
         &self,
         scope: &TenantScope,
         message_id: &str,
@@ -373,7 +380,7 @@ impl MessageStore {
     }
 
     /// Gives the claim back after Meta refused the request in a way worth retrying.
-    pub async fn release_send(
+    pub async fn release(
         &self,
         scope: &TenantScope,
         message_id: &str,

@@ -10,10 +10,10 @@
 //! still does not fit is cut into parts, written first; the event item, written last,
 //! names how many there are, so an event is only ever read whole.
 
-use super::attrs::{Item, key, n, now_secs, opt_n, opt_s, s};
-use super::messages::MessageStore;
-use super::messages::{sortable, tenant_pk};
-use super::{StoreError, TenantScope, dynamo_err};
+use super::{sortable, tenant_pk};
+use crate::store::attrs::{Item, key, n, now_secs, opt_n, opt_s, s};
+use crate::store::table::Table;
+use crate::store::{StoreError, TenantScope, dynamo_err};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::ids::TenantId;
@@ -33,9 +33,15 @@ fn part_sk(event_id: &str, index: usize) -> String {
     format!("RAWPART#{event_id}#{index:03}")
 }
 
-impl MessageStore {
+/// Raw webhook events.
+#[derive(Clone, Copy, Debug)]
+pub struct RawEvents<'a> {
+    pub(crate) table: &'a Table,
+}
+
+impl RawEvents<'_> {
     /// Stores a webhook body exactly as received; returns its event id (time-ordered).
-    pub async fn put_raw_event(
+    pub async fn put(
         &self,
         scope: &TenantScope,
         body: &[u8],
@@ -89,7 +95,7 @@ impl MessageStore {
         Ok(())
     }
 
-    pub async fn raw_event(
+    pub async fn get(
         &self,
         scope: &TenantScope,
         event_id: &str,
@@ -119,7 +125,12 @@ impl MessageStore {
         count: i64,
     ) -> Result<Vec<u8>, StoreError> {
         let query = self
-            .sk_between(tenant, &format!("RAWPART#{event_id}#"), &format!("RAWPART#{event_id}#~"))
+            .table
+            .sk_between(
+                &tenant_pk(tenant),
+                &format!("RAWPART#{event_id}#"),
+                &format!("RAWPART#{event_id}#~"),
+            )
             .consistent_read(true);
         let items: Vec<Item> = self.table.query_all(query).await?;
         if i64::try_from(items.len()).ok() != Some(count) {
@@ -141,14 +152,15 @@ impl MessageStore {
 
     /// Event ids stored for a tenant since `since` (epoch seconds), oldest first: what a
     /// replay re-queues.
-    pub async fn raw_event_ids_since(
+    pub async fn ids_since(
         &self,
         scope: &TenantScope,
         since: i64,
     ) -> Result<Vec<String>, StoreError> {
         let tenant = scope.tenant_id();
         let query = self
-            .sk_between(tenant, &format!("RAW#{}", sortable(since)), "RAW#~")
+            .table
+            .sk_between(&tenant_pk(tenant), &format!("RAW#{}", sortable(since)), "RAW#~")
             .projection_expression("sk");
         Ok(self
             .table
@@ -159,7 +171,7 @@ impl MessageStore {
             .collect())
     }
 
-    pub async fn mark_raw_event(
+    pub async fn mark(
         &self,
         scope: &TenantScope,
         event_id: &str,

@@ -1,0 +1,99 @@
+//! Delivery states of outbound messages, from Meta's status webhooks: each status once,
+//! the state only forward.
+
+use super::*;
+use crate::store::attrs::{key, n, now_secs, opt_s, s};
+use crate::store::table::Table;
+use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err};
+use aws_sdk_dynamodb::types::ReturnValue;
+use domain::meta::{DeliveryStatus, StatusUpdate};
+
+/// Delivery states, by wamid.
+#[derive(Clone, Copy, Debug)]
+pub struct Deliveries<'a> {
+    pub(crate) table: &'a Table,
+}
+
+impl Deliveries<'_> {
+    /// Records a status of an outbound message. Each status is recorded once (with its
+    /// time) whatever the order; the current state only moves forward. Returns whether
+    /// this status was new (so that it is counted once), and our id of the message when
+    /// the sender has recorded its wamid.
+    pub async fn apply(
+        &self,
+        scope: &TenantScope,
+        update: &StatusUpdate,
+    ) -> Result<StatusApplied, StoreError> {
+        let tenant = scope.tenant_id();
+        let pk = tenant_pk(tenant);
+        let status = update.status.as_str();
+        let ts = if update.timestamp > 0 { update.timestamp } else { now_secs() };
+        let recorded = self
+            .table.client()
+            .update_item()
+            .table_name(self.table.name())
+            .set_key(Some(key(&pk, format!("WAMID#{}", update.wamid))))
+            .update_expression(format!(
+                "SET at_{status} = if_not_exists(at_{status}, :ts), raw_{status} = if_not_exists(raw_{status}, :raw), \
+                 direction = if_not_exists(direction, :out)"
+            ))
+            .expression_attribute_values(":ts", n(ts))
+            .expression_attribute_values(":raw", s(update.raw.to_string()))
+            .expression_attribute_values(":out", s("outbound"))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(dynamo_err)?;
+        let old = recorded.attributes();
+        let new = old.is_none_or(|old| !old.contains_key(&format!("at_{status}")));
+        let message_id = old.and_then(|old| opt_s(old, "messageId")).map(str::to_owned);
+
+        let mut forward = self
+            .table
+            .client()
+            .update_item()
+            .table_name(self.table.name())
+            .set_key(Some(key(&pk, format!("WAMID#{}", update.wamid))))
+            .update_expression("SET #status = :status, statusRank = :rank")
+            .condition_expression("attribute_not_exists(statusRank) OR statusRank < :rank")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":rank", n(update.status.rank()));
+        if let Some((code, title)) = &update.error {
+            let error = serde_json::json!({ "code": code, "title": title }).to_string();
+            forward = forward
+                .update_expression("SET #status = :status, statusRank = :rank, #error = :error")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":error", s(error));
+        }
+        match forward.send().await {
+            Ok(_) => {}
+            Err(e) if condition_failed(&e) => {}
+            Err(e) => return Err(dynamo_err(e)),
+        }
+        if new && update.status != DeliveryStatus::Sent {
+            self.table
+                .client()
+                .update_item()
+                .table_name(self.table.name())
+                .set_key(Some(key(&pk, usage_sk(ts, &update.wamid))))
+                .update_expression("ADD #counter :one")
+                .expression_attribute_names("#counter", status)
+                .expression_attribute_values(":one", n(1))
+                .send()
+                .await
+                .map_err(dynamo_err)?;
+        }
+        Ok(StatusApplied { new, message_id })
+    }
+
+    pub async fn state(
+        &self,
+        scope: &TenantScope,
+        wamid: &str,
+    ) -> Result<Option<(String, Vec<StatusEntry>)>, StoreError> {
+        let tenant = scope.tenant_id();
+        let item = self.table.get(key(tenant_pk(tenant), format!("WAMID#{wamid}"))).await?;
+        Ok(item.map(|i| (opt_s(&i, "status").unwrap_or("queued").to_owned(), history_from(&i))))
+    }
+}
