@@ -197,7 +197,7 @@ async fn give_up(deps: &Deps, record: &SqsMessage) {
         &TenantScope::of_record(&job),
         &job.message_id,
         &json!("dead_lettered"),
-        "Switchboard failed to process the send repeatedly and gave it up; it was not sent.",
+        "Switchboard could not process the send and gave it up; it was not sent.",
     )
     .await;
     match failed {

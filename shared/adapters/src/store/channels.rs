@@ -83,16 +83,8 @@ impl ChannelStore {
         &self,
         phone_number_id: &str,
     ) -> Result<Option<TenantScope>, StoreError> {
-        let out = self
-            .table
-            .client()
-            .get_item()
-            .table_name(self.table.name())
-            .set_key(Some(phone_key(phone_number_id)))
-            .send()
-            .await
-            .map_err(dynamo_err)?;
-        let tenant = out.item.as_ref().and_then(|i| opt_s(i, "tenantId")).and_then(TenantId::parse);
+        let item = self.table.get(phone_key(phone_number_id)).await?;
+        let tenant = item.as_ref().and_then(|i| opt_s(i, "tenantId")).and_then(TenantId::parse);
         Ok(tenant.map(TenantScope::new))
     }
 
@@ -144,14 +136,7 @@ impl ChannelStore {
                 .map_err(dynamo_err)?;
             items.push(TransactWriteItem::builder().delete(delete).build());
         }
-        match self
-            .table
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.table.transact(items).await {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(_)) => {
@@ -188,13 +173,7 @@ impl ChannelStore {
                     .build(),
             );
         }
-        self.table
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(dynamo_err)?;
+        self.table.transact(items).await.map_err(dynamo_err)?;
         Ok(true)
     }
 
@@ -212,10 +191,7 @@ impl ChannelStore {
             None => "unknown",
         };
         self.table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(format!("TENANT#{tenant}"), CHANNEL_SK)))
+            .update(key(format!("TENANT#{tenant}"), CHANNEL_SK))
             .update_expression("SET healthStatus = :status, lastHealthCheck = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":status", s(status))

@@ -73,10 +73,7 @@ impl RateBuckets {
             };
             let mut write = self
                 .table
-                .client()
-                .update_item()
-                .table_name(self.table.name())
-                .set_key(Some(item_key.clone()))
+                .update(item_key.clone())
                 .update_expression("SET tat = :new")
                 .expression_attribute_values(":new", n(new_tat));
             write = match tat {
@@ -121,10 +118,7 @@ impl RateBuckets {
         }
         let held = self
             .table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(bucket_key(tenant, bucket)))
+            .update(bucket_key(tenant, bucket))
             .update_expression("SET tat = :until")
             .condition_expression("attribute_not_exists(tat) OR tat < :until")
             .expression_attribute_values(":until", n(until_us))

@@ -36,10 +36,7 @@ impl Conversations<'_> {
         let mut removes = Vec::new();
         let mut update = self
             .table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(scope.pk(), format!("CONV#{id}"))))
+            .update(key(scope.pk(), format!("CONV#{id}")))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", n(now_secs()))
             .return_values(ReturnValue::AllNew);
@@ -78,10 +75,7 @@ impl Conversations<'_> {
         let tenant = scope.tenant_id();
         let out = self
             .table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(tenant_pk(tenant), format!("CONV#{conversation_id}"))))
+            .update(key(tenant_pk(tenant), format!("CONV#{conversation_id}")))
             .update_expression("SET assignedAgentId = :agent")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(assignedAgentId)")
             .expression_attribute_values(":agent", s(agent))
@@ -109,9 +103,7 @@ impl Conversations<'_> {
             .transpose()?;
         let mut query = self
             .table
-            .client()
             .query()
-            .table_name(self.table.name())
             .index_name("gsi1")
             .key_condition_expression("gsi1pk = :list")
             .expression_attribute_values(":list", s(&list))
@@ -151,9 +143,7 @@ impl Conversations<'_> {
             .transpose()?;
         let out = self
             .table
-            .client()
             .query()
-            .table_name(self.table.name())
             .index_name("gsi2")
             .key_condition_expression("gsi2pk = :list")
             .expression_attribute_values(":list", s(&list))

@@ -28,11 +28,7 @@ impl Deliveries<'_> {
         let pk = tenant_pk(tenant);
         let status = update.status.as_str();
         let ts = if update.timestamp > 0 { update.timestamp } else { now_secs() };
-        let recorded = self
-            .table.client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(&pk, format!("WAMID#{}", update.wamid))))
+        let recorded = self.table.update(key(&pk, format!("WAMID#{}", update.wamid)))
             .update_expression(format!(
                 "SET at_{status} = if_not_exists(at_{status}, :ts), raw_{status} = if_not_exists(raw_{status}, :raw), \
                  direction = if_not_exists(direction, :out)"
@@ -50,10 +46,7 @@ impl Deliveries<'_> {
 
         let mut forward = self
             .table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(&pk, format!("WAMID#{}", update.wamid))))
+            .update(key(&pk, format!("WAMID#{}", update.wamid)))
             .update_expression("SET #status = :status, statusRank = :rank")
             .condition_expression("attribute_not_exists(statusRank) OR statusRank < :rank")
             .expression_attribute_names("#status", "status")
@@ -73,10 +66,7 @@ impl Deliveries<'_> {
         }
         if new && update.status != DeliveryStatus::Sent {
             self.table
-                .client()
-                .update_item()
-                .table_name(self.table.name())
-                .set_key(Some(key(&pk, usage_sk(ts, &update.wamid))))
+                .update(key(&pk, usage_sk(ts, &update.wamid)))
                 .update_expression("ADD #counter :one")
                 .expression_attribute_names("#counter", status)
                 .expression_attribute_values(":one", n(1))

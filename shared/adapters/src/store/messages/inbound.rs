@@ -206,14 +206,7 @@ impl Inbound<'_> {
             self.table.update_in(conversation)?,
             self.table.update_in(usage)?,
         ];
-        match self
-            .table
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.table.transact(items).await {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(_)) => {

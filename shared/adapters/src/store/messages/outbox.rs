@@ -257,14 +257,7 @@ impl Outbox<'_> {
                 )?,
             );
         }
-        match self
-            .table
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.table.transact(items).await {
             Ok(_) => Ok(()),
             Err(e) => match failed_conditions(&e) {
                 Some(_) => Err(TxError::Conflict),
@@ -282,10 +275,7 @@ impl Outbox<'_> {
     ) -> Result<(), StoreError> {
         let tenant = scope.tenant_id();
         self.table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(tenant_pk(tenant), format!("MSG#{message_id}"))))
+            .update(key(tenant_pk(tenant), format!("MSG#{message_id}")))
             .update_expression("SET enqueuedAt = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", n(now_secs()))
@@ -325,10 +315,7 @@ impl Outbox<'_> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let claimed = self
             .table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(item_key.clone()))
+            .update(item_key.clone())
             .update_expression("SET lease = :until, claimToken = :token ADD attempts :one")
             .condition_expression(
                 "direction = :outbound AND #status = :queued \
@@ -388,10 +375,7 @@ impl Outbox<'_> {
     ) -> Result<(), StoreError> {
         let tenant = scope.tenant_id();
         self.table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(tenant_pk(tenant), format!("MSG#{message_id}"))))
+            .update(key(tenant_pk(tenant), format!("MSG#{message_id}")))
             .update_expression("SET lease = :free, lastError = :error")
             .condition_expression("#status = :queued")
             .expression_attribute_names("#status", "status")
@@ -424,10 +408,7 @@ impl Outbox<'_> {
         let now = now_secs();
         let recorded = self
             .table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(&pk, format!("MSG#{}", message.message_id))))
+            .update(key(&pk, format!("MSG#{}", message.message_id)))
             .update_expression(
                 "SET wamid = :wamid, #status = :sent, sentAt = :now, at_sent = :now, lease = :free",
             )
@@ -447,10 +428,7 @@ impl Outbox<'_> {
             Err(e) => return Err(dynamo_err(e)),
         }
         self.table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(&pk, format!("WAMID#{wamid}"))))
+            .update(key(&pk, format!("WAMID#{wamid}")))
             .update_expression(
                 "SET messageId = :id, conversationId = :conv, direction = :out, \
                  at_sent = if_not_exists(at_sent, :now), #status = if_not_exists(#status, :sent), \
@@ -490,10 +468,7 @@ impl Outbox<'_> {
         by: i64,
     ) -> Result<(), StoreError> {
         self.table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(pk, usage_sk(at, spread_by))))
+            .update(key(pk, usage_sk(at, spread_by)))
             .update_expression("ADD #counter :by")
             .expression_attribute_names("#counter", counter)
             .expression_attribute_values(":by", n(by))
@@ -518,10 +493,7 @@ impl Outbox<'_> {
         let error = serde_json::json!({ "code": code, "title": title }).to_string();
         let failed = self
             .table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(&pk, format!("MSG#{message_id}"))))
+            .update(key(&pk, format!("MSG#{message_id}")))
             .update_expression(
                 "SET #status = :failed, #error = :error, at_failed = :now, lease = :free",
             )

@@ -179,10 +179,7 @@ impl RawEvents<'_> {
     ) -> Result<(), StoreError> {
         let tenant = scope.tenant_id();
         self.table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(tenant_pk(tenant), format!("RAW#{event_id}"))))
+            .update(key(tenant_pk(tenant), format!("RAW#{event_id}")))
             .update_expression("SET outcome = :outcome, processedAt = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":outcome", s(outcome))

@@ -23,10 +23,7 @@ impl Templates<'_> {
         let tenant = scope.tenant_id();
         let language = template.language.as_deref().unwrap_or("-");
         self.table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(tenant_pk(tenant), format!("TEMPLATE#{}#{language}", template.name))))
+            .update(key(tenant_pk(tenant), format!("TEMPLATE#{}#{language}", template.name)))
             .update_expression(
                 "SET #name = :name, #language = :language, #status = :status, reason = :reason, \
                  #raw = :raw, updatedAt = :now",
@@ -83,9 +80,7 @@ impl Templates<'_> {
     pub async fn list(&self, scope: &TenantScope) -> Result<Vec<TemplateView>, StoreError> {
         let query = self
             .table
-            .client()
             .query()
-            .table_name(self.table.name())
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(scope.pk()))
             .expression_attribute_values(":prefix", s("TEMPLATE#"));

@@ -160,11 +160,7 @@ impl ApiKeys<'_> {
     /// turn every request into a write.
     pub async fn touch(&self, scope: &TenantScope, id: &ApiKeyId) -> Result<(), StoreError> {
         let now = now_secs();
-        let result = self
-            .table.client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(scope.pk(), format!("{APIKEY_PREFIX}{id}"))))
+        let result = self.table.update(key(scope.pk(), format!("{APIKEY_PREFIX}{id}")))
             .update_expression("SET lastUsedAt = :now")
             .condition_expression("attribute_exists(pk) AND (attribute_not_exists(lastUsedAt) OR lastUsedAt < :stale)")
             .expression_attribute_values(":now", n(now))

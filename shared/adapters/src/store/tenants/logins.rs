@@ -139,10 +139,7 @@ impl Logins<'_> {
 
     pub async fn revoke(&self, family_id: &str) -> Result<(), StoreError> {
         self.table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(family_key(family_id)))
+            .update(family_key(family_id))
             .update_expression("SET revoked = :true")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(
@@ -183,10 +180,7 @@ impl Logins<'_> {
         let now = now_secs();
         let counted = self
             .table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(lockout_key(scope)))
+            .update(lockout_key(scope))
             .update_expression("ADD failures :one")
             .condition_expression("windowStart > :cutoff")
             .expression_attribute_values(":one", n(1))
@@ -214,10 +208,7 @@ impl Logins<'_> {
         if failures < threshold {
             return Ok(false);
         }
-        self.table.client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(lockout_key(scope)))
+        self.table.update(lockout_key(scope))
             .update_expression("SET lockedUntil = :until, expiresAt = :expires, failures = :zero, windowStart = :now")
             .expression_attribute_values(":until", n(now + lock_secs))
             .expression_attribute_values(":expires", n(now + lock_secs + window_secs))

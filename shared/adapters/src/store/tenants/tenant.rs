@@ -148,10 +148,7 @@ impl Tenants<'_> {
         let mut sets = vec!["updatedAt = :now".to_owned()];
         let mut update = self
             .table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(scope.pk(), TENANT_SK)))
+            .update(key(scope.pk(), TENANT_SK))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", n(now_secs()));
         if let Some(name) = name {

@@ -189,10 +189,7 @@ impl Users<'_> {
     ) -> Result<(), StoreError> {
         let tenant = scope.tenant_id();
         self.table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(format!("TENANT#{tenant}"), format!("{USER_PREFIX}{user}"))))
+            .update(key(format!("TENANT#{tenant}"), format!("{USER_PREFIX}{user}")))
             .update_expression("SET lastSeenAt = :at")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":at", n(if online { now_secs() } else { 0 }))
@@ -213,9 +210,7 @@ impl Users<'_> {
         let since = now_secs() - ONLINE_FOR_SECS;
         let query = self
             .table
-            .client()
             .query()
-            .table_name(self.table.name())
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .filter_expression("#role = :agent AND lastSeenAt >= :since")
             .expression_attribute_names("#role", "role")
@@ -236,10 +231,7 @@ impl Users<'_> {
         online.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         let turn = self
             .table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .set_key(Some(key(&pk, TENANT_SK)))
+            .update(key(&pk, TENANT_SK))
             .update_expression("ADD assignTurn :one")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", n(1))
