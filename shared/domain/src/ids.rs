@@ -64,6 +64,17 @@ id_type!(
     "ten"
 );
 id_type!(UserId, "usr");
+
+/// The id of the pseudo tenant under which platform webhooks are kept whole, with the
+/// changes no tenant owns.
+pub const PLATFORM_TENANT: &str = "ten_platform";
+
+impl TenantId {
+    /// The pseudo tenant of [`PLATFORM_TENANT`].
+    pub fn platform() -> Self {
+        Self(PLATFORM_TENANT.to_owned())
+    }
+}
 id_type!(ApiKeyId, "key");
 
 #[cfg(test)]
@@ -84,6 +95,11 @@ mod tests {
             assert_eq!(TenantId::parse(raw), None, "{raw:?}");
         }
         assert!(TenantId::parse("partner-user.42_x").is_some());
+    }
+
+    #[test]
+    fn the_platform_pseudo_tenant_is_a_plausible_id() {
+        assert_eq!(TenantId::parse(TenantId::platform().as_str()), Some(TenantId::platform()));
     }
 
     #[test]

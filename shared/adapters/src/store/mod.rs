@@ -13,8 +13,8 @@ pub mod tenants;
 use domain::ids::TenantId;
 use domain::queues::Tenanted;
 
-/// The pseudo tenant of [`TenantScope::platform_webhooks`].
-pub const PLATFORM_PARTITION: &str = "ten_platform";
+/// The pseudo tenant of [`TenantScope::platform_webhooks`], as its id reads.
+pub use domain::ids::PLATFORM_TENANT as PLATFORM_PARTITION;
 
 /// Proof that the caller acts for this tenant. Made only where that was established:
 ///
@@ -41,7 +41,7 @@ impl TenantScope {
     /// Where platform webhooks are kept whole, with the changes no tenant owns: stored and
     /// visible to operators, never dropped.
     pub fn platform_webhooks() -> Self {
-        Self(TenantId::parse(PLATFORM_PARTITION).unwrap_or_else(TenantId::generate))
+        Self(TenantId::platform())
     }
 
     pub fn tenant_id(&self) -> &TenantId {
