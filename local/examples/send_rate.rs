@@ -167,12 +167,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Each invocation with its own process-level caches, as separate Lambda instances.
     let sender = || {
         Arc::new(MessageSender(
-            message_sender::Deps::from_parts(
+            message_sender::Deps::build(
                 &clients,
                 &resources,
-                adapters::channel::SandboxCredentials::default(),
-                graph.clone(),
-                message_sender::Policy::default(),
+                &message_sender::Config {
+                    sandbox: adapters::channel::SandboxCredentials::default(),
+                    graph: graph.clone(),
+                    policy: message_sender::Policy::default(),
+                },
             )
             .unwrap_or_else(|e| panic!("sender: {e}")),
         ))

@@ -2,13 +2,13 @@
 
 use crate::poller::{Processor, ProcessorFuture};
 use adapters::aws::AwsClients;
-use adapters::channel::SandboxCredentials;
+
 use adapters::config::Resources;
 use adapters::config::StartError;
 use adapters::resources::{EVENT_SOURCES, EventSourceSpec, MESSAGE_SENDER, WEBHOOK_PROCESSOR};
 use aws_lambda_events::event::sqs::SqsEvent;
+use edge::config::ApiConfig;
 use edge::routes::{ADMIN, AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS};
-use edge::tokens::TokenKeys;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
@@ -16,12 +16,10 @@ use std::sync::Arc;
 /// What the functions read from their environment in AWS, given directly.
 #[derive(Clone)]
 pub struct Settings {
-    pub token_keys: Arc<TokenKeys>,
+    /// Token keys, sandbox credentials and where Cloud API requests go (Meta, or the
+    /// sandbox): what every HTTP function reads, and the sender too.
+    pub api: ApiConfig,
     pub lockout: auth::LockoutPolicy,
-    pub sandbox: SandboxCredentials,
-    /// Where Cloud API requests go (Meta, or the sandbox), for health checks, templates
-    /// and sending.
-    pub graph: adapters::graph::GraphConfig,
     pub sender: message_sender::Policy,
     pub platform_app: meta_webhook::PlatformApp,
     /// Whether queues are polled (off only to measure ingest alone).
@@ -46,11 +44,7 @@ impl Functions {
         resources: &Resources,
         settings: &Settings,
     ) -> Result<Self, StartError> {
-        let api = edge::config::ApiConfig {
-            token_keys: settings.token_keys.clone(),
-            sandbox: settings.sandbox.clone(),
-            graph: settings.graph.clone(),
-        };
+        let api = &settings.api;
         Ok(Self {
             health: health::Deps::new(clients.clone(), resources.clone()),
             auth: auth::Deps::build(
@@ -58,18 +52,18 @@ impl Functions {
                 resources,
                 &auth::Config { api: api.clone(), lockout: settings.lockout },
             )?,
-            tenants: tenants::Deps::build(clients, resources, &api)?,
-            channel: channel::Deps::build(clients, resources, &api)?,
+            tenants: tenants::Deps::build(clients, resources, api)?,
+            channel: channel::Deps::build(clients, resources, api)?,
             meta_webhook: meta_webhook::Deps::build(
                 clients,
                 resources,
                 &meta_webhook::Config {
-                    sandbox: settings.sandbox.clone(),
+                    sandbox: settings.api.sandbox.clone(),
                     platform_app: settings.platform_app.clone(),
                 },
             ),
-            messages: messages::Deps::build(clients, resources, &api)?,
-            admin: admin::Deps::build(clients, resources, &api),
+            messages: messages::Deps::build(clients, resources, api)?,
+            admin: admin::Deps::build(clients, resources, api),
         })
     }
 
@@ -130,8 +124,8 @@ pub fn processors(
     let inbound: Arc<dyn Processor> =
         Arc::new(WebhookProcessor(webhook_processor::Deps::build(clients, resources)));
     let sender_config = message_sender::Config {
-        sandbox: settings.sandbox.clone(),
-        graph: settings.graph.clone(),
+        sandbox: settings.api.sandbox.clone(),
+        graph: settings.api.graph.clone(),
         policy: settings.sender,
     };
     let mut processors = Vec::new();

@@ -6,9 +6,7 @@
 use adapters::aws::{AwsClients, bootstrap};
 use adapters::operator::ensure_operator_from_env;
 use adapters::store::tenants::TenantStore;
-use edge::tokens::token_keys_from_env;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,10 +17,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clients = AwsClients::from_env().await;
     let resources = bootstrap::ensure(&clients, &prefix).await?;
     let settings = local::Settings {
-        token_keys: Arc::new(token_keys_from_env(&clients).await?),
+        api: edge::config::ApiConfig::from_env(&clients).await?,
         lockout: auth::LockoutPolicy::from_env()?,
-        sandbox: adapters::channel::SandboxCredentials::from_env(),
-        graph: adapters::graph::GraphConfig::from_env(),
         sender: message_sender::Policy::default(),
         platform_app: meta_webhook::PlatformApp::from_env(),
         // NOTE: LOCAL_PROCESSORS=off measures ingest alone (make bench); never in make dev.

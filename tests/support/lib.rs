@@ -447,13 +447,15 @@ impl App {
         let keys = edge::tokens::TokenKeys::parse(&spec, edge::tokens::DEFAULT_ISSUER, "test")
             .expect("key ring");
         let settings = local::Settings {
-            token_keys: std::sync::Arc::new(keys),
-            lockout,
-            sandbox: adapters::channel::SandboxCredentials {
-                app_secret: Some(SANDBOX_APP_SECRET.to_owned().into()),
-                verify_token: Some(SANDBOX_VERIFY_TOKEN.to_owned().into()),
+            api: edge::config::ApiConfig {
+                token_keys: std::sync::Arc::new(keys),
+                sandbox: adapters::channel::SandboxCredentials {
+                    app_secret: Some(SANDBOX_APP_SECRET.to_owned().into()),
+                    verify_token: Some(SANDBOX_VERIFY_TOKEN.to_owned().into()),
+                },
+                graph: loopback_graph(Some(&sandbox_url)),
             },
-            graph: loopback_graph(Some(&sandbox_url)),
+            lockout,
             sender,
             platform_app: meta_webhook::PlatformApp {
                 app_secret: Some(PLATFORM_APP_SECRET.to_owned().into()),

@@ -96,12 +96,14 @@ async fn a_paced_backlog_under_concurrent_batches_sends_every_message_and_dead_l
 async fn a_poison_send_job_reaches_the_dead_letter_queue_on_its_first_receive() {
     let stack = Stack::new(Emulator::shared()).await;
     let r = &stack.resources;
-    let sender = message_sender::Deps::from_parts(
+    let sender = message_sender::Deps::build(
         &stack.clients,
         r,
-        adapters::channel::SandboxCredentials::default(),
-        loopback_graph(None),
-        switchboard_tests::test_sender_policy(),
+        &message_sender::Config {
+            sandbox: adapters::channel::SandboxCredentials::default(),
+            graph: loopback_graph(None),
+            policy: switchboard_tests::test_sender_policy(),
+        },
     )
     .expect("deps");
     let arn = queue_arn(&stack.clients, &r.outbound_standard_queue_url).await.expect("arn");
@@ -179,12 +181,14 @@ async fn a_message_that_reaches_the_dead_letter_queue_is_failed_and_announced() 
     let queued = stack.take_event(&r.outbound_standard_queue_url, 1).await;
     let arn = queue_arn(&stack.clients, &r.outbound_standard_queue_url).await.expect("arn");
     let body = queued.records[0].body.clone().expect("body");
-    let sender = message_sender::Deps::from_parts(
+    let sender = message_sender::Deps::build(
         &stack.clients,
         r,
-        adapters::channel::SandboxCredentials::default(),
-        loopback_graph(Some(&app.sandbox_url)),
-        switchboard_tests::test_sender_policy(),
+        &message_sender::Config {
+            sandbox: adapters::channel::SandboxCredentials::default(),
+            graph: loopback_graph(Some(&app.sandbox_url)),
+            policy: switchboard_tests::test_sender_policy(),
+        },
     )
     .expect("deps");
 

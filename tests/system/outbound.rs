@@ -883,12 +883,14 @@ async fn aws_requests_per_outbound_message_are_counted() {
         accepted.push(counter.take());
     }
 
-    let sender = message_sender::Deps::from_parts(
+    let sender = message_sender::Deps::build(
         &clients,
         r,
-        SandboxCredentials::default(),
-        graph,
-        message_sender::Policy::default(),
+        &message_sender::Config {
+            sandbox: SandboxCredentials::default(),
+            graph,
+            policy: message_sender::Policy::default(),
+        },
     )
     .expect("deps");
     let mut sent = Vec::new();

@@ -189,12 +189,7 @@ async fn put(
         None
     } else {
         let plain = serde_json::to_vec(&secrets).map_err(ApiError::internal)?;
-        let sealed = deps.channels.envelopes().seal(principal.tenant_id(), &plain).await.map_err(
-            |e| match e {
-                adapters::aws::envelope::EnvelopeError::Kms(k) => ApiError::unavailable("kms", k),
-                other => ApiError::internal(other.to_string()),
-            },
-        )?;
+        let sealed = deps.channels.envelopes().seal(principal.tenant_id(), &plain).await?;
         Some(sealed)
     };
     let record = ChannelRecord {

@@ -13,14 +13,12 @@
 
 use crate::send::{fail, send_one};
 use adapters::aws::AwsClients;
-use adapters::aws::envelope::Envelopes;
-use adapters::channel::{Channels, OpenChannel, SandboxCredentials};
-use adapters::config::Resources;
+use adapters::channel::{Channels, OpenChannel};
+use adapters::config::{Resources, StartError};
 use adapters::events::PartnerEvents;
 use adapters::graph::{GraphConfig, Target};
 use adapters::queues::{Inbox, Poison, SendJob, batch_response};
 use adapters::resources::{OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE};
-use adapters::store::channels::ChannelStore;
 use adapters::store::messages::MessageStore;
 use adapters::store::pacing::{Booking, Bucket, RateBuckets};
 use adapters::store::tenants::TenantStore;
@@ -81,37 +79,29 @@ pub struct Deps {
 }
 
 impl Deps {
-    pub fn from_parts(
+    /// Everything the sender uses, as its `main` and the local stack build it.
+    pub fn build(
         clients: &AwsClients,
         resources: &Resources,
-        sandbox: SandboxCredentials,
-        graph: GraphConfig,
-        policy: Policy,
-    ) -> Result<Self, reqwest::Error> {
-        let channels = Channels::new(
-            ChannelStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
-            Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
-            sandbox,
-        );
-        let inbox = Inbox::new(
-            clients.sqs.clone(),
-            resources,
-            &[OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE],
-        );
-        let http = adapters::graph::http_client(policy.http_timeout)?;
+        config: &crate::Config,
+    ) -> Result<Self, StartError> {
         Ok(Self {
-            messages: MessageStore::new(clients.dynamodb.clone(), resources.messages_table.clone()),
-            channels,
-            tenants: TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone()),
+            messages: MessageStore::of(clients, resources),
+            channels: Channels::of(clients, resources, config.sandbox.clone()),
+            tenants: TenantStore::of(clients, resources),
             buckets: RateBuckets::new(clients.dynamodb.clone(), resources.messages_table.clone()),
             events: PartnerEvents::new(
                 clients.sqs.clone(),
                 resources.partner_events_queue_url.clone(),
             ),
-            inbox,
-            graph,
-            http,
-            policy,
+            inbox: Inbox::new(
+                clients.sqs.clone(),
+                resources,
+                &[OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE],
+            ),
+            graph: config.graph.clone(),
+            http: adapters::graph::http_client(config.policy.http_timeout)?,
+            policy: config.policy,
             plan_rates: Arc::default(),
         })
     }

@@ -221,13 +221,13 @@ async fn receive_gateway(deps: &Deps, request: &Request) -> Result<Response<Body
     let body = raw_body(request)?;
     let channel = deps.channels.open(&tenant).await?;
     let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
-    let valid = channel.as_ref().is_some_and(|c| {
+    let verified = channel.filter(|c| {
         matches!(&c.config, ChannelConfig::Gateway { endpoint_id, .. }
             if bool::from(endpoint_id.as_bytes().ct_eq(endpoint.as_bytes())))
             && c.secret(SecretName::WebhookSecret)
                 .is_some_and(|s| signature_valid(s.as_bytes(), body, header))
     });
-    let Some(channel) = channel.filter(|_| valid) else {
+    let Some(channel) = verified else {
         warn!(tenant_id = %tenant, "gateway webhook not signed by this tenant's gateway endpoint");
         return Err(ApiError::Unauthorized);
     };

@@ -51,10 +51,6 @@ impl<M: QueueMessage> Queue<M> {
         Self { sqs, url: url.into(), message: PhantomData }
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     pub async fn send(&self, message: &M) -> Result<(), QueueError> {
         let body = body(message)?;
         self.sqs
@@ -70,42 +66,42 @@ impl<M: QueueMessage> Queue<M> {
     /// Sends a message with a `reason` attribute: how a producer puts what it knows to be
     /// unprocessable straight into a dead-letter queue.
     pub async fn send_with_reason(&self, message: &M, reason: &str) -> Result<(), QueueError> {
-        self.sqs
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body(message)?)
-            .message_attributes(REASON_ATTRIBUTE, reason_attribute(reason)?)
-            .send()
-            .await
-            .map_err(|e| QueueError::from_sdk(&e))?;
-        Ok(())
+        send_with_reason(&self.sqs, &self.url, body(message)?, reason).await
     }
 
-    /// Sends messages ten per request (SQS's batch limit), each after its own delay (SQS
-    /// allows up to 15 minutes). Returns the indexes of the messages SQS did not take.
-    pub async fn send_all(&self, messages: &[(M, Duration)]) -> Result<Vec<usize>, QueueError> {
+    /// Every message, ten per request (SQS's batch limit), or an error naming how many SQS
+    /// refused.
+    pub async fn send_batch(&self, messages: &[M]) -> Result<(), QueueError> {
         let bodies = messages
             .iter()
-            .map(|(m, delay)| Ok((body(m)?, *delay)))
+            .map(|m| Ok((body(m)?, Duration::ZERO)))
             .collect::<Result<Vec<_>, QueueError>>()?;
-        send_bodies(&self.sqs, &self.url, &bodies).await
-    }
-
-    /// Every message, or an error naming how many SQS refused.
-    pub async fn send_batch(&self, messages: &[M]) -> Result<(), QueueError>
-    where
-        M: Clone,
-    {
-        let all: Vec<(M, Duration)> =
-            messages.iter().map(|m| (m.clone(), Duration::ZERO)).collect();
-        match self.send_all(&all).await?.len() {
+        match send_bodies(&self.sqs, &self.url, &bodies).await?.len() {
             0 => Ok(()),
             refused => Err(QueueError(format!("{refused} {}s not queued", M::KIND))),
         }
     }
 }
 
-/// Bodies ten per request; the indexes of those SQS refused.
+/// One body with a `reason` attribute (what a dead-letter queue is given).
+async fn send_with_reason(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    body: String,
+    reason: &str,
+) -> Result<(), QueueError> {
+    sqs.send_message()
+        .queue_url(url)
+        .message_body(body)
+        .message_attributes(REASON_ATTRIBUTE, reason_attribute(reason)?)
+        .send()
+        .await
+        .map_err(|e| QueueError::from_sdk(&e))?;
+    Ok(())
+}
+
+/// Bodies ten per request, each after its own delay (SQS allows up to 15 minutes); the
+/// indexes of those SQS refused.
 async fn send_bodies(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
@@ -234,15 +230,8 @@ impl Inbox {
         let source = self
             .source(record)
             .ok_or_else(|| QueueError("record from a queue this processor does not know".into()))?;
-        self.sqs
-            .send_message()
-            .queue_url(&source.dlq_url)
-            .message_body(record.body.clone().unwrap_or_default())
-            .message_attributes(REASON_ATTRIBUTE, reason_attribute(&reason.0)?)
-            .send()
-            .await
-            .map_err(|e| QueueError::from_sdk(&e))?;
-        Ok(())
+        let body = record.body.clone().unwrap_or_default();
+        send_with_reason(&self.sqs, &source.dlq_url, body, &reason.0).await
     }
 
     /// Dead-letters a poison record and logs why. `false` when SQS did not take it: the

@@ -216,7 +216,16 @@ impl From<ChannelError> for ApiError {
     fn from(e: ChannelError) -> Self {
         match e {
             ChannelError::Store(e) => e.into(),
-            ChannelError::Envelope(EnvelopeError::Kms(k)) => ApiError::unavailable("kms", k),
+            ChannelError::Envelope(e) => e.into(),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<EnvelopeError> for ApiError {
+    fn from(e: EnvelopeError) -> Self {
+        match e {
+            EnvelopeError::Kms(k) => ApiError::unavailable("kms", k),
             other => ApiError::internal(other.to_string()),
         }
     }

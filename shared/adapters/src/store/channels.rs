@@ -73,7 +73,7 @@ impl ChannelStore {
     /// The channel of a tenant named in a webhook URL. Webhooks carry no bearer token:
     /// their signature, checked with this channel's secret, is what authenticates them.
     pub async fn get_for(&self, tenant: &TenantId) -> Result<Option<ChannelRecord>, StoreError> {
-        let item = self.table.get(key(format!("TENANT#{tenant}"), CHANNEL_SK)).await?;
+        let item = self.table.get(key(TenantScope::new(tenant.clone()).pk(), CHANNEL_SK)).await?;
         item.as_ref().map(channel_from).transpose()
     }
 
@@ -184,14 +184,13 @@ impl ChannelStore {
         scope: &TenantScope,
         healthy: Option<bool>,
     ) -> Result<(), StoreError> {
-        let tenant = scope.tenant_id();
         let status = match healthy {
             Some(true) => "healthy",
             Some(false) => "unhealthy",
             None => "unknown",
         };
         self.table
-            .update(key(format!("TENANT#{tenant}"), CHANNEL_SK))
+            .update(key(scope.pk(), CHANNEL_SK))
             .update_expression("SET healthStatus = :status, lastHealthCheck = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":status", s(status))

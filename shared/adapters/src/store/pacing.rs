@@ -56,7 +56,7 @@ impl RateBuckets {
         max_wait: Duration,
     ) -> Result<Booking, StoreError> {
         let tenant = scope.tenant_id();
-        let item_key = bucket_key(tenant, bucket);
+        let item_key = bucket_key(scope, bucket);
         let cache_key = (tenant.clone(), bucket.clone());
         let mut cached = self.seen.lock().ok().and_then(|s| s.get(&cache_key).copied());
         for attempt in 0..50u32 {
@@ -118,7 +118,7 @@ impl RateBuckets {
         }
         let held = self
             .table
-            .update(bucket_key(tenant, bucket))
+            .update(bucket_key(scope, bucket))
             .update_expression("SET tat = :until")
             .condition_expression("attribute_not_exists(tat) OR tat < :until")
             .expression_attribute_values(":until", n(until_us))
@@ -132,10 +132,10 @@ impl RateBuckets {
     }
 }
 
-fn bucket_key(tenant: &TenantId, bucket: &Bucket) -> super::attrs::Item {
+fn bucket_key(scope: &TenantScope, bucket: &Bucket) -> super::attrs::Item {
     let sk = match bucket {
         Bucket::Phone(id) => format!("RATE#PHONE#{id}"),
         Bucket::Tenant => "RATE#TENANT".to_owned(),
     };
-    key(format!("TENANT#{tenant}"), sk)
+    key(scope.pk(), sk)
 }

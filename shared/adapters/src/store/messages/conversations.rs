@@ -72,10 +72,9 @@ impl Conversations<'_> {
         conversation_id: &str,
         agent: &str,
     ) -> Result<bool, StoreError> {
-        let tenant = scope.tenant_id();
         let out = self
             .table
-            .update(key(tenant_pk(tenant), format!("CONV#{conversation_id}")))
+            .update(key(scope.pk(), format!("CONV#{conversation_id}")))
             .update_expression("SET assignedAgentId = :agent")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(assignedAgentId)")
             .expression_attribute_values(":agent", s(agent))

@@ -24,8 +24,7 @@ impl Deliveries<'_> {
         scope: &TenantScope,
         update: &StatusUpdate,
     ) -> Result<StatusApplied, StoreError> {
-        let tenant = scope.tenant_id();
-        let pk = tenant_pk(tenant);
+        let pk = scope.pk();
         let status = update.status.as_str();
         let ts = if update.timestamp > 0 { update.timestamp } else { now_secs() };
         let recorded = self.table.update(key(&pk, format!("WAMID#{}", update.wamid)))
@@ -82,8 +81,7 @@ impl Deliveries<'_> {
         scope: &TenantScope,
         wamid: &str,
     ) -> Result<Option<(String, Vec<StatusEntry>)>, StoreError> {
-        let tenant = scope.tenant_id();
-        let item = self.table.get(key(tenant_pk(tenant), format!("WAMID#{wamid}"))).await?;
+        let item = self.table.get(key(scope.pk(), format!("WAMID#{wamid}"))).await?;
         Ok(item.map(|i| (opt_s(&i, "status").unwrap_or("queued").to_owned(), history_from(&i))))
     }
 }

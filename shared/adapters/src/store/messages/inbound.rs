@@ -24,8 +24,7 @@ impl Inbound<'_> {
         scope: &TenantScope,
         message: &InboundMessage,
     ) -> Result<Applied, StoreError> {
-        let tenant = scope.tenant_id();
-        let pk = tenant_pk(tenant);
+        let pk = scope.pk();
         // Concurrent first messages of one new contact race for the contact item; the
         // loser reads the winner's conversation and tries again.
         for attempt in 0..10u64 {
@@ -53,14 +52,7 @@ impl Inbound<'_> {
             let message_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
             let seen = contact.as_ref().and_then(|c| opt_n(c, "lastInboundAt"));
             match self
-                .transaction(
-                    tenant,
-                    message,
-                    &conversation_id,
-                    &message_id,
-                    contact.is_some(),
-                    seen,
-                )
+                .transaction(scope, message, &conversation_id, &message_id, contact.is_some(), seen)
                 .await
             {
                 Ok(()) => {
@@ -80,15 +72,16 @@ impl Inbound<'_> {
 
     async fn transaction(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         message: &InboundMessage,
         conversation_id: &str,
         message_id: &str,
         known_contact: bool,
         seen_last_inbound: Option<i64>,
     ) -> Result<(), TxError> {
+        let tenant = scope.tenant_id();
         let new_contact = !known_contact;
-        let pk = tenant_pk(tenant);
+        let pk = scope.pk();
         let ts = if message.timestamp > 0 { message.timestamp } else { now_secs() };
         let preview = message.preview.clone().unwrap_or_else(|| format!("[{}]", message.kind));
         // An update, not a put: it completes an item that a status may have started, and
@@ -227,8 +220,7 @@ impl Inbound<'_> {
         field: &str,
         raw: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let tenant = scope.tenant_id();
-        let mut item = key(tenant_pk(tenant), format!("EVENT#{event_id}#{index:04}"));
+        let mut item = key(scope.pk(), format!("EVENT#{event_id}#{index:04}"));
         item.insert("field".into(), s(field));
         item.insert("raw".into(), s(raw.to_string()));
         item.insert("receivedAt".into(), n(now_secs()));

@@ -20,7 +20,6 @@ use super::StoreError;
 use super::attrs::{Item, get_s, opt_n, opt_s, rfc3339};
 use super::table::Table;
 use aws_sdk_dynamodb::Client;
-use domain::ids::TenantId;
 use domain::meta::DeliveryStatus;
 use serde::Serialize;
 
@@ -46,10 +45,6 @@ pub const SERVICE_WINDOW_SECS: i64 = 24 * 3600;
 #[derive(Clone, Debug)]
 pub struct MessageStore {
     pub(super) table: Table,
-}
-
-pub(super) fn tenant_pk(tenant: &TenantId) -> String {
-    format!("TENANT#{tenant}")
 }
 
 /// What applying an inbound message did.

@@ -13,7 +13,7 @@
 
 // NOTE: over 400 lines: one aggregate's whole life (accept, claim, send, fail), which the
 // sender's exactly-once guarantee depends on reading as one.
-use super::{TxError, sortable, tenant_pk, usage_sk};
+use super::{TxError, sortable, usage_sk};
 use crate::resources::TTL_ATTRIBUTE;
 use crate::store::attrs::{Item, get_s, key, n, now_secs, opt_n, opt_s, s};
 use crate::store::table::Table;
@@ -273,9 +273,8 @@ impl Outbox<'_> {
         scope: &TenantScope,
         message_id: &str,
     ) -> Result<(), StoreError> {
-        let tenant = scope.tenant_id();
         self.table
-            .update(key(tenant_pk(tenant), format!("MSG#{message_id}")))
+            .update(key(scope.pk(), format!("MSG#{message_id}")))
             .update_expression("SET enqueuedAt = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", n(now_secs()))
@@ -290,8 +289,7 @@ impl Outbox<'_> {
         scope: &TenantScope,
         message_id: &str,
     ) -> Result<Option<Outbound>, StoreError> {
-        let tenant = scope.tenant_id();
-        let item = self.table.get(key(tenant_pk(tenant), format!("MSG#{message_id}"))).await?;
+        let item = self.table.get(key(scope.pk(), format!("MSG#{message_id}"))).await?;
         match item {
             Some(i) if opt_s(&i, "direction") == Some("outbound") => Ok(Some(outbound_from(&i)?)),
             _ => Ok(None),
@@ -306,9 +304,8 @@ impl Outbox<'_> {
         message_id: &str,
         lease_secs: i64,
     ) -> Result<Claim, StoreError> {
-        let tenant = scope.tenant_id();
         let now = now_secs();
-        let item_key = key(tenant_pk(tenant), format!("MSG#{message_id}"));
+        let item_key = key(scope.pk(), format!("MSG#{message_id}"));
         // NOTE: the SDK retries a request whose answer was lost. Without the token, the
         // retry of a claim that did succeed would find the lease held and report Busy; the
         // message would then wait out the lease and be failed as abandoned, unsent.
@@ -373,9 +370,8 @@ impl Outbox<'_> {
         message_id: &str,
         last_error: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let tenant = scope.tenant_id();
         self.table
-            .update(key(tenant_pk(tenant), format!("MSG#{message_id}")))
+            .update(key(scope.pk(), format!("MSG#{message_id}")))
             .update_expression("SET lease = :free, lastError = :error")
             .condition_expression("#status = :queued")
             .expression_attribute_names("#status", "status")
@@ -403,8 +399,7 @@ impl Outbox<'_> {
         message: &Outbound,
         wamid: &str,
     ) -> Result<(), StoreError> {
-        let tenant = scope.tenant_id();
-        let pk = tenant_pk(tenant);
+        let pk = scope.pk();
         let now = now_secs();
         let recorded = self
             .table
@@ -454,8 +449,7 @@ impl Outbox<'_> {
         sent: usize,
         spread_by: &str,
     ) -> Result<(), StoreError> {
-        let tenant = scope.tenant_id();
-        self.count(&tenant_pk(tenant), now_secs(), spread_by, "outbound", sent as i64).await
+        self.count(&scope.pk(), now_secs(), spread_by, "outbound", sent as i64).await
     }
 
     /// Adds `by` to a counter of the day's usage (a shard of it).
@@ -487,8 +481,7 @@ impl Outbox<'_> {
         code: &serde_json::Value,
         title: &str,
     ) -> Result<bool, StoreError> {
-        let tenant = scope.tenant_id();
-        let pk = tenant_pk(tenant);
+        let pk = scope.pk();
         let now = now_secs();
         let error = serde_json::json!({ "code": code, "title": title }).to_string();
         let failed = self

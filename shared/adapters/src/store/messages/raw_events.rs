@@ -10,13 +10,12 @@
 //! still does not fit is cut into parts, written first; the event item, written last,
 //! names how many there are, so an event is only ever read whole.
 
-use super::{sortable, tenant_pk};
+use super::sortable;
 use crate::store::attrs::{Item, key, n, now_secs, opt_n, opt_s, s};
 use crate::store::table::Table;
 use crate::store::{StoreError, TenantScope, dynamo_err};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use domain::ids::TenantId;
 use futures_util::future::try_join_all;
 use std::io::{Read, Write};
 
@@ -47,12 +46,11 @@ impl RawEvents<'_> {
         body: &[u8],
         source: &str,
     ) -> Result<String, StoreError> {
-        let tenant = scope.tenant_id();
         let now = now_secs();
         let expires = now + RAW_EVENT_TTL_SECS;
         let event_id =
             format!("{}-{}", sortable(now), &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let mut item = key(tenant_pk(tenant), format!("RAW#{event_id}"));
+        let mut item = key(scope.pk(), format!("RAW#{event_id}"));
         if body.len() <= COMPRESS_ABOVE {
             item.insert("body".into(), AttributeValue::B(Blob::new(body.to_vec())));
         } else {
@@ -63,7 +61,7 @@ impl RawEvents<'_> {
                 item.insert("bodyGzip".into(), AttributeValue::B(Blob::new(compressed)));
             } else {
                 let parts: Vec<&[u8]> = compressed.chunks(PART_BYTES).collect();
-                self.put_parts(tenant, &event_id, &parts, expires).await?;
+                self.put_parts(scope, &event_id, &parts, expires).await?;
                 item.insert("bodyGzipParts".into(), n(parts.len()));
             }
         }
@@ -77,15 +75,14 @@ impl RawEvents<'_> {
 
     async fn put_parts(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         event_id: &str,
         parts: &[&[u8]],
         expires: i64,
     ) -> Result<(), StoreError> {
         for (group_index, group) in parts.chunks(PARALLEL_PARTS).enumerate() {
             let writes = group.iter().enumerate().map(|(i, part)| {
-                let mut item =
-                    key(tenant_pk(tenant), part_sk(event_id, group_index * PARALLEL_PARTS + i));
+                let mut item = key(scope.pk(), part_sk(event_id, group_index * PARALLEL_PARTS + i));
                 item.insert("part".into(), AttributeValue::B(Blob::new(part.to_vec())));
                 item.insert("expiresAt".into(), n(expires));
                 self.table.put(item)
@@ -100,9 +97,7 @@ impl RawEvents<'_> {
         scope: &TenantScope,
         event_id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let tenant = scope.tenant_id();
-        let Some(item) = self.table.get(key(tenant_pk(tenant), format!("RAW#{event_id}"))).await?
-        else {
+        let Some(item) = self.table.get(key(scope.pk(), format!("RAW#{event_id}"))).await? else {
             return Ok(None);
         };
         if let Some(AttributeValue::B(b)) = item.get("body") {
@@ -112,7 +107,7 @@ impl RawEvents<'_> {
             return gunzip(b.as_ref()).map(Some);
         }
         if let Some(count) = opt_n(&item, "bodyGzipParts") {
-            let compressed = self.read_parts(tenant, event_id, count).await?;
+            let compressed = self.read_parts(scope, event_id, count).await?;
             return gunzip(&compressed).map(Some);
         }
         Err(StoreError::Corrupt("raw event without a body".into()))
@@ -120,14 +115,14 @@ impl RawEvents<'_> {
 
     async fn read_parts(
         &self,
-        tenant: &TenantId,
+        scope: &TenantScope,
         event_id: &str,
         count: i64,
     ) -> Result<Vec<u8>, StoreError> {
         let query = self
             .table
             .sk_between(
-                &tenant_pk(tenant),
+                &scope.pk(),
                 &format!("RAWPART#{event_id}#"),
                 &format!("RAWPART#{event_id}#~"),
             )
@@ -157,10 +152,9 @@ impl RawEvents<'_> {
         scope: &TenantScope,
         since: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let tenant = scope.tenant_id();
         let query = self
             .table
-            .sk_between(&tenant_pk(tenant), &format!("RAW#{}", sortable(since)), "RAW#~")
+            .sk_between(&scope.pk(), &format!("RAW#{}", sortable(since)), "RAW#~")
             .projection_expression("sk");
         Ok(self
             .table
@@ -177,9 +171,8 @@ impl RawEvents<'_> {
         event_id: &str,
         outcome: &str,
     ) -> Result<(), StoreError> {
-        let tenant = scope.tenant_id();
         self.table
-            .update(key(tenant_pk(tenant), format!("RAW#{event_id}")))
+            .update(key(scope.pk(), format!("RAW#{event_id}")))
             .update_expression("SET outcome = :outcome, processedAt = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":outcome", s(outcome))

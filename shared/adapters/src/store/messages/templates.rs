@@ -20,10 +20,9 @@ impl Templates<'_> {
         scope: &TenantScope,
         template: &TemplateStatus,
     ) -> Result<(), StoreError> {
-        let tenant = scope.tenant_id();
         let language = template.language.as_deref().unwrap_or("-");
         self.table
-            .update(key(tenant_pk(tenant), format!("TEMPLATE#{}#{language}", template.name)))
+            .update(key(scope.pk(), format!("TEMPLATE#{}#{language}", template.name)))
             .update_expression(
                 "SET #name = :name, #language = :language, #status = :status, reason = :reason, \
                  #raw = :raw, updatedAt = :now",
@@ -113,9 +112,7 @@ impl Templates<'_> {
         name: &str,
         language: &str,
     ) -> Result<Option<String>, StoreError> {
-        let tenant = scope.tenant_id();
-        let item =
-            self.table.get(key(tenant_pk(tenant), format!("TEMPLATE#{name}#{language}"))).await?;
+        let item = self.table.get(key(scope.pk(), format!("TEMPLATE#{name}#{language}"))).await?;
         Ok(item.as_ref().and_then(|i| opt_s(i, "status")).map(str::to_owned))
     }
 }

@@ -1,6 +1,5 @@
 //! The day's usage, read by adding up its counter shards.
 
-use super::*;
 use crate::store::attrs::opt_s;
 use crate::store::table::Table;
 use crate::store::{StoreError, TenantScope};
@@ -23,14 +22,10 @@ impl Usage<'_> {
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
         StoreError,
     > {
-        let tenant = scope.tenant_id();
         let mut days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
             std::collections::BTreeMap::new();
-        let query = self.table.sk_between(
-            &tenant_pk(tenant),
-            &format!("USAGE#{from}"),
-            &format!("USAGE#{to}#~"),
-        );
+        let query =
+            self.table.sk_between(&scope.pk(), &format!("USAGE#{from}"), &format!("USAGE#{to}#~"));
         for item in self.table.query_all(query).await? {
             let Some(date) = opt_s(&item, "sk")
                 .and_then(|sk| sk.strip_prefix("USAGE#"))

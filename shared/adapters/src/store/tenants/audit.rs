@@ -13,11 +13,10 @@ pub struct AuditLog<'a> {
 
 impl AuditLog<'_> {
     pub async fn write(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError> {
-        let tenant = scope.tenant_id();
         let now = now_secs();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut item = with(
-            key(format!("TENANT#{tenant}"), format!("{AUDIT_PREFIX}{}#{id}", rfc3339(now))),
+            key(scope.pk(), format!("{AUDIT_PREFIX}{}#{id}", rfc3339(now))),
             [
                 ("type", s("audit")),
                 ("action", s(entry.action)),

@@ -187,9 +187,8 @@ impl Users<'_> {
         user: &UserId,
         online: bool,
     ) -> Result<(), StoreError> {
-        let tenant = scope.tenant_id();
         self.table
-            .update(key(format!("TENANT#{tenant}"), format!("{USER_PREFIX}{user}")))
+            .update(key(scope.pk(), format!("{USER_PREFIX}{user}")))
             .update_expression("SET lastSeenAt = :at")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":at", n(if online { now_secs() } else { 0 }))
@@ -205,8 +204,7 @@ impl Users<'_> {
         &self,
         scope: &TenantScope,
     ) -> Result<Option<UserId>, StoreError> {
-        let tenant = scope.tenant_id();
-        let pk = format!("TENANT#{tenant}");
+        let pk = scope.pk();
         let since = now_secs() - ONLINE_FOR_SECS;
         let query = self
             .table
