@@ -60,7 +60,7 @@ echo "## Login through the local stack ($profile build, moto emulator)"
 cargo build --quiet "${cargo_profile[@]}" -p local
 moto_port=$("$py" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 api_port=$("$py" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-.venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" > /dev/null 2>&1 &
+.venv/bin/python scripts/emulator.py -H 127.0.0.1 -p "$moto_port" > /dev/null 2>&1 &
 moto=$!
 trap 'kill $moto ${api:-} 2>/dev/null || true' EXIT
 sleep 2

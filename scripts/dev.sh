@@ -95,7 +95,7 @@ cargo build --quiet -p local -p sandbox
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   port_free "$MOTO_PORT" || { echo "port $MOTO_PORT is in use; set MOTO_PORT" >&2; exit 1; }
-  .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" > "$logs/moto.log" 2>&1 &
+  .venv/bin/python scripts/emulator.py -H 127.0.0.1 -p "$MOTO_PORT" > "$logs/moto.log" 2>&1 &
   pids+=($!)
   export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
   wait_http "$AWS_ENDPOINT_URL/moto-api/" "moto_server" "${pids[-1]}"

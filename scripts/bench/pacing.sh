@@ -25,7 +25,7 @@ else
 fi
 
 moto_port=$(free_port)
-.venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" > /dev/null 2>&1 &
+.venv/bin/python scripts/emulator.py -H 127.0.0.1 -p "$moto_port" > /dev/null 2>&1 &
 moto=$!
 dynamodb=
 if [ -z "$smoke" ]; then

@@ -2,7 +2,8 @@
 //! the local stack served on a free port.
 //!
 //! The emulator is moto's server from `.venv` (installed by `make test` via
-//! `scripts/venv.sh`), started on a free loopback port the first time a test needs it and
+//! `scripts/venv.sh`), run by `scripts/emulator.py` (which makes its DynamoDB requests atomic,
+//! as they are in AWS), started on a free loopback port the first time a test needs it and
 //! killed when the test process exits. Each test bootstraps its own tables, queues and key
 //! under a unique prefix, so tests run in parallel without seeing each other's data, and
 //! removes them at the end.
@@ -41,22 +42,22 @@ impl Emulator {
 
     /// A new emulator of its own (for tests that stop it). Killed on drop.
     pub fn start() -> Emulator {
-        let server = std::env::var_os("MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"));
+        let python = workspace_root().join(".venv/bin/python");
         assert!(
-            server.exists(),
+            python.exists(),
             "{} is missing: run `make test` (or scripts/venv.sh) to install the emulator",
-            server.display()
+            python.display()
         );
+        let script = workspace_root().join("scripts/emulator.py");
         let port = free_port();
         // NOTE: PR_SET_PDEATHSIG fires when the *thread* that spawned the child exits, so
         // the child is spawned from a thread that lives as long as the test process. That
         // way a test run that ends (or crashes) never leaves an emulator behind.
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut command = Command::new(server);
+            let mut command = Command::new(python);
             command
+                .arg(script)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
