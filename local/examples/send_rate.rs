@@ -120,6 +120,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The queued messages and their jobs.
     let preload = Instant::now();
     let ids: Vec<String> = (0..total).map(|i| format!("msg_bench{i:08}")).collect();
+    // Messages live in the shard of their id, as the API stores them.
+    let record = adapters::queues::SendJob {
+        tenant_id: domain::ids::TenantId::parse(&tenant).unwrap_or_else(|| panic!("{tenant}")),
+        message_id: String::new(),
+    };
+    let scope = adapters::store::TenantScope::of_record(&record);
     for chunk in ids.chunks(25) {
         let writes = chunk
             .iter()
@@ -128,7 +134,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let content = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
                     "type": "template", "template": {"name": "bench", "language": {"code": "en_US"}}});
                 let item = HashMap::from([
-                    ("pk".into(), s(&pk)),
+                    ("pk".into(), s(scope.shard_pk(id))),
                     ("sk".into(), s(format!("MSG#{id}"))),
                     ("messageId".into(), s(id)),
                     ("conversationId".into(), s("conv_bench")),

@@ -335,6 +335,21 @@ impl Stack {
         out.items().to_vec()
     }
 
+    /// Items under `prefix` in every partition of `tenant` (its own and its shards).
+    pub async fn tenant_items(
+        &self,
+        table: &str,
+        tenant: &str,
+        prefix: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let tenant = domain::ids::TenantId::parse(tenant).expect("tenant id");
+        let mut items = self.items(table, &format!("TENANT#{tenant}"), prefix).await;
+        for pk in scope_of(&tenant).shard_pks() {
+            items.extend(self.items(table, &pk, prefix).await);
+        }
+        items
+    }
+
     /// Every item of the tenants table, as text: to show that a secret is not stored in clear.
     pub async fn tenants_table_text(&self) -> String {
         let out = self
@@ -391,6 +406,11 @@ pub fn scope_of(tenant: &domain::ids::TenantId) -> adapters::store::TenantScope 
     let record =
         domain::queues::WebhookPointer { tenant_id: tenant.clone(), event_id: String::new() };
     adapters::store::TenantScope::of_record(&record)
+}
+
+/// The partition of one of `tenant`'s sharded items (a message, wamid, client id, …).
+pub fn shard_pk(tenant: &str, id: &str) -> String {
+    scope_of(&domain::ids::TenantId::parse(tenant).expect("tenant id")).shard_pk(id)
 }
 
 /// An approved-template message (allowed outside the 24-hour window) for `POST /api/messages`.

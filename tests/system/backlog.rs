@@ -170,7 +170,7 @@ async fn a_message_that_reaches_the_dead_letter_queue_is_failed_and_announced() 
         .dynamodb
         .update_item()
         .table_name(&stack.resources.messages_table)
-        .key("pk", AttributeValue::S(format!("TENANT#{}", owner.tenant_id)))
+        .key("pk", AttributeValue::S(switchboard_tests::shard_pk(&owner.tenant_id, &message_id)))
         .key("sk", AttributeValue::S(format!("MSG#{message_id}")))
         .update_expression("SET content = :broken")
         .expression_attribute_values(":broken", AttributeValue::N("1".into()))

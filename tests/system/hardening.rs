@@ -60,7 +60,7 @@ async fn a_signed_webhook_too_large_for_one_item_is_stored_whole() {
         .expect("stored");
     assert!(stored == body.as_bytes(), "the body read back differs");
     let parts =
-        stack.items(&stack.resources.messages_table, &format!("TENANT#{tenant}"), "RAWPART#").await;
+        stack.tenant_items(&stack.resources.messages_table, &tenant.to_string(), "RAWPART#").await;
     assert!(parts.len() > 1, "stored in {} parts", parts.len());
     drop(app);
     stack.remove().await;

@@ -38,7 +38,7 @@ async fn raw_events(
     stack: &Stack,
     tenant: &str,
 ) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-    stack.items(&stack.resources.messages_table, &format!("TENANT#{tenant}"), "RAW#").await
+    stack.tenant_items(&stack.resources.messages_table, tenant, "RAW#").await
 }
 
 async fn all_processed(stack: &Stack, tenant: &str, expected: usize) -> Option<()> {
@@ -195,9 +195,9 @@ async fn every_inbound_fixture_lands_as_the_right_records() {
         assert_eq!(stored_other, want_other, "{name}: quality, account and error updates kept raw");
         for (wamid, status) in &want.statuses {
             let item = stack
-                .items(
+                .tenant_items(
                     &stack.resources.messages_table,
-                    &format!("TENANT#{tenant}"),
+                    &tenant.to_string(),
                     &format!("WAMID#{wamid}"),
                 )
                 .await;
@@ -218,7 +218,10 @@ async fn every_inbound_fixture_lands_as_the_right_records() {
                 .dynamodb
                 .get_item()
                 .table_name(&stack.resources.messages_table)
-                .key("pk", AttributeValue::S(format!("TENANT#{tenant}")))
+                .key(
+                    "pk",
+                    AttributeValue::S(switchboard_tests::shard_pk(&tenant.to_string(), wamid)),
+                )
                 .key("sk", AttributeValue::S(format!("WAMID#{wamid}")))
                 .send()
                 .await
@@ -451,7 +454,7 @@ async fn processing_a_record_twice_as_after_a_crash_before_delete_changes_nothin
     assert!(first.batch_item_failures.is_empty() && second.batch_item_failures.is_empty());
 
     let items =
-        stack.items(&stack.resources.messages_table, &format!("TENANT#{tenant}"), "MSG#").await;
+        stack.tenant_items(&stack.resources.messages_table, &tenant.to_string(), "MSG#").await;
     assert_eq!(items.len(), 1, "one message after two runs");
 
     // Partner events were emitted both times with the same ids.

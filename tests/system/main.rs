@@ -6,6 +6,7 @@
 
 mod auth;
 mod backlog;
+mod conversations;
 mod hardening;
 mod health;
 mod inbound;

@@ -1053,8 +1053,9 @@ async fn a_client_message_id_names_its_message_until_its_record_expires() {
     let (status, first) = send(&app, token, body.clone()).await;
     assert_eq!(status, 202, "{first}");
 
-    let pk = format!("TENANT#{}", owner.tenant_id);
-    let records = stack.items(&stack.resources.messages_table, &pk, "CLIENT#").await;
+    let pk = switchboard_tests::shard_pk(&owner.tenant_id, "ttl-1");
+    let records =
+        stack.tenant_items(&stack.resources.messages_table, &owner.tenant_id, "CLIENT#").await;
     assert_eq!(records.len(), 1);
     let expires: i64 = match records[0].get("expiresAt") {
         Some(AttributeValue::N(n)) => n.parse().expect("number"),

@@ -1,6 +1,6 @@
-//! DynamoDB adapters. Every item of tenant data is keyed under `TENANT#<id>`, and every
-//! method that reads or writes it takes a [`TenantScope`]: a handler cannot name another
-//! tenant's data.
+//! DynamoDB adapters. Every item of tenant data is keyed under `TENANT#<id>` (or one of its
+//! shards, `TENANT#<id>#<nn>`), and every method that reads or writes it takes a
+//! [`TenantScope`]: a handler cannot name another tenant's data.
 
 pub mod attrs;
 pub mod channels;
@@ -48,10 +48,43 @@ impl TenantScope {
         &self.0
     }
 
-    /// The partition key of everything this tenant owns.
+    /// The partition key of the tenant's items that are written at most a few times a
+    /// second per customer or per setting: users, keys, channels, contacts, conversations,
+    /// templates, buckets.
     pub(crate) fn pk(&self) -> String {
         format!("TENANT#{}", self.0)
     }
+
+    /// The partition of one of the tenant's high-volume items (a message, a wamid, a client
+    /// message id, a raw webhook event, a usage counter), chosen by a hash of the id that
+    /// every read of the item knows. A busy tenant's writes spread over [`SHARDS`]
+    /// partitions, each well under DynamoDB's 1,000 writes a second (docs/ARCHITECTURE.md).
+    pub fn shard_pk(&self, id: &str) -> String {
+        format!("TENANT#{}#{:02}", self.0, shard_of(id, SHARDS))
+    }
+
+    /// Every partition [`shard_pk`](Self::shard_pk) can name, in order.
+    pub fn shard_pks(&self) -> impl Iterator<Item = String> + '_ {
+        (0..SHARDS).map(move |shard| format!("TENANT#{}#{shard:02}", self.0))
+    }
+
+    /// Whether `pk` is one of this tenant's partitions (from a client's cursor, say).
+    pub(crate) fn owns_pk(&self, pk: &str) -> bool {
+        pk == self.pk() || self.shard_pks().any(|own| own == pk)
+    }
+}
+
+/// How many partitions a tenant's high-volume items are spread over.
+pub const SHARDS: u32 = 64;
+
+/// A stable hash of `id` (32-bit FNV-1a), modulo `shards`. Stable across Rust releases and
+/// platforms, unlike `std`'s hasher: a stored item must be found where it was written.
+pub(crate) fn shard_of(id: &str, shards: u32) -> u32 {
+    fnv1a(id) % shards
+}
+
+fn fnv1a(id: &str) -> u32 {
+    id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
 impl std::fmt::Display for TenantScope {
@@ -172,5 +205,43 @@ pub(crate) fn failed_conditions(
                 .collect(),
         ),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_of_an_id_never_changes() {
+        // FNV-1a's published values: "" hashes to 0x811c9dc5, "a" to 0xe40c292c.
+        assert_eq!((fnv1a(""), fnv1a("a")), (0x811c_9dc5, 0xe40c_292c));
+        assert_eq!((shard_of("msg_1", SHARDS), shard_of("wamid.HBgL", SHARDS)), (34, 24));
+        let scope = TenantScope::new(TenantId::generate());
+        assert_eq!(scope.shard_pk("msg_1"), scope.shard_pk("msg_1"));
+        assert!(scope.owns_pk(&scope.shard_pk("wamid.X")));
+        assert!(scope.owns_pk(&scope.pk()));
+    }
+
+    #[test]
+    fn ids_spread_evenly_over_the_shards() {
+        let mut counts = [0u32; SHARDS as usize];
+        for _ in 0..64_000 {
+            let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+            counts[shard_of(&id, SHARDS) as usize] += 1;
+        }
+        // 1,000 each on average (a standard deviation of 31); no shard far from its share.
+        let (min, max) = (counts.iter().min().copied(), counts.iter().max().copied());
+        assert!(min >= Some(800) && max <= Some(1_200), "{counts:?}");
+    }
+
+    #[test]
+    fn another_tenants_partitions_are_not_owned() {
+        let ours = TenantScope::new(TenantId::generate());
+        let theirs = TenantScope::new(TenantId::generate());
+        assert!(!ours.owns_pk(&theirs.shard_pk("msg_1")));
+        assert!(!ours.owns_pk(&theirs.pk()));
+        assert!(!ours.owns_pk(&format!("{}#64", ours.pk())));
+        assert_eq!(ours.shard_pks().count(), SHARDS as usize);
     }
 }

@@ -37,18 +37,43 @@ pub fn decode(cursor: &str, pk: &str, sk_prefix: &str) -> Result<Item, StoreErro
     Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
 }
 
-/// Decodes a cursor of a secondary-index query: every attribute in `fixed` (the table's
-/// partition and the index's partition) must be exactly as given.
-pub fn decode_fixed(cursor: &str, fixed: &[(&str, &str)]) -> Result<Item, StoreError> {
+/// Decodes a cursor of a secondary-index query: the index's partition attribute must be
+/// exactly `index_pk`, and the item's own partition one that `owns` accepts.
+pub fn decode_index(
+    cursor: &str,
+    index_attribute: &str,
+    index_pk: &str,
+    owns: impl Fn(&str) -> bool,
+) -> Result<Item, StoreError> {
     let json = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::InvalidCursor)?;
     let plain: BTreeMap<String, String> =
         serde_json::from_slice(&json).map_err(|_| StoreError::InvalidCursor)?;
-    let ok = fixed.iter().all(|(k, v)| plain.get(*k).map(String::as_str) == Some(*v))
+    let ok = plain.get(index_attribute).map(String::as_str) == Some(index_pk)
+        && plain.get("pk").is_some_and(|pk| owns(pk))
         && plain.len() <= 4;
     if !ok {
         return Err(StoreError::InvalidCursor);
     }
     Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+/// A cursor that is a position in a sorted list (of several partitions merged).
+pub fn encode_position(position: &str) -> String {
+    let plain = BTreeMap::from([("before", position)]);
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&plain).unwrap_or_default())
+}
+
+/// The position of a cursor from [`encode_position`].
+pub fn decode_position(cursor: &str) -> Result<String, StoreError> {
+    let json = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::InvalidCursor)?;
+    let mut plain: BTreeMap<String, String> =
+        serde_json::from_slice(&json).map_err(|_| StoreError::InvalidCursor)?;
+    match plain.remove("before") {
+        Some(position) if plain.is_empty() && !position.is_empty() && position.len() <= 256 => {
+            Ok(position)
+        }
+        _ => Err(StoreError::InvalidCursor),
+    }
 }
 
 #[cfg(test)]
@@ -65,5 +90,27 @@ mod tests {
         assert!(decode(&cursor, "TENANT#a", "APIKEY#").is_err(), "another list");
         assert!(decode("not base64!", "TENANT#a", "USER#").is_err());
         assert_eq!(encode(None), None);
+    }
+
+    #[test]
+    fn position_cursors_round_trip_and_refuse_anything_else() {
+        let cursor = encode_position("00001751000000#conv_1");
+        assert_eq!(decode_position(&cursor).expect("position"), "00001751000000#conv_1");
+        let list = encode(Some(&key("TENANT#a", "USER#u1"))).expect("cursor");
+        assert!(decode_position(&list).is_err(), "a cursor of another list");
+        assert!(decode_position(&encode_position("")).is_err());
+        assert!(decode_position("not base64!").is_err());
+    }
+
+    #[test]
+    fn index_cursors_need_their_index_partition_and_an_owned_partition() {
+        let mut last = key("TENANT#a#07", "MSG#m1");
+        last.insert("gsi2pk".into(), s("CONV#a#c1"));
+        last.insert("gsi2sk".into(), s("00001751000000#m1"));
+        let cursor = encode(Some(&last)).expect("cursor");
+        let ours = |pk: &str| pk.starts_with("TENANT#a#");
+        assert_eq!(decode_index(&cursor, "gsi2pk", "CONV#a#c1", ours).expect("ours"), last);
+        assert!(decode_index(&cursor, "gsi2pk", "CONV#a#c2", ours).is_err(), "another list");
+        assert!(decode_index(&cursor, "gsi2pk", "CONV#a#c1", |_| false).is_err(), "not owned");
     }
 }

@@ -13,6 +13,9 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
+/// Queries [`Table::query_all_of`] keeps in flight: a tenant's 64 shards read in four rounds.
+const QUERIES_IN_FLIGHT: usize = 16;
+
 #[derive(Clone, Debug)]
 pub struct Table {
     db: Client,
@@ -91,6 +94,20 @@ impl Table {
                 None => return Ok(items),
             }
         }
+    }
+
+    /// Every item of several queries (one per shard of a tenant, say), run a few at a time.
+    pub async fn query_all_of(
+        &self,
+        queries: impl IntoIterator<Item = QueryFluentBuilder>,
+    ) -> Result<Vec<Item>, StoreError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let pages: Vec<Vec<Item>> = futures_util::stream::iter(queries)
+            .map(|query| self.query_all(query))
+            .buffer_unordered(QUERIES_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(pages.into_iter().flatten().collect())
     }
 
     /// One page of the items of partition `pk` whose sort keys start with `prefix`, from

@@ -2,7 +2,7 @@
 //! the state only forward.
 
 use super::*;
-use crate::store::attrs::{key, n, now_secs, opt_s, s};
+use crate::store::attrs::{n, now_secs, opt_s, s};
 use crate::store::table::Table;
 use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err};
 use aws_sdk_dynamodb::types::ReturnValue;
@@ -24,10 +24,9 @@ impl Deliveries<'_> {
         scope: &TenantScope,
         update: &StatusUpdate,
     ) -> Result<StatusApplied, StoreError> {
-        let pk = scope.pk();
         let status = update.status.as_str();
         let ts = if update.timestamp > 0 { update.timestamp } else { now_secs() };
-        let recorded = self.table.update(key(&pk, format!("WAMID#{}", update.wamid)))
+        let recorded = self.table.update(wamid_key(scope, &update.wamid))
             .update_expression(format!(
                 "SET at_{status} = if_not_exists(at_{status}, :ts), raw_{status} = if_not_exists(raw_{status}, :raw), \
                  direction = if_not_exists(direction, :out)"
@@ -45,7 +44,7 @@ impl Deliveries<'_> {
 
         let mut forward = self
             .table
-            .update(key(&pk, format!("WAMID#{}", update.wamid)))
+            .update(wamid_key(scope, &update.wamid))
             .update_expression("SET #status = :status, statusRank = :rank")
             .condition_expression("attribute_not_exists(statusRank) OR statusRank < :rank")
             .expression_attribute_names("#status", "status")
@@ -65,7 +64,7 @@ impl Deliveries<'_> {
         }
         if new && update.status != DeliveryStatus::Sent {
             self.table
-                .update(key(&pk, usage_sk(ts, &update.wamid)))
+                .update(usage_key(scope, ts, &update.wamid))
                 .update_expression("ADD #counter :one")
                 .expression_attribute_names("#counter", status)
                 .expression_attribute_values(":one", n(1))
@@ -81,7 +80,7 @@ impl Deliveries<'_> {
         scope: &TenantScope,
         wamid: &str,
     ) -> Result<Option<(String, Vec<StatusEntry>)>, StoreError> {
-        let item = self.table.get(key(scope.pk(), format!("WAMID#{wamid}"))).await?;
+        let item = self.table.get(wamid_key(scope, wamid)).await?;
         Ok(item.map(|i| (opt_s(&i, "status").unwrap_or("queued").to_owned(), history_from(&i))))
     }
 }

@@ -35,7 +35,7 @@ impl Inbound<'_> {
             }
             // NOTE: a status for a wamid we never sent leaves an item without a message id
             // (published sample payloads reuse ids); only a stored message deduplicates.
-            let existing = self.table.get(key(&pk, format!("WAMID#{}", message.wamid))).await?;
+            let existing = self.table.get(wamid_key(scope, &message.wamid)).await?;
             if let Some(existing) = existing.filter(|e| e.contains_key("messageId")) {
                 return Ok(Applied {
                     message_id: get_s(&existing, "messageId")?.to_owned(),
@@ -88,7 +88,7 @@ impl Inbound<'_> {
         // only a stored message id makes the wamid taken.
         let wamid = Update::builder()
             .table_name(self.table.name())
-            .set_key(Some(key(&pk, format!("WAMID#{}", message.wamid))))
+            .set_key(Some(wamid_key(scope, &message.wamid)))
             .update_expression(
                 "SET direction = :inbound, messageId = :message, conversationId = :conversation, \
                  openedConversation = :opened",
@@ -99,7 +99,7 @@ impl Inbound<'_> {
             .expression_attribute_values(":conversation", s(conversation_id))
             .expression_attribute_values(":opened", AttributeValue::Bool(new_contact));
 
-        let mut item = key(&pk, format!("MSG#{message_id}"));
+        let mut item = message_key(scope, message_id);
         for (k, v) in [
             ("messageId", s(message_id)),
             ("conversationId", s(conversation_id)),
@@ -170,7 +170,7 @@ impl Inbound<'_> {
             .expression_attribute_values(":open", s("open"))
             .expression_attribute_values(":ts", n(ts))
             .expression_attribute_values(":newest", n(newest))
-            .expression_attribute_values(":list", s(format!("CONVS#{tenant}")))
+            .expression_attribute_values(":list", s(conversation_list(scope, conversation_id)))
             .expression_attribute_values(
                 ":order",
                 s(format!("{}#{conversation_id}", sortable(newest))),
@@ -187,7 +187,7 @@ impl Inbound<'_> {
 
         let usage = Update::builder()
             .table_name(self.table.name())
-            .set_key(Some(key(&pk, usage_sk(ts, &message.wamid))))
+            .set_key(Some(usage_key(scope, ts, &message.wamid)))
             .update_expression("ADD inbound :one, conversationsOpened :opened")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":opened", n(i64::from(new_contact)));

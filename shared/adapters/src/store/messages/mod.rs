@@ -1,24 +1,27 @@
 //! The `messages` table: raw webhook events, conversations, messages, delivery states,
-//! contacts (the 24-hour window) and daily usage, all under `TENANT#<tid>`.
+//! contacts (the 24-hour window) and daily usage, all under the tenant's partitions.
 //!
-//! | item | sk | notes |
-//! |---|---|---|
-//! | raw webhook event | `RAW#<event id>` | body as received; see `store::raw_events` |
-//! | Meta message id | `WAMID#<wamid>` | dedupe key of inbound messages; delivery state of outbound ones, with each status's raw JSON (pricing, conversation) |
-//! | message | `MSG#<id>` | gsi2: `CONV#<tid>#<conversation>` / `<timestamp>#<id>` |
-//! | contact | `CONTACT#<wa id>` | its conversation, last inbound time |
-//! | conversation | `CONV#<id>` | gsi1: `CONVS#<tid>` / `<last activity>#<id>` |
-//! | usage | `USAGE#<yyyy-mm-dd>#<shard>` | counters; a day's rows add up (shards spread hot writes; an unsharded `USAGE#<yyyy-mm-dd>` of earlier versions is added in too) |
-//! | template | `TEMPLATE#<name>#<language>` | status from Meta |
-//! | channel event | `EVENT#<event id>#<n>` | quality, account and other updates, raw |
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | raw webhook event | shard of the event id | `RAW#<event id>` | body as received; see `store::raw_events` |
+//! | Meta message id | shard of the wamid | `WAMID#<wamid>` | dedupe key of inbound messages; delivery state of outbound ones, with each status's raw JSON (pricing, conversation) |
+//! | message | shard of the message id | `MSG#<id>` | gsi2: `CONV#<tid>#<conversation>` / `<timestamp>#<id>` |
+//! | client message id | shard of the client id | `CLIENT#<id>` | names the message it created |
+//! | usage | shard of what is counted | `USAGE#<yyyy-mm-dd>` | counters; a day's usage adds up every shard |
+//! | contact | `TENANT#<tid>` | `CONTACT#<wa id>` | its conversation, last inbound time |
+//! | conversation | `TENANT#<tid>` | `CONV#<id>` | gsi1: `CONVS#<tid>#<0-7>` / `<last activity>#<id>` |
+//! | template | `TENANT#<tid>` | `TEMPLATE#<name>#<language>` | status from Meta |
+//! | channel event | `TENANT#<tid>` | `EVENT#<event id>#<n>` | quality, account and other updates, raw |
+//!
+//! A shard is `TENANT#<tid>#<nn>` ([`TenantScope::shard_pk`]).
 //!
 //! Every write the webhook processor makes is idempotent: a redelivered event finds its
 //! messages already there (the wamid item is created in the same transaction as the
 //! message) and its statuses already counted.
 
-use super::StoreError;
-use super::attrs::{Item, get_s, opt_n, opt_s, rfc3339};
+use super::attrs::{Item, get_s, key, opt_n, opt_s, rfc3339};
 use super::table::Table;
+use super::{StoreError, TenantScope, shard_of};
 use aws_sdk_dynamodb::Client;
 use domain::meta::DeliveryStatus;
 use serde::Serialize;
@@ -193,13 +196,35 @@ fn message_from(item: &Item, delivery: Option<&Item>) -> Result<MessageView, Sto
     })
 }
 
-/// Usage counters written outside the inbound transaction are spread over shards, so
-/// that a busy tenant's sends and statuses do not all write one item.
-pub(super) const USAGE_SHARDS: u32 = 8;
+/// The key of a message (`MSG#`), in the shard of its id.
+pub(super) fn message_key(scope: &TenantScope, message_id: &str) -> Item {
+    key(scope.shard_pk(message_id), format!("MSG#{message_id}"))
+}
 
-pub(super) fn usage_sk(secs: i64, spread_by: &str) -> String {
-    let shard = spread_by.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    format!("USAGE#{}#{}", day(secs), shard % USAGE_SHARDS)
+/// The key of a Meta message id (`WAMID#`), in the shard of the wamid.
+pub(super) fn wamid_key(scope: &TenantScope, wamid: &str) -> Item {
+    key(scope.shard_pk(wamid), format!("WAMID#{wamid}"))
+}
+
+/// The key of a client message id (`CLIENT#`), in the shard of that id.
+pub(super) fn client_key(scope: &TenantScope, client_message_id: &str) -> Item {
+    key(scope.shard_pk(client_message_id), format!("CLIENT#{client_message_id}"))
+}
+
+/// The key of a usage counter: the day's counter in the shard of the message or wamid
+/// counted (`spread_by`), so that a busy tenant's counts spread over its partitions. A
+/// day's usage adds up its counters in every shard.
+pub(super) fn usage_key(scope: &TenantScope, secs: i64, spread_by: &str) -> Item {
+    key(scope.shard_pk(spread_by), format!("USAGE#{}", day(secs)))
+}
+
+/// How many index partitions a tenant's conversation list is spread over.
+pub(super) const CONVERSATION_LIST_SHARDS: u32 = 8;
+
+/// The conversation list (`gsi1`) partition of a conversation.
+pub(super) fn conversation_list(scope: &TenantScope, conversation_id: &str) -> String {
+    let shard = shard_of(conversation_id, CONVERSATION_LIST_SHARDS);
+    format!("CONVS#{}#{shard}", scope.tenant_id())
 }
 
 pub(super) fn day(secs: i64) -> String {

@@ -13,7 +13,7 @@
 
 // NOTE: over 400 lines: one aggregate's whole life (accept, claim, send, fail), which the
 // sender's exactly-once guarantee depends on reading as one.
-use super::{TxError, sortable, usage_sk};
+use super::{TxError, client_key, conversation_list, message_key, sortable, usage_key, wamid_key};
 use crate::resources::TTL_ATTRIBUTE;
 use crate::store::attrs::{Item, get_s, key, n, now_secs, opt_n, opt_s, s};
 use crate::store::table::Table;
@@ -129,7 +129,7 @@ impl Outbox<'_> {
         scope: &TenantScope,
         client_message_id: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
-        let item = self.table.get(key(scope.pk(), format!("CLIENT#{client_message_id}"))).await?;
+        let item = self.table.get(client_key(scope, client_message_id)).await?;
         // DynamoDB removes expired items some time after they expire, not at once.
         let live = item.filter(|i| opt_n(i, TTL_ATTRIBUTE).is_none_or(|at| at > now_secs()));
         live.map(|i| Ok((get_s(&i, "messageId")?.to_owned(), get_s(&i, "requestHash")?.to_owned())))
@@ -189,13 +189,13 @@ impl Outbox<'_> {
         let tenant = scope.tenant_id();
         let now_millis = crate::store::pacing::now_us() / 1000;
         let now = now_millis / 1000;
-        let mut client = key(&pk, format!("CLIENT#{}", new.client_message_id));
+        let mut client = client_key(scope, &new.client_message_id);
         client.insert("messageId".into(), s(&new.message_id));
         client.insert("requestHash".into(), s(&new.request_hash));
         client.insert("createdAt".into(), n(now));
         client.insert(TTL_ATTRIBUTE.into(), n(now + CLIENT_MESSAGE_TTL_SECS));
 
-        let mut message = key(&pk, format!("MSG#{}", new.message_id));
+        let mut message = message_key(scope, &new.message_id);
         for (k, v) in [
             ("messageId", s(&new.message_id)),
             ("conversationId", s(conversation_id)),
@@ -231,7 +231,7 @@ impl Outbox<'_> {
             .expression_attribute_values(":open", s("open"))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":preview", s(&new.preview))
-            .expression_attribute_values(":list", s(format!("CONVS#{tenant}")))
+            .expression_attribute_values(":list", s(conversation_list(scope, conversation_id)))
             .expression_attribute_values(":order", s(format!("{}#{conversation_id}", sortable(now))));
 
         let mut items = vec![
@@ -251,7 +251,7 @@ impl Outbox<'_> {
             items.push(
                 self.table.update_in(
                     aws_sdk_dynamodb::types::Update::builder()
-                        .set_key(Some(key(&pk, usage_sk(now, &new.message_id))))
+                        .set_key(Some(usage_key(scope, now, &new.message_id)))
                         .update_expression("ADD conversationsOpened :one")
                         .expression_attribute_values(":one", n(1)),
                 )?,
@@ -274,7 +274,7 @@ impl Outbox<'_> {
         message_id: &str,
     ) -> Result<(), StoreError> {
         self.table
-            .update(key(scope.pk(), format!("MSG#{message_id}")))
+            .update(message_key(scope, message_id))
             .update_expression("SET enqueuedAt = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", n(now_secs()))
@@ -289,7 +289,7 @@ impl Outbox<'_> {
         scope: &TenantScope,
         message_id: &str,
     ) -> Result<Option<Outbound>, StoreError> {
-        let item = self.table.get(key(scope.pk(), format!("MSG#{message_id}"))).await?;
+        let item = self.table.get(message_key(scope, message_id)).await?;
         match item {
             Some(i) if opt_s(&i, "direction") == Some("outbound") => Ok(Some(outbound_from(&i)?)),
             _ => Ok(None),
@@ -305,7 +305,7 @@ impl Outbox<'_> {
         lease_secs: i64,
     ) -> Result<Claim, StoreError> {
         let now = now_secs();
-        let item_key = key(scope.pk(), format!("MSG#{message_id}"));
+        let item_key = message_key(scope, message_id);
         // NOTE: the SDK retries a request whose answer was lost. Without the token, the
         // retry of a claim that did succeed would find the lease held and report Busy; the
         // message would then wait out the lease and be failed as abandoned, unsent.
@@ -371,7 +371,7 @@ impl Outbox<'_> {
         last_error: &serde_json::Value,
     ) -> Result<(), StoreError> {
         self.table
-            .update(key(scope.pk(), format!("MSG#{message_id}")))
+            .update(message_key(scope, message_id))
             .update_expression("SET lease = :free, lastError = :error")
             .condition_expression("#status = :queued")
             .expression_attribute_names("#status", "status")
@@ -399,11 +399,10 @@ impl Outbox<'_> {
         message: &Outbound,
         wamid: &str,
     ) -> Result<(), StoreError> {
-        let pk = scope.pk();
         let now = now_secs();
         let recorded = self
             .table
-            .update(key(&pk, format!("MSG#{}", message.message_id)))
+            .update(message_key(scope, &message.message_id))
             .update_expression(
                 "SET wamid = :wamid, #status = :sent, sentAt = :now, at_sent = :now, lease = :free",
             )
@@ -423,7 +422,7 @@ impl Outbox<'_> {
             Err(e) => return Err(dynamo_err(e)),
         }
         self.table
-            .update(key(&pk, format!("WAMID#{wamid}")))
+            .update(wamid_key(scope, wamid))
             .update_expression(
                 "SET messageId = :id, conversationId = :conv, direction = :out, \
                  at_sent = if_not_exists(at_sent, :now), #status = if_not_exists(#status, :sent), \
@@ -449,20 +448,20 @@ impl Outbox<'_> {
         sent: usize,
         spread_by: &str,
     ) -> Result<(), StoreError> {
-        self.count(&scope.pk(), now_secs(), spread_by, "outbound", sent as i64).await
+        self.count(scope, now_secs(), spread_by, "outbound", sent as i64).await
     }
 
     /// Adds `by` to a counter of the day's usage (a shard of it).
     async fn count(
         &self,
-        pk: &str,
+        scope: &TenantScope,
         at: i64,
         spread_by: &str,
         counter: &str,
         by: i64,
     ) -> Result<(), StoreError> {
         self.table
-            .update(key(pk, usage_sk(at, spread_by)))
+            .update(usage_key(scope, at, spread_by))
             .update_expression("ADD #counter :by")
             .expression_attribute_names("#counter", counter)
             .expression_attribute_values(":by", n(by))
@@ -481,12 +480,11 @@ impl Outbox<'_> {
         code: &serde_json::Value,
         title: &str,
     ) -> Result<bool, StoreError> {
-        let pk = scope.pk();
         let now = now_secs();
         let error = serde_json::json!({ "code": code, "title": title }).to_string();
         let failed = self
             .table
-            .update(key(&pk, format!("MSG#{message_id}")))
+            .update(message_key(scope, message_id))
             .update_expression(
                 "SET #status = :failed, #error = :error, at_failed = :now, lease = :free",
             )
@@ -504,7 +502,7 @@ impl Outbox<'_> {
             Ok(_) => {
                 // The message is failed: a lost count must not turn that into an error
                 // (a redelivery would find it settled and skip what follows).
-                if let Err(e) = self.count(&pk, now, message_id, "failed", 1).await {
+                if let Err(e) = self.count(scope, now, message_id, "failed", 1).await {
                     tracing::warn!(error = %e, "failure not counted in the day's usage");
                 }
                 Ok(true)

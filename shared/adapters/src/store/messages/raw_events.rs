@@ -1,10 +1,10 @@
 //! Raw webhook events, stored exactly as received before they are acknowledged, in the
 //! `messages` table.
 //!
-//! | item | sk | notes |
-//! |---|---|---|
-//! | raw webhook event | `RAW#<event id>` | the body (gzip above 300 KB); TTL 7 days |
-//! | a part of a large body | `RAWPART#<event id>#<nnn>` | up to 350 KB of the gzip each; same TTL |
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | raw webhook event | shard of the event id | `RAW#<event id>` | the body (gzip above 300 KB); TTL 7 days |
+//! | a part of a large body | shard of the event id | `RAWPART#<event id>#<nnn>` | up to 350 KB of the gzip each; same TTL |
 //!
 //! A DynamoDB item holds 400 KB, and API Gateway lets 10 MB through. A body whose gzip
 //! still does not fit is cut into parts, written first; the event item, written last,
@@ -28,6 +28,10 @@ pub const PART_BYTES: usize = 350 * 1024;
 /// Parts written at once.
 const PARALLEL_PARTS: usize = 8;
 
+fn raw_key(scope: &TenantScope, event_id: &str) -> Item {
+    key(scope.shard_pk(event_id), format!("RAW#{event_id}"))
+}
+
 fn part_sk(event_id: &str, index: usize) -> String {
     format!("RAWPART#{event_id}#{index:03}")
 }
@@ -50,7 +54,7 @@ impl RawEvents<'_> {
         let expires = now + RAW_EVENT_TTL_SECS;
         let event_id =
             format!("{}-{}", sortable(now), &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let mut item = key(scope.pk(), format!("RAW#{event_id}"));
+        let mut item = raw_key(scope, &event_id);
         if body.len() <= COMPRESS_ABOVE {
             item.insert("body".into(), AttributeValue::B(Blob::new(body.to_vec())));
         } else {
@@ -82,7 +86,10 @@ impl RawEvents<'_> {
     ) -> Result<(), StoreError> {
         for (group_index, group) in parts.chunks(PARALLEL_PARTS).enumerate() {
             let writes = group.iter().enumerate().map(|(i, part)| {
-                let mut item = key(scope.pk(), part_sk(event_id, group_index * PARALLEL_PARTS + i));
+                let mut item = key(
+                    scope.shard_pk(event_id),
+                    part_sk(event_id, group_index * PARALLEL_PARTS + i),
+                );
                 item.insert("part".into(), AttributeValue::B(Blob::new(part.to_vec())));
                 item.insert("expiresAt".into(), n(expires));
                 self.table.put(item)
@@ -97,7 +104,7 @@ impl RawEvents<'_> {
         scope: &TenantScope,
         event_id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(item) = self.table.get(key(scope.pk(), format!("RAW#{event_id}"))).await? else {
+        let Some(item) = self.table.get(raw_key(scope, event_id)).await? else {
             return Ok(None);
         };
         if let Some(AttributeValue::B(b)) = item.get("body") {
@@ -122,7 +129,7 @@ impl RawEvents<'_> {
         let query = self
             .table
             .sk_between(
-                &scope.pk(),
+                &scope.shard_pk(event_id),
                 &format!("RAWPART#{event_id}#"),
                 &format!("RAWPART#{event_id}#~"),
             )
@@ -152,17 +159,20 @@ impl RawEvents<'_> {
         scope: &TenantScope,
         since: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let query = self
+        let from = format!("RAW#{}", sortable(since));
+        let queries = scope
+            .shard_pks()
+            .map(|pk| self.table.sk_between(&pk, &from, "RAW#~").projection_expression("sk"));
+        let mut ids: Vec<String> = self
             .table
-            .sk_between(&scope.pk(), &format!("RAW#{}", sortable(since)), "RAW#~")
-            .projection_expression("sk");
-        Ok(self
-            .table
-            .query_all(query)
+            .query_all_of(queries)
             .await?
             .iter()
             .filter_map(|i| opt_s(i, "sk")?.strip_prefix("RAW#").map(str::to_owned))
-            .collect())
+            .collect();
+        // Event ids start with their time: sorted, the shards' events are in arrival order.
+        ids.sort();
+        Ok(ids)
     }
 
     pub async fn mark(
@@ -172,7 +182,7 @@ impl RawEvents<'_> {
         outcome: &str,
     ) -> Result<(), StoreError> {
         self.table
-            .update(key(scope.pk(), format!("RAW#{event_id}")))
+            .update(raw_key(scope, event_id))
             .update_expression("SET outcome = :outcome, processedAt = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":outcome", s(outcome))

@@ -1,4 +1,4 @@
-//! The day's usage, read by adding up its counter shards.
+//! The day's usage, read by adding up its counters in every shard of the tenant.
 
 use crate::store::attrs::opt_s;
 use crate::store::table::Table;
@@ -12,7 +12,7 @@ pub struct Usage<'a> {
 
 impl Usage<'_> {
     /// Daily usage counters from `from` to `to` (`yyyy-mm-dd`, inclusive), each day's
-    /// shards added up.
+    /// shards added up (one query per shard, a few at a time).
     pub async fn days(
         &self,
         scope: &TenantScope,
@@ -24,9 +24,9 @@ impl Usage<'_> {
     > {
         let mut days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
             std::collections::BTreeMap::new();
-        let query =
-            self.table.sk_between(&scope.pk(), &format!("USAGE#{from}"), &format!("USAGE#{to}#~"));
-        for item in self.table.query_all(query).await? {
+        let (first, last) = (format!("USAGE#{from}"), format!("USAGE#{to}"));
+        let queries = scope.shard_pks().map(|pk| self.table.sk_between(&pk, &first, &last));
+        for item in self.table.query_all_of(queries).await? {
             let Some(date) = opt_s(&item, "sk")
                 .and_then(|sk| sk.strip_prefix("USAGE#"))
                 .map(|d| d.chars().take(10).collect::<String>())
