@@ -5,10 +5,14 @@ use adapters::aws::AwsClients;
 
 use adapters::config::Resources;
 use adapters::config::StartError;
-use adapters::resources::{EVENT_SOURCES, EventSourceSpec, MESSAGE_SENDER, WEBHOOK_PROCESSOR};
+use adapters::resources::{
+    EVENT_SOURCES, EventSourceSpec, MESSAGE_SENDER, WEBHOOK_DISPATCHER, WEBHOOK_PROCESSOR,
+};
 use aws_lambda_events::event::sqs::SqsEvent;
 use edge::config::ApiConfig;
-use edge::routes::{ADMIN, AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS};
+use edge::routes::{
+    ADMIN, AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS, WEBHOOKS,
+};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
@@ -22,8 +26,13 @@ pub struct Settings {
     pub lockout: auth::LockoutPolicy,
     pub sender: message_sender::Policy,
     pub platform_app: meta_webhook::PlatformApp,
+    /// Partner webhook delivery: the retry schedule, the per-endpoint limit, and the
+    /// destination rules (`WEBHOOK_ALLOWED_CIDRS`), which the webhooks API checks too.
+    pub webhooks: webhook_dispatcher::Config,
     /// Whether queues are polled (off only to measure ingest alone).
     pub run_processors: bool,
+    /// Whether `partner-events` is delivered (off for tests that read the queue itself).
+    pub deliver_webhooks: bool,
 }
 
 pub struct Functions {
@@ -34,6 +43,7 @@ pub struct Functions {
     meta_webhook: meta_webhook::Deps,
     messages: messages::Deps,
     admin: admin::Deps,
+    webhooks: webhooks::Deps,
 }
 
 impl Functions {
@@ -64,6 +74,11 @@ impl Functions {
             ),
             messages: messages::Deps::build(clients, resources, api)?,
             admin: admin::Deps::build(clients, resources, api),
+            webhooks: webhooks::Deps::build(
+                clients,
+                resources,
+                &webhooks::Config { api: api.clone(), client: settings.webhooks.client.clone() },
+            ),
         })
     }
 
@@ -78,6 +93,7 @@ impl Functions {
             META_WEBHOOK => meta_webhook::handle(&self.meta_webhook, request).await,
             MESSAGES => messages::handle(&self.messages, request).await,
             ADMIN => admin::handle(&self.admin, request).await,
+            WEBHOOKS => webhooks::handle(&self.webhooks, request).await,
             other => Err(format!("the local stack does not host function {other}").into()),
         };
         result.unwrap_or_else(|err| {
@@ -90,7 +106,10 @@ impl Functions {
 
     /// Whether `invoke` knows the function; the gateway test holds every route to it.
     pub fn hosts(function: FunctionName) -> bool {
-        matches!(function, HEALTH | AUTH | TENANTS | CHANNEL | META_WEBHOOK | MESSAGES | ADMIN)
+        matches!(
+            function,
+            HEALTH | AUTH | TENANTS | CHANNEL | META_WEBHOOK | MESSAGES | ADMIN | WEBHOOKS
+        )
     }
 }
 
@@ -109,6 +128,15 @@ pub struct MessageSender(pub message_sender::Deps);
 impl Processor for MessageSender {
     fn process(&self, event: SqsEvent) -> ProcessorFuture<'_> {
         Box::pin(async move { Ok(message_sender::handle(&self.0, event).await) })
+    }
+}
+
+/// The partner webhook dispatcher as both its event sources invoke it.
+pub struct WebhookDispatcher(pub webhook_dispatcher::Deps);
+
+impl Processor for WebhookDispatcher {
+    fn process(&self, event: SqsEvent) -> ProcessorFuture<'_> {
+        Box::pin(async move { Ok(webhook_dispatcher::handle(&self.0, event).await) })
     }
 }
 
@@ -138,6 +166,13 @@ pub fn processors(
                 resources,
                 &sender_config,
             )?)),
+            WEBHOOK_DISPATCHER if !settings.deliver_webhooks => continue,
+            // One dispatcher per queue, as Lambda runs separate instances for the two sources.
+            WEBHOOK_DISPATCHER => Arc::new(WebhookDispatcher(webhook_dispatcher::Deps::build(
+                clients,
+                resources,
+                &settings.webhooks,
+            ))),
             other => {
                 tracing::error!(function = other, "the local stack does not host this processor");
                 continue;

@@ -9,7 +9,7 @@ use adapters::store::tenants::TenantStore;
 use std::net::{Ipv4Addr, SocketAddr};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), adapters::config::StartError> {
     adapters::telemetry::init();
     let port = adapters::config::port("PORT", 3000)?;
     let prefix = std::env::var("STACK_PREFIX").unwrap_or_else(|_| "switchboard-local".into());
@@ -22,7 +22,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sender: message_sender::Policy::default(),
         platform_app: meta_webhook::PlatformApp::from_env(),
         // NOTE: LOCAL_PROCESSORS=off measures ingest alone (make bench); never in make dev.
+        webhooks: webhook_dispatcher::Config::from_env()?,
         run_processors: std::env::var("LOCAL_PROCESSORS").map_or(true, |v| v != "off"),
+        deliver_webhooks: true,
     };
 
     let store = TenantStore::new(clients.dynamodb.clone(), resources.tenants_table.clone());

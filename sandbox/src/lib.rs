@@ -18,11 +18,15 @@
 //! - `GET /_sandbox/messages?to=`: what was sent (to `to`), oldest first:
 //!   `{"items":[<request body as received, plus "wamid">]}`.
 //! - `GET /_sandbox/stats`: `{"sends", "sentAtMs"}`, when each accepted send arrived.
+//!
+//! Webhook receivers (`/_sandbox/receiver/{name}`) to subscribe partner webhooks to: see
+//! [`receiver`].
 
 // NOTE: over 400 lines: the sandbox's control API, webhook signing and the Cloud API's send
 // path in one place, as a reader of a test wants them; the Graph API reads are in graph.rs.
 
 pub mod graph;
+mod receiver;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -120,6 +124,12 @@ impl Application {
 }
 
 fn router(state: Arc<AppState>) -> Router {
+    let receivers = Router::new()
+        .route(
+            "/_sandbox/receiver/{name}",
+            post(receiver::receive).put(receiver::set_up).get(receiver::list),
+        )
+        .with_state(Arc::new(receiver::Receivers::default()));
     Router::new()
         .route("/health", get(health))
         .route("/_sandbox/inbound", post(inbound))
@@ -134,13 +144,14 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .fallback(unknown_path)
         .with_state(state)
+        .merge(receivers)
 }
 
 async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok", "service": "whatsapp-sandbox"}))
 }
 
-fn problem(status: StatusCode, detail: impl Into<String>) -> axum::response::Response {
+pub(crate) fn problem(status: StatusCode, detail: impl Into<String>) -> axum::response::Response {
     (status, Json(json!({"status": status.as_u16(), "detail": detail.into()}))).into_response()
 }
 

@@ -420,6 +420,22 @@ pub fn template_message(to: &str, client_id: &str) -> serde_json::Value {
             "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}})
 }
 
+/// Partner webhooks in tests: retries after 1, 2 and 2 seconds, four attempts in flight per
+/// endpoint, and only 127.0.0.1 allowed as a destination (so 127.0.0.2 shows a refusal
+/// without leaving loopback).
+pub fn test_webhook_config() -> webhook_dispatcher::Config {
+    webhook_dispatcher::Config {
+        policy: webhook_dispatcher::Policy {
+            schedule: domain::webhooks::RetrySchedule::parse("1,2,2").expect("schedule"),
+            endpoint_concurrency: 4,
+        },
+        client: adapters::webhook_client::WebhookClient::new(
+            domain::webhooks::Cidr::parse_list("127.0.0.1/32").expect("range"),
+        )
+        .expect("client"),
+    }
+}
+
 /// Retries come back within a second or two, so that tests see them.
 pub fn test_sender_policy() -> message_sender::Policy {
     message_sender::Policy {
@@ -449,6 +465,13 @@ impl App {
         Self::spawn_configured(stack, lockout, test_sender_policy(), true).await
     }
 
+    /// Without the webhook dispatcher: partner events stay on their queue for the test to
+    /// read.
+    pub async fn spawn_keeping_partner_events(stack: &Stack) -> App {
+        Self::spawn_full(stack, auth::LockoutPolicy::default(), test_sender_policy(), true, false)
+            .await
+    }
+
     /// With its own sender policy, and optionally without queue processors (to look at
     /// what is queued).
     pub async fn spawn_configured(
@@ -456,6 +479,16 @@ impl App {
         lockout: auth::LockoutPolicy,
         sender: message_sender::Policy,
         run_processors: bool,
+    ) -> App {
+        Self::spawn_full(stack, lockout, sender, run_processors, true).await
+    }
+
+    async fn spawn_full(
+        stack: &Stack,
+        lockout: auth::LockoutPolicy,
+        sender: message_sender::Policy,
+        run_processors: bool,
+        deliver_webhooks: bool,
     ) -> App {
         // Both servers are bound before either starts: each needs the other's address.
         let sandbox_listener =
@@ -482,7 +515,9 @@ impl App {
                 app_secret: Some(PLATFORM_APP_SECRET.to_owned().into()),
                 verify_token: Some(PLATFORM_VERIFY_TOKEN.to_owned().into()),
             },
+            webhooks: test_webhook_config(),
             run_processors,
+            deliver_webhooks,
         };
         let app = local::Application::build(
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -642,6 +677,19 @@ impl App {
 
     /// A new tenant whose channel is the sandbox, paced at `messages_per_second` (`None`:
     /// Meta's default).
+    /// The customer `from` writes "Hello" to `owner` through the sandbox (signed as Meta
+    /// would); returns once the sandbox accepted it.
+    pub async fn customer_writes(&self, owner: &Registered, from: &str) {
+        let written = self
+            .http
+            .post(format!("{}/_sandbox/inbound", self.sandbox_url))
+            .json(&serde_json::json!({"tenantId": owner.tenant_id, "from": from, "text": "Hello"}))
+            .send()
+            .await
+            .expect("sandbox inbound");
+        assert_eq!(written.status(), 202);
+    }
+
     pub async fn sandbox_tenant(&self, name: &str, messages_per_second: Option<u32>) -> Registered {
         let owner = self.register(&email(name)).await;
         let channel =

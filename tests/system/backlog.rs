@@ -36,7 +36,7 @@ fn event(records: Vec<SqsMessage>) -> SqsEvent {
 async fn a_paced_backlog_under_concurrent_batches_sends_every_message_and_dead_letters_none() {
     const MESSAGES: usize = 200;
     let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn(&stack).await;
+    let app = App::spawn_keeping_partner_events(&stack).await;
     let owner = app.sandbox_tenant("backlog", Some(1)).await;
 
     let mut ids = BTreeSet::new();

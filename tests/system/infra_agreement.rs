@@ -192,6 +192,48 @@ fn differences(template: &Value) -> Vec<String> {
         }
     }
 
+    // Alarms: a dead-letter queue with a message in it, and a queue falling behind.
+    let alarms = resources_of_type(template, "AWS::CloudWatch::Alarm");
+    let alarm = |id: &str| alarms.iter().find(|(a, _)| *a == id).map(|(_, p)| *p);
+    for spec in QUEUES {
+        for (id, queue, metric, threshold) in [
+            (
+                format!("{}Alarm", spec.dlq_logical_id),
+                spec.dlq_logical_id,
+                "ApproximateNumberOfMessagesVisible",
+                0,
+            ),
+            (
+                format!("{}AgeAlarm", spec.logical_id),
+                spec.logical_id,
+                "ApproximateAgeOfOldestMessage",
+                spec.oldest_message_alarm_secs,
+            ),
+        ] {
+            let Some(props) = alarm(&id) else {
+                check(false, format!("{id}: missing"));
+                continue;
+            };
+            check(
+                props["Namespace"] == "AWS/SQS" && props["MetricName"] == metric,
+                format!("{id}: metric"),
+            );
+            check(
+                props["Dimensions"]
+                    == json!([{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]),
+                format!("{id}: watches {}", props["Dimensions"]),
+            );
+            check(
+                number(&props["Threshold"]) == Some(threshold.into()),
+                format!("{id}: Threshold {}", props["Threshold"]),
+            );
+            check(
+                props["ComparisonOperator"] == "GreaterThanThreshold",
+                format!("{id}: ComparisonOperator"),
+            );
+        }
+    }
+
     // The key and its alias.
     let key = &template["Resources"][CREDENTIALS_KEY.logical_id];
     check(key["Type"] == "AWS::KMS::Key", format!("{}: not a KMS key", CREDENTIALS_KEY.logical_id));
@@ -407,6 +449,25 @@ fn every_kind_of_disagreement_is_found() {
             "missing dlq",
             Box::new(|t| {
                 t["Resources"].as_object_mut().map(|r| r.remove("PartnerEventsDlq"));
+            }),
+        ),
+        (
+            "missing age alarm",
+            Box::new(|t| {
+                t["Resources"].as_object_mut().map(|r| r.remove("WebhookRetriesQueueAgeAlarm"));
+            }),
+        ),
+        (
+            "alarm threshold",
+            Box::new(|t| {
+                t["Resources"]["PartnerEventsDlqAlarm"]["Properties"]["Threshold"] = json!(10)
+            }),
+        ),
+        (
+            "alarm on another queue",
+            Box::new(|t| {
+                t["Resources"]["InboundEventsQueueAgeAlarm"]["Properties"]["Dimensions"][0]["Value"] =
+                    json!({"Fn::GetAtt": ["OutboundHighQueue", "QueueName"]})
             }),
         ),
         (

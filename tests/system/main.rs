@@ -15,3 +15,4 @@ mod outbound;
 mod poller;
 mod samples;
 mod tenants;
+mod webhooks;

@@ -124,14 +124,7 @@ async fn sandbox_tenant(app: &App, name: &str) -> Registered {
 /// The customer `from` writes to the tenant (through the sandbox, signed as Meta would),
 /// which opens the 24-hour window; returns once the message is in a conversation.
 async fn customer_writes(app: &App, owner: &Registered, from: &str) {
-    let written = app
-        .http
-        .post(format!("{}/_sandbox/inbound", app.sandbox_url))
-        .json(&json!({"tenantId": owner.tenant_id, "from": from, "text": "Hello"}))
-        .send()
-        .await
-        .expect("sandbox inbound");
-    assert_eq!(written.status(), 202);
+    app.customer_writes(owner, from).await;
     eventually(30, "the customer's message stored", || async {
         let (_, list) =
             app.call("GET", "/api/conversations?limit=100", Some(&owner.access_token), None).await;
@@ -262,7 +255,7 @@ async fn a_sent_message_ends_read_with_its_history() {
 #[tokio::test]
 async fn each_error_fixture_leads_to_a_retry_or_the_failure_it_calls_for() {
     let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn(&stack).await;
+    let app = App::spawn_keeping_partner_events(&stack).await;
     let owner = sandbox_tenant(&app, "errors").await;
     let token = owner.access_token.clone();
     // (code, whether a retry then succeeds). Templates: no service window needed.

@@ -44,6 +44,14 @@ async fn the_http_samples_are_answered_as_named() {
     let channel = channel::Deps::build(c, r, &api).expect("channel");
     let messages = messages::Deps::build(c, r, &api).expect("messages");
     let admin = admin::Deps::build(c, r, &api);
+    let webhooks = webhooks::Deps::build(
+        c,
+        r,
+        &webhooks::Config {
+            api: api.clone(),
+            client: switchboard_tests::test_webhook_config().client,
+        },
+    );
     let meta = meta_webhook::Deps::build(
         c,
         r,
@@ -58,6 +66,8 @@ async fn the_http_samples_are_answered_as_named() {
     assert_eq!(status(channel::handle(&channel, request_of(get_channel)).await), 401);
     assert_eq!(status(messages::handle(&messages, request_of(send)).await), 401);
     assert_eq!(status(admin::handle(&admin, request_of(replay)).await), 401);
+    let list = include_str!("../../events/webhooks/list-webhooks-unauthenticated.json");
+    assert_eq!(status(webhooks::handle(&webhooks, request_of(list)).await), 401);
     assert_eq!(status(meta_webhook::handle(&meta, request_of(verify)).await), 404);
     assert_eq!(status(meta_webhook::handle(&meta, request_of(receive)).await), 401);
     stack.remove().await;
@@ -90,6 +100,22 @@ async fn the_queue_samples_are_processed_as_named() {
     let sent = message_sender::handle(&sender, sqs_of(&stack, job, outbound).await).await;
     assert!(sent.batch_item_failures.is_empty());
 
+    // An event for a tenant without subscriptions, and an attempt of a delivery that does
+    // not exist: nothing to deliver.
+    let dispatcher =
+        webhook_dispatcher::Deps::build(c, r, &switchboard_tests::test_webhook_config());
+    let event = include_str!("../../events/webhook-dispatcher/partner-event.json");
+    let attempt = include_str!("../../events/webhook-dispatcher/delivery-attempt.json");
+    let fresh = &r.partner_events_queue_url;
+    let retries = &r.webhook_retries_queue_url;
+    let fanned = webhook_dispatcher::handle(&dispatcher, sqs_of(&stack, event, fresh).await).await;
+    assert!(fanned.batch_item_failures.is_empty());
+    let retried = webhook_dispatcher::handle(&dispatcher, sqs_of(&stack, attempt, retries).await);
+    assert!(retried.await.batch_item_failures.is_empty());
+    let poison = include_str!("../../events/webhook-dispatcher/poison-record.json");
+    let rejected = webhook_dispatcher::handle(&dispatcher, sqs_of(&stack, poison, fresh).await);
+    assert!(rejected.await.batch_item_failures.is_empty());
+
     // Poison: straight to the dead-letter queue, with its reason.
     let poison = include_str!("../../events/webhook-processor/poison-record.json");
     let applied = webhook_processor::handle(&processor, sqs_of(&stack, poison, inbound).await);
@@ -100,6 +126,7 @@ async fn the_queue_samples_are_processed_as_named() {
     for (queue, body) in [
         (&adapters::resources::INBOUND_EVENTS_QUEUE, "not a webhook pointer"),
         (&adapters::resources::OUTBOUND_STANDARD_QUEUE, "not a send job"),
+        (&adapters::resources::PARTNER_EVENTS_QUEUE, "not a partner event"),
     ] {
         let dead = stack.dead_letters(r.dlq_url(queue)).await;
         assert_eq!(dead.len(), 1, "{dead:?}");

@@ -74,6 +74,8 @@ async fn every_role_gets_what_the_permission_table_grants_on_every_route() {
         ("GET", "/api/api-keys", [403, 200, 403, 403, 403]),
         ("POST", "/api/api-keys", [403, 201, 403, 403, 403]),
         ("DELETE", "/api/api-keys/{key}", [404, 204, 403, 403, 403]),
+        ("GET", "/api/webhooks", [403, 200, 403, 403, 200]),
+        ("POST", "/api/webhooks", [403, 422, 403, 403, 422]),
     ];
     for (method, template, statuses) in expected {
         for ((role, token), want) in cast.tokens.iter().zip(statuses) {

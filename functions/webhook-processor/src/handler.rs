@@ -12,7 +12,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::meta::{self, WebhookItem};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use tracing::{error, info, instrument, warn};
+use tracing::{info, instrument, warn};
 
 pub struct Deps {
     messages: MessageStore,
@@ -113,18 +113,10 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let outcomes = join_all(event.records.iter().map(|record| process(deps, record))).await;
     let mut failed = Vec::new();
     for (record, outcome) in event.records.iter().zip(outcomes) {
-        let Err(e) = outcome else { continue };
-        let id = record.message_id.as_deref().unwrap_or_default();
-        match e.poison() {
-            Some(reason) => {
-                if !deps.inbox.reject(record, &reason).await {
-                    failed.push(record);
-                }
-            }
-            None => {
-                error!(record_id = id, error = %error_chain(&e), "record failed; it will be retried");
-                failed.push(record);
-            }
+        if let Err(e) = outcome
+            && deps.inbox.failed(record, e.poison(), &e).await
+        {
+            failed.push(record);
         }
     }
     batch_response(failed)

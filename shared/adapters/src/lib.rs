@@ -11,6 +11,8 @@
 //!   once (the SAM template must agree, and a test holds it to that); [`config`]: typed
 //!   configuration, read once at start-up.
 //! - [`operator`]: the operator account from configuration.
+//! - [`webhook_client`]: the HTTP client of partner webhook deliveries, which refuses
+//!   private and reserved destinations.
 //! - [`telemetry`]: tracing set-up; [`shutdown`]: the stop signal of long-running processes.
 //!
 //! Nothing here knows HTTP responses: errors say what went wrong and whether a retry can
@@ -27,3 +29,4 @@ pub mod resources;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod webhook_client;

@@ -15,7 +15,7 @@ use crate::resources::QueueSpec;
 use crate::telemetry::error_chain;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-pub use domain::queues::{PartnerEvent, QueueMessage, SendJob, WebhookPointer};
+pub use domain::queues::{DeliveryAttempt, PartnerEvent, QueueMessage, SendJob, WebhookPointer};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -72,9 +72,15 @@ impl<M: QueueMessage> Queue<M> {
     /// Every message, ten per request (SQS's batch limit), or an error naming how many SQS
     /// refused.
     pub async fn send_batch(&self, messages: &[M]) -> Result<(), QueueError> {
+        let delayed: Vec<(&M, Duration)> = messages.iter().map(|m| (m, Duration::ZERO)).collect();
+        self.send_delayed(&delayed).await
+    }
+
+    /// Every message after its own delay (up to [`MAX_DELAY`]; longer is cut to it).
+    pub async fn send_delayed(&self, messages: &[(&M, Duration)]) -> Result<(), QueueError> {
         let bodies = messages
             .iter()
-            .map(|m| Ok((body(m)?, Duration::ZERO)))
+            .map(|(m, delay)| Ok((body(*m)?, *delay)))
             .collect::<Result<Vec<_>, QueueError>>()?;
         match send_bodies(&self.sqs, &self.url, &bodies).await?.len() {
             0 => Ok(()),
@@ -199,6 +205,11 @@ impl Inbox {
         Self { sqs, sources }
     }
 
+    /// The queue a record came from (one this processor consumes).
+    pub fn queue_of(&self, record: &SqsMessage) -> Option<QueueSpec> {
+        self.source(record).map(|s| s.spec)
+    }
+
     fn source(&self, record: &SqsMessage) -> Option<&Source> {
         let name = record.event_source_arn.as_deref()?.rsplit(':').next()?;
         self.sources.get(name)
@@ -246,6 +257,26 @@ impl Inbox {
             Err(e) => {
                 tracing::warn!(record_id = id, %reason, error = %e, "poison record not dead-lettered; SQS redelivers it");
                 false
+            }
+        }
+    }
+
+    /// A record whose processing failed: poison goes to the dead-letter queue at once, any
+    /// other failure is logged for SQS to hand the record out again. Returns whether the
+    /// record must be reported failed (not poison, or poison SQS did not take).
+    pub async fn failed(
+        &self,
+        record: &SqsMessage,
+        poison: Option<Poison>,
+        error: &(dyn std::error::Error + Send + Sync + 'static),
+    ) -> bool {
+        match poison {
+            Some(reason) => !self.reject(record, &reason).await,
+            None => {
+                let id = record.message_id.as_deref().unwrap_or_default();
+                let error = crate::telemetry::error_chain(error);
+                tracing::error!(record_id = id, error, "record failed; it will be retried");
+                true
             }
         }
     }

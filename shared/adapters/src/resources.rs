@@ -49,6 +49,10 @@ pub struct QueueSpec {
     pub dlq_logical_id: &'static str,
     /// The environment variable through which functions learn the DLQ's URL.
     pub dlq_env_var: &'static str,
+    /// The age of its oldest message (seconds) past which the queue is falling behind: its
+    /// alarm (`<logical id>AgeAlarm`, five minutes in a row). Its DLQ's alarm
+    /// (`<dlq logical id>Alarm`) fires on a single message.
+    pub oldest_message_alarm_secs: u32,
 }
 
 impl QueueSpec {
@@ -112,6 +116,7 @@ pub const INBOUND_EVENTS_QUEUE: QueueSpec = QueueSpec {
     max_receive_count: 5,
     dlq_logical_id: "InboundEventsDlq",
     dlq_env_var: "INBOUND_EVENTS_DLQ_URL",
+    oldest_message_alarm_secs: 300,
 };
 
 /// Outbound messages of enterprise and enterprise_b2b tenants.
@@ -123,6 +128,7 @@ pub const OUTBOUND_HIGH_QUEUE: QueueSpec = QueueSpec {
     max_receive_count: 8,
     dlq_logical_id: "OutboundHighDlq",
     dlq_env_var: "OUTBOUND_HIGH_DLQ_URL",
+    oldest_message_alarm_secs: 900,
 };
 
 /// Outbound messages of standard and professional tenants.
@@ -134,21 +140,44 @@ pub const OUTBOUND_STANDARD_QUEUE: QueueSpec = QueueSpec {
     max_receive_count: 8,
     dlq_logical_id: "OutboundStandardDlq",
     dlq_env_var: "OUTBOUND_STANDARD_DLQ_URL",
+    oldest_message_alarm_secs: 900,
 };
 
-/// Events to deliver to partners' webhook endpoints.
+/// Events to deliver to partners' webhook endpoints: the dispatcher fans each out to its
+/// subscriptions and makes the first attempts (the fresh lane).
 pub const PARTNER_EVENTS_QUEUE: QueueSpec = QueueSpec {
     logical_id: "PartnerEventsQueue",
     suffix: "partner-events",
     env_var: "PARTNER_EVENTS_QUEUE_URL",
-    visibility_timeout_secs: 180,
+    visibility_timeout_secs: 360,
     max_receive_count: 10,
     dlq_logical_id: "PartnerEventsDlq",
     dlq_env_var: "PARTNER_EVENTS_DLQ_URL",
+    oldest_message_alarm_secs: 300,
 };
 
-pub const QUEUES: [QueueSpec; 4] =
-    [INBOUND_EVENTS_QUEUE, OUTBOUND_HIGH_QUEUE, OUTBOUND_STANDARD_QUEUE, PARTNER_EVENTS_QUEUE];
+/// Every later attempt of a partner webhook delivery (retries, redeliveries, recoveries,
+/// and first attempts to an endpoint that is failing or busy): the retry lane, which never
+/// queues ahead of the fresh one.
+pub const WEBHOOK_RETRIES_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "WebhookRetriesQueue",
+    suffix: "webhook-retries",
+    env_var: "WEBHOOK_RETRIES_QUEUE_URL",
+    visibility_timeout_secs: 360,
+    max_receive_count: 10,
+    dlq_logical_id: "WebhookRetriesDlq",
+    dlq_env_var: "WEBHOOK_RETRIES_DLQ_URL",
+    // A hop waits 15 minutes at most.
+    oldest_message_alarm_secs: 1800,
+};
+
+pub const QUEUES: [QueueSpec; 5] = [
+    INBOUND_EVENTS_QUEUE,
+    OUTBOUND_HIGH_QUEUE,
+    OUTBOUND_STANDARD_QUEUE,
+    PARTNER_EVENTS_QUEUE,
+    WEBHOOK_RETRIES_QUEUE,
+];
 
 /// A queue's consumer: the SAM template's SQS event source on a function. The local stack
 /// polls the same way (batch size, batches at once), so that what a backlog does under
@@ -170,8 +199,9 @@ pub struct EventSourceSpec {
 /// The queue processors' function names (their crates are `functions/{name}`).
 pub const WEBHOOK_PROCESSOR: &str = "webhook-processor";
 pub const MESSAGE_SENDER: &str = "message-sender";
+pub const WEBHOOK_DISPATCHER: &str = "webhook-dispatcher";
 
-pub const EVENT_SOURCES: [EventSourceSpec; 3] = [
+pub const EVENT_SOURCES: [EventSourceSpec; 5] = [
     EventSourceSpec {
         queue: INBOUND_EVENTS_QUEUE,
         function: WEBHOOK_PROCESSOR,
@@ -192,6 +222,23 @@ pub const EVENT_SOURCES: [EventSourceSpec; 3] = [
         queue: OUTBOUND_STANDARD_QUEUE,
         function: MESSAGE_SENDER,
         event_id: "OutboundStandard",
+        batch_size: 10,
+        max_concurrency: 5,
+        function_timeout_secs: 60,
+    },
+    // An attempt takes 15 s at most; a batch's attempts run at once.
+    EventSourceSpec {
+        queue: PARTNER_EVENTS_QUEUE,
+        function: WEBHOOK_DISPATCHER,
+        event_id: "PartnerEvents",
+        batch_size: 10,
+        max_concurrency: 10,
+        function_timeout_secs: 60,
+    },
+    EventSourceSpec {
+        queue: WEBHOOK_RETRIES_QUEUE,
+        function: WEBHOOK_DISPATCHER,
+        event_id: "WebhookRetries",
         batch_size: 10,
         max_concurrency: 5,
         function_timeout_secs: 60,

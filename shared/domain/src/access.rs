@@ -53,7 +53,7 @@ pub const PERMISSIONS: &[(Action, &[Caller])] = &[
     (Action::UpdateConversations, &[User(TenantAdmin), User(Agent)]),
     (Action::ManageTemplates, &[User(TenantAdmin)]),
     (Action::ReadAnalytics, &[User(TenantAdmin), User(BillingAdmin)]),
-    (Action::ManageWebhooks, &[User(TenantAdmin)]),
+    (Action::ManageWebhooks, &[User(TenantAdmin), ApiKey]),
     (Action::Operate, &[User(SystemAdmin)]),
 ];
 

@@ -22,6 +22,7 @@ pub fn event(id: String, kind: &str, tenant: &TenantId, data: Value) -> PartnerE
         tenant_id: tenant.clone(),
         timestamp: rfc3339(now_secs()),
         data,
+        subscription_id: None,
     }
 }
 

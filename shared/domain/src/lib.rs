@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod tenant;
 pub mod time;
 pub mod user;
+pub mod webhooks;
 
 /// One input field that breaks a rule: what a 422 lists in `errors`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

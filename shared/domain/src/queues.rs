@@ -20,7 +20,7 @@ macro_rules! tenanted {
     };
 }
 
-tenanted!(WebhookPointer, SendJob, PartnerEvent);
+tenanted!(WebhookPointer, SendJob, PartnerEvent, DeliveryAttempt);
 
 /// A queue's body type.
 pub trait QueueMessage: Serialize + DeserializeOwned + Send + Sync {
@@ -63,8 +63,33 @@ pub struct PartnerEvent {
     pub tenant_id: TenantId,
     pub timestamp: String,
     pub data: serde_json::Value,
+    /// Set on a test event: it goes to this subscription alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
 }
 
 impl QueueMessage for PartnerEvent {
     const KIND: &'static str = "partner event";
+}
+
+/// `webhook-retries`: an attempt of a partner webhook delivery that is not its first
+/// (a retry, a redelivery or a recovery), or a first attempt moved off the fresh lane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAttempt {
+    pub tenant_id: TenantId,
+    pub delivery_id: String,
+    /// Which attempt this is (1-based): it runs only if the delivery has recorded
+    /// `attempt - 1` attempts, so a duplicate message attempts nothing.
+    pub attempt: u32,
+    /// When the attempt is due (epoch seconds). SQS delays a message 15 minutes at most:
+    /// an attempt received early is sent back with the rest of its wait.
+    pub due: i64,
+    /// A redelivery or recovery asked for by a person: one attempt, no retries.
+    #[serde(default)]
+    pub manual: bool,
+}
+
+impl QueueMessage for DeliveryAttempt {
+    const KIND: &'static str = "delivery attempt";
 }

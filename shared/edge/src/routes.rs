@@ -24,10 +24,11 @@ pub const CHANNEL: FunctionName = "channel";
 pub const META_WEBHOOK: FunctionName = "meta-webhook";
 pub const MESSAGES: FunctionName = "messages";
 pub const ADMIN: FunctionName = "admin";
+pub const WEBHOOKS: FunctionName = "webhooks";
 
 /// Every function that serves HTTP routes.
 pub const HTTP_FUNCTIONS: &[FunctionName] =
-    &[HEALTH, AUTH, TENANTS, CHANNEL, META_WEBHOOK, MESSAGES, ADMIN];
+    &[HEALTH, AUTH, TENANTS, CHANNEL, META_WEBHOOK, MESSAGES, ADMIN, WEBHOOKS];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -109,6 +110,22 @@ route_set!(MessagesRoute {
     Usage,
 });
 route_set!(AdminRoute { ReplayWebhookEvents });
+route_set!(
+    /// `webhooks`: partner webhook subscriptions and their deliveries.
+    WebhooksRoute {
+        Create,
+        List,
+        Get,
+        Update,
+        Delete,
+        RotateSecret,
+        SendTest,
+        Deliveries,
+        GetDelivery,
+        Redeliver,
+        Recover,
+    }
+);
 
 /// Which route, of which function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +137,7 @@ pub enum RouteId {
     MetaWebhookRoute(MetaWebhookRoute),
     MessagesRoute(MessagesRoute),
     AdminRoute(AdminRoute),
+    WebhooksRoute(WebhooksRoute),
 }
 
 impl RouteId {
@@ -132,6 +150,7 @@ impl RouteId {
             RouteId::MetaWebhookRoute(_) => META_WEBHOOK,
             RouteId::MessagesRoute(_) => MESSAGES,
             RouteId::AdminRoute(_) => ADMIN,
+            RouteId::WebhooksRoute(_) => WEBHOOKS,
         }
     }
 
@@ -146,6 +165,7 @@ impl RouteId {
             .chain(MetaWebhookRoute::ALL.iter().map(|r| RouteId::MetaWebhookRoute(*r)))
             .chain(MessagesRoute::ALL.iter().map(|r| RouteId::MessagesRoute(*r)))
             .chain(AdminRoute::ALL.iter().map(|r| RouteId::AdminRoute(*r)))
+            .chain(WebhooksRoute::ALL.iter().map(|r| RouteId::WebhooksRoute(*r)))
     }
 }
 
@@ -214,6 +234,17 @@ pub const ROUTES: &[Route] = &[
     route(R::MessagesRoute(MessagesRoute::CreateTemplate), "POST", "/api/templates", Requires(Action::ManageTemplates)),
     route(R::MessagesRoute(MessagesRoute::DeleteTemplate), "DELETE", "/api/templates/{name}", Requires(Action::ManageTemplates)),
     route(R::MessagesRoute(MessagesRoute::Usage), "GET", "/api/analytics/usage", Requires(Action::ReadAnalytics)),
+    route(R::WebhooksRoute(WebhooksRoute::Create), "POST", "/api/webhooks", Requires(Action::ManageWebhooks)),
+    route(R::WebhooksRoute(WebhooksRoute::List), "GET", "/api/webhooks", Requires(Action::ManageWebhooks)),
+    route(R::WebhooksRoute(WebhooksRoute::Get), "GET", "/api/webhooks/{id}", Requires(Action::ManageWebhooks)),
+    route(R::WebhooksRoute(WebhooksRoute::Update), "PATCH", "/api/webhooks/{id}", Requires(Action::ManageWebhooks)),
+    route(R::WebhooksRoute(WebhooksRoute::Delete), "DELETE", "/api/webhooks/{id}", Requires(Action::ManageWebhooks)),
+    route(R::WebhooksRoute(WebhooksRoute::RotateSecret), "POST", "/api/webhooks/{id}/rotate-secret", Requires(Action::ManageWebhooks)),
+    route(R::WebhooksRoute(WebhooksRoute::SendTest), "POST", "/api/webhooks/{id}/test", Requires(Action::ManageWebhooks)),
+    route(R::WebhooksRoute(WebhooksRoute::Deliveries), "GET", "/api/webhooks/{id}/deliveries", Requires(Action::ManageWebhooks)),
+    route(R::WebhooksRoute(WebhooksRoute::Recover), "POST", "/api/webhooks/{id}/recover", Requires(Action::ManageWebhooks)),
+    route(R::WebhooksRoute(WebhooksRoute::GetDelivery), "GET", "/api/webhooks/deliveries/{deliveryId}", Requires(Action::ManageWebhooks)),
+    route(R::WebhooksRoute(WebhooksRoute::Redeliver), "POST", "/api/webhooks/deliveries/{deliveryId}/redeliver", Requires(Action::ManageWebhooks)),
     route(
         R::AdminRoute(AdminRoute::ReplayWebhookEvents),
         "POST",

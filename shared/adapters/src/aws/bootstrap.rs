@@ -53,6 +53,7 @@ pub async fn ensure(clients: &AwsClients, prefix: &str) -> Result<Resources, Boo
         outbound_high_queue_url: url(&resources::OUTBOUND_HIGH_QUEUE),
         outbound_standard_queue_url: url(&resources::OUTBOUND_STANDARD_QUEUE),
         partner_events_queue_url: url(&resources::PARTNER_EVENTS_QUEUE),
+        webhook_retries_queue_url: url(&resources::WEBHOOK_RETRIES_QUEUE),
         dlq_urls,
         kms_key_id,
     })

@@ -110,6 +110,56 @@ impl Table {
         Ok(pages.into_iter().flatten().collect())
     }
 
+    /// One page of a list kept in `gsi1` under several index partitions (a hot list spread
+    /// out), newest first: each partition is read from `before` (a position, `gsi1sk`) and
+    /// the pages merged. An item is returned only once every partition has been read past
+    /// it, so that pages in a row are the whole list in order, filtered or not. Returns the
+    /// items and the position the next page starts before. `shape` adds filters to each
+    /// partition's query (and must leave its key condition alone).
+    pub async fn merged_page(
+        &self,
+        partitions: &[String],
+        before: Option<&str>,
+        limit: i32,
+        shape: impl Fn(QueryFluentBuilder) -> QueryFluentBuilder,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let reads = partitions.iter().map(|partition| {
+            let query = self
+                .query()
+                .index_name("gsi1")
+                .expression_attribute_values(":list", s(partition))
+                .scan_index_forward(false)
+                .limit(limit);
+            let query = match before {
+                Some(position) => query
+                    .key_condition_expression("gsi1pk = :list AND gsi1sk < :before")
+                    .expression_attribute_values(":before", s(position)),
+                None => query.key_condition_expression("gsi1pk = :list"),
+            };
+            shape(query).send()
+        });
+        let pages = futures_util::future::try_join_all(reads).await.map_err(dynamo_err)?;
+
+        // Every partition has been read down to `floor`: all its items above it are known.
+        let position = |item: &Item| item.get("gsi1sk").and_then(|v| v.as_s().ok()).cloned();
+        let floor = pages.iter().filter_map(|p| p.last_evaluated_key().and_then(position)).max();
+        let mut known: Vec<(String, Item)> = pages
+            .into_iter()
+            .flat_map(|p| p.items.unwrap_or_default())
+            .filter_map(|item| Some((position(&item)?, item)))
+            .filter(|(at, _)| floor.as_ref().is_none_or(|floor| at >= floor))
+            .collect();
+        known.sort_by(|a, b| b.0.cmp(&a.0));
+        let wanted = usize::try_from(limit).unwrap_or(0);
+        let next = if known.len() > wanted {
+            known.truncate(wanted);
+            known.last().map(|(at, _)| at.clone())
+        } else {
+            floor
+        };
+        Ok((known.into_iter().map(|(_, item)| item).collect(), next))
+    }
+
     /// One page of the items of partition `pk` whose sort keys start with `prefix`, from
     /// `cursor` (an opaque cursor this list handed out, refused for any other list).
     pub async fn page<T>(

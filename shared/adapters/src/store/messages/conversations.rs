@@ -1,7 +1,7 @@
 //! Conversations and their messages, as the API reads and updates them.
 
 use super::*;
-use crate::store::attrs::{Item, get_s, key, n, now_secs, opt_s, s};
+use crate::store::attrs::{Item, key, n, now_secs, opt_s, s};
 use crate::store::page::{self, Page};
 use crate::store::table::Table;
 use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err};
@@ -87,13 +87,10 @@ impl Conversations<'_> {
         }
     }
 
-    /// Conversations by latest activity, newest first, optionally filtered.
-    ///
-    /// The list is spread over [`CONVERSATION_LIST_SHARDS`] index partitions: each is read
-    /// from the cursor's position and the pages merged. An item is returned only once
-    /// every shard has been read past it, so the order holds across pages. The cursor is
-    /// that position (an activity key, `<time>#<id>`): meaningless under another tenant's
-    /// partitions, which the query never names.
+    /// Conversations by latest activity, newest first, optionally filtered: the list's
+    /// [`CONVERSATION_LIST_SHARDS`] index partitions merged (`Table::merged_page`). The
+    /// cursor is a position in the list, meaningless under another tenant's partitions,
+    /// which the query never names.
     pub async fn list(
         &self,
         scope: &TenantScope,
@@ -103,65 +100,34 @@ impl Conversations<'_> {
         cursor: Option<&str>,
     ) -> Result<Page<ConversationView>, StoreError> {
         let before = cursor.map(page::decode_position).transpose()?;
-        let reads = (0..CONVERSATION_LIST_SHARDS).map(|shard| {
-            let list = format!("CONVS#{}#{shard}", scope.tenant_id());
-            let mut query = self
-                .table
-                .query()
-                .index_name("gsi1")
-                .expression_attribute_values(":list", s(list))
-                .scan_index_forward(false)
-                .limit(limit);
-            query = match &before {
-                Some(position) => query
-                    .key_condition_expression("gsi1pk = :list AND gsi1sk < :before")
-                    .expression_attribute_values(":before", s(position)),
-                None => query.key_condition_expression("gsi1pk = :list"),
-            };
-            let mut filters = Vec::new();
-            if let Some(status) = status {
-                filters.push("#status = :status");
-                query = query
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", s(status));
-            }
-            if let Some(agent) = assigned_agent_id {
-                filters.push("assignedAgentId = :agent");
-                query = query.expression_attribute_values(":agent", s(agent));
-            }
-            if !filters.is_empty() {
-                query = query.filter_expression(filters.join(" AND "));
-            }
-            query.send()
-        });
-        let pages = futures_util::future::try_join_all(reads).await.map_err(dynamo_err)?;
-
-        // Every shard has been read down to `floor`: its items above it are all known.
-        let floor = pages
-            .iter()
-            .filter_map(|p| p.last_evaluated_key().and_then(|k| opt_s(k, "gsi1sk")))
-            .max()
-            .map(str::to_owned);
-        let mut known: Vec<(String, &Item)> = pages
-            .iter()
-            .flat_map(|p| p.items())
-            .map(|item| Ok((get_s(item, "gsi1sk")?.to_owned(), item)))
-            .filter(|found: &Result<(String, &Item), StoreError>| match (found, &floor) {
-                (Ok((position, _)), Some(floor)) => position >= floor,
-                _ => true,
+        let partitions: Vec<String> = (0..CONVERSATION_LIST_SHARDS)
+            .map(|shard| format!("CONVS#{}#{shard}", scope.tenant_id()))
+            .collect();
+        let (items, next) = self
+            .table
+            .merged_page(&partitions, before.as_deref(), limit, |mut query| {
+                let mut filters = Vec::new();
+                if let Some(status) = status {
+                    filters.push("#status = :status");
+                    query = query
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":status", s(status));
+                }
+                if let Some(agent) = assigned_agent_id {
+                    filters.push("assignedAgentId = :agent");
+                    query = query.expression_attribute_values(":agent", s(agent));
+                }
+                if filters.is_empty() {
+                    query
+                } else {
+                    query.filter_expression(filters.join(" AND "))
+                }
             })
-            .collect::<Result<_, StoreError>>()?;
-        known.sort_by(|a, b| b.0.cmp(&a.0));
-        let wanted = usize::try_from(limit).unwrap_or(0);
-        let next_cursor = if known.len() > wanted {
-            known.truncate(wanted);
-            known.last().map(|(position, _)| page::encode_position(position))
-        } else {
-            floor.as_deref().map(page::encode_position)
-        };
-        let items =
-            known.iter().map(|(_, item)| conversation_from(item)).collect::<Result<_, _>>()?;
-        Ok(Page { items, next_cursor })
+            .await?;
+        Ok(Page {
+            items: items.iter().map(conversation_from).collect::<Result<_, _>>()?,
+            next_cursor: next.as_deref().map(page::encode_position),
+        })
     }
 
     /// A conversation's messages, newest first.

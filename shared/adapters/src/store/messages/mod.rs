@@ -12,6 +12,7 @@
 //! | conversation | `TENANT#<tid>` | `CONV#<id>` | gsi1: `CONVS#<tid>#<0-7>` / `<last activity>#<id>` |
 //! | template | `TENANT#<tid>` | `TEMPLATE#<name>#<language>` | status from Meta |
 //! | channel event | `TENANT#<tid>` | `EVENT#<event id>#<n>` | quality, account and other updates, raw |
+//! | webhook delivery, endpoint slot | see `webhook_deliveries` | | |
 //!
 //! A shard is `TENANT#<tid>#<nn>` ([`TenantScope::shard_pk`]).
 //!
@@ -33,6 +34,7 @@ pub mod outbox;
 mod raw_events;
 mod templates;
 mod usage;
+mod webhook_deliveries;
 
 pub use conversations::Conversations;
 pub use deliveries::Deliveries;
@@ -41,6 +43,9 @@ pub use outbox::Outbox;
 pub use raw_events::{RAW_EVENT_TTL_SECS, RawEvents};
 pub use templates::Templates;
 pub use usage::Usage;
+pub use webhook_deliveries::{
+    AttemptRecord, DELIVERY_TTL_SECS, Delivery, Outcome, WebhookDeliveries,
+};
 /// The customer service window: free-form messages may be sent this long after the
 /// customer's last message.
 pub const SERVICE_WINDOW_SECS: i64 = 24 * 3600;
@@ -283,6 +288,11 @@ impl MessageStore {
 
     pub fn raw_events(&self) -> RawEvents<'_> {
         RawEvents { table: &self.table }
+    }
+
+    /// Partner webhook deliveries, and the endpoint slots that cap attempts in flight.
+    pub fn webhook_deliveries(&self) -> WebhookDeliveries<'_> {
+        WebhookDeliveries { table: &self.table }
     }
 }
 

@@ -7,6 +7,7 @@
 //! | user | `TENANT#<tid>` | `USER#<uid>` |
 //! | API key | `TENANT#<tid>` | `APIKEY#<kid>` |
 //! | audit entry | `TENANT#<tid>` | `AUDIT#<time>#<id>` |
+//! | webhook subscription | `TENANT#<tid>` | `WEBHOOK#<id>` |
 //! | email → user | `EMAIL#<email>` | `EMAIL` |
 //! | key lookup id → key | `APIKEYLOOKUP#<lookup>` | `APIKEYLOOKUP` |
 //! | refresh token | `REFRESH#<sha256>` | `REFRESH` |
@@ -33,12 +34,14 @@ mod audit;
 mod logins;
 mod tenant;
 mod users;
+mod webhooks;
 
 pub use api_keys::ApiKeys;
 pub use audit::AuditLog;
 pub use logins::Logins;
 pub use tenant::Tenants;
 pub use users::Users;
+pub use webhooks::{Subscription, SubscriptionChanges, Webhooks};
 
 const TENANT_SK: &str = "TENANT";
 /// An agent with a session seen this recently is online: an access token lives 15
@@ -271,5 +274,10 @@ impl TenantStore {
 
     pub fn audit(&self) -> AuditLog<'_> {
         AuditLog { table: &self.table }
+    }
+
+    /// Partner webhook subscriptions.
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks { table: &self.table }
     }
 }

@@ -1,0 +1,217 @@
+//! One attempt of one delivery: take an endpoint slot, sign, post, free the slot, schedule
+//! the next attempt if there is one, record.
+
+use crate::handler::{Deps, DispatchError};
+use adapters::queues::DeliveryAttempt;
+use adapters::store::TenantScope;
+use adapters::store::attrs::now_secs;
+use adapters::store::messages::{AttemptRecord, Delivery, Outcome};
+use adapters::store::tenants::Subscription;
+use domain::webhooks::{secret_key, signature_header};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Where the attempt came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// A first attempt on `partner-events`: it must not wait on a failing or busy endpoint.
+    Fresh,
+    Retry,
+}
+
+/// How soon an attempt that found its endpoint busy is tried again.
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+
+/// Makes attempt `n` of `delivery` (whose subscription is `subscription`) and records it.
+pub(crate) async fn attempt(
+    deps: &Deps,
+    scope: &TenantScope,
+    subscription: &Subscription,
+    delivery: Delivery,
+    n: u32,
+    manual: bool,
+    lane: Lane,
+) -> Result<(), DispatchError> {
+    let deliveries = deps.messages.webhook_deliveries();
+    let id = subscription.subscription_id.as_str();
+
+    // A first attempt to an endpoint that is failing goes to the retry lane, so that
+    // timeouts there never hold the fresh lane.
+    if lane == Lane::Fresh && subscription.failing_since.is_some() {
+        let wait = deps.policy.schedule.after(1).unwrap_or(BUSY_WAIT);
+        return hand_over(deps, scope, &delivery, n, manual, wait).await;
+    }
+    let keys = signing_keys(deps, scope, subscription).await?;
+    let holder = format!("{}#{n}", delivery.delivery_id);
+    let slot = deliveries.take_slot(scope, id, deps.policy.endpoint_concurrency, &holder).await?;
+    let Some(slot) = slot else {
+        return hand_over(deps, scope, &delivery, n, manual, BUSY_WAIT).await;
+    };
+    let at = now_secs();
+    let signature = signature_header(&keys, &delivery.delivery_id, at, delivery.payload.as_bytes());
+    let answer = deps
+        .client
+        .post(&subscription.url, &delivery.delivery_id, at, &signature, delivery.payload.clone())
+        .await;
+    if let Err(e) = deliveries.free_slot(scope, id, slot, &holder).await {
+        warn!(error = %e, subscription_id = id, "endpoint slot not freed; it frees itself in 30 s");
+    }
+    if deps.crash_now() {
+        return Err(DispatchError::Crashed);
+    }
+
+    let gone = answer.status == Some(410);
+    let outcome = if answer.delivered() {
+        Outcome::Delivered
+    } else if gone || manual {
+        Outcome::Failed
+    } else {
+        match deps.policy.schedule.after_with_retry_after(n, answer.retry_after) {
+            Some(wait) => {
+                Outcome::RetryAt(at + i64::try_from(wait.as_secs()).unwrap_or(i64::MAX / 2))
+            }
+            None => Outcome::Failed,
+        }
+    };
+    // The next attempt is queued before this one is recorded: a crash in between repeats
+    // this attempt (same webhook-id), and the duplicate of the next one finds it recorded.
+    if let Outcome::RetryAt(due) = outcome {
+        let next = DeliveryAttempt {
+            tenant_id: scope.tenant_id().clone(),
+            delivery_id: delivery.delivery_id.clone(),
+            attempt: n + 1,
+            due,
+            manual: false,
+        };
+        let wait = Duration::from_secs((due - now_secs()).max(0).unsigned_abs());
+        deps.retries.send_delayed(&[(&next, wait)]).await?;
+    }
+    let record = AttemptRecord {
+        at,
+        status_code: answer.status,
+        duration_ms: u64::try_from(answer.duration.as_millis()).unwrap_or(u64::MAX),
+        error: answer.error.clone(),
+        response_body: answer.body.clone(),
+    };
+    match deliveries.record(scope, &delivery, n, record, outcome).await {
+        Ok(_) => {}
+        // Another process recorded this attempt first: it owns what follows.
+        Err(adapters::store::StoreError::Conflict) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    info!(
+        tenant_id = %scope, subscription_id = id, delivery_id = delivery.delivery_id, attempt = n,
+        status = answer.status, ms = answer.duration.as_millis() as u64, outcome = ?outcome,
+        "delivery attempted"
+    );
+
+    // The subscription's health.
+    let webhooks = deps.tenants.webhooks();
+    if answer.delivered() {
+        if subscription.failing_since.is_some() || subscription.failed_deliveries > 0 {
+            webhooks.attempt_delivered(scope, id).await?;
+        }
+        return Ok(());
+    }
+    if subscription.failing_since.is_none() {
+        webhooks.attempt_failed(scope, id).await?;
+    }
+    if gone {
+        if webhooks.disable(scope, id, "the endpoint answered 410 Gone").await? {
+            warn!(tenant_id = %scope, subscription_id = id, "subscription disabled: the endpoint answered 410 Gone");
+        }
+    } else if outcome == Outcome::Failed
+        && !manual
+        && let Some(reason) = webhooks.delivery_failed(scope, id).await?
+    {
+        warn!(tenant_id = %scope, subscription_id = id, reason, "subscription disabled");
+    }
+    Ok(())
+}
+
+/// Moves attempt `n` to the retry lane, due after `wait`, without attempting it.
+async fn hand_over(
+    deps: &Deps,
+    scope: &TenantScope,
+    delivery: &Delivery,
+    n: u32,
+    manual: bool,
+    wait: Duration,
+) -> Result<(), DispatchError> {
+    let due = now_secs() + i64::try_from(wait.as_secs()).unwrap_or(0);
+    let next = DeliveryAttempt {
+        tenant_id: scope.tenant_id().clone(),
+        delivery_id: delivery.delivery_id.clone(),
+        attempt: n,
+        due,
+        manual,
+    };
+    deps.retries.send_delayed(&[(&next, wait)]).await?;
+    if n == 1 && delivery.attempts == 0 {
+        // So that a repeated fan-out sees it handed over (best effort: a duplicate
+        // message attempts nothing twice).
+        if let Err(e) = deps.messages.webhook_deliveries().schedule(scope, delivery, due).await {
+            warn!(error = %e, delivery_id = delivery.delivery_id, "hand-over not recorded");
+        }
+    }
+    Ok(())
+}
+
+/// Ends a delivery that cannot be attempted (its subscription is gone or off), saying why.
+pub(crate) async fn give_up(
+    deps: &Deps,
+    scope: &TenantScope,
+    delivery: &Delivery,
+    n: u32,
+    why: &str,
+) -> Result<(), DispatchError> {
+    let record = AttemptRecord {
+        at: now_secs(),
+        status_code: None,
+        duration_ms: 0,
+        error: Some(format!("not attempted: {why}")),
+        response_body: None,
+    };
+    match deps
+        .messages
+        .webhook_deliveries()
+        .record(scope, delivery, n, record, Outcome::Failed)
+        .await
+    {
+        Ok(_) | Err(adapters::store::StoreError::Conflict) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The keys that sign now (two while a rotated secret overlaps), opened once per sealed
+/// value.
+async fn signing_keys(
+    deps: &Deps,
+    scope: &TenantScope,
+    subscription: &Subscription,
+) -> Result<Vec<Vec<u8>>, DispatchError> {
+    let mut keys = Vec::new();
+    for sealed in subscription.signing_secrets(now_secs()) {
+        let key = match deps.keys.get(sealed) {
+            Some(key) => key,
+            None => {
+                let opened = deps
+                    .envelopes
+                    .open(scope.tenant_id(), sealed)
+                    .await
+                    .map_err(|e| DispatchError::Secret(e.to_string()))?;
+                let secret = String::from_utf8(opened)
+                    .map_err(|_| DispatchError::Secret("not text".into()))?;
+                let key = Arc::new(
+                    secret_key(&secret)
+                        .ok_or_else(|| DispatchError::Secret("not a whsec_ secret".into()))?,
+                );
+                deps.keys.put(sealed, key.clone());
+                key
+            }
+        };
+        keys.push(key.as_ref().clone());
+    }
+    Ok(keys)
+}

@@ -1,0 +1,229 @@
+//! The batch: each record is an event to fan out (fresh lane) or an attempt that is due
+//! (retry lane), processed concurrently; failures are reported alone, poison goes to the
+//! dead-letter queue at once.
+
+use crate::attempt::{Lane, attempt};
+use crate::wiring::Policy;
+use adapters::aws::envelope::Envelopes;
+use adapters::queues::{
+    DeliveryAttempt, Inbox, PartnerEvent, Poison, Queue, QueueError, batch_response,
+};
+use adapters::resources::WEBHOOK_RETRIES_QUEUE;
+use adapters::store::attrs::now_secs;
+use adapters::store::messages::{Delivery, MessageStore};
+use adapters::store::tenants::{Subscription, TenantStore};
+use adapters::store::{StoreError, TenantScope};
+use adapters::telemetry::error_chain;
+use adapters::webhook_client::WebhookClient;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use domain::webhooks::{EventFilter, body, delivery_id};
+use futures_util::future::join_all;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{info, instrument};
+
+pub struct Deps {
+    pub(crate) tenants: TenantStore,
+    pub(crate) messages: MessageStore,
+    pub(crate) envelopes: Envelopes,
+    pub(crate) client: WebhookClient,
+    pub(crate) retries: Queue<DeliveryAttempt>,
+    pub(crate) inbox: Inbox,
+    pub(crate) policy: Policy,
+    /// Opened signing keys by their sealed form: a sealed secret never changes meaning, so
+    /// the cache is never stale (a rotation seals a new one).
+    pub(crate) keys: KeyCache,
+    /// Crashes still to simulate (tests only; see [`Deps::crashing_after_attempts`]).
+    pub(crate) crashes: std::sync::atomic::AtomicU32,
+}
+
+impl Deps {
+    /// For tests: the next `n` attempts end as if the process died right after the endpoint
+    /// answered, with nothing scheduled and nothing recorded (the record then fails, and SQS
+    /// hands it out again).
+    pub fn crashing_after_attempts(self, n: u32) -> Self {
+        self.crashes.store(n, std::sync::atomic::Ordering::SeqCst);
+        self
+    }
+
+    /// Takes one simulated crash, if any is left.
+    pub(crate) fn crash_now(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.crashes.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct KeyCache(Mutex<HashMap<String, Arc<Vec<u8>>>>);
+
+/// Keys kept at most; the cache starts over beyond it.
+const MAX_CACHED_KEYS: usize = 10_000;
+
+impl KeyCache {
+    pub(crate) fn get(&self, sealed: &str) -> Option<Arc<Vec<u8>>> {
+        self.0.lock().ok()?.get(sealed).cloned()
+    }
+
+    pub(crate) fn put(&self, sealed: &str, key: Arc<Vec<u8>>) {
+        if let Ok(mut keys) = self.0.lock() {
+            if keys.len() >= MAX_CACHED_KEYS {
+                keys.clear();
+            }
+            keys.insert(sealed.to_owned(), key);
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DispatchError {
+    #[error(transparent)]
+    Poison(#[from] Poison),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("the signing secret does not open: {0}")]
+    Secret(String),
+    #[error("simulated crash after an attempt")]
+    Crashed,
+}
+
+impl DispatchError {
+    fn poison(&self) -> Option<Poison> {
+        match self {
+            Self::Poison(p) => Some(p.clone()),
+            Self::Store(e) if !e.retryable() => Some(Poison(error_chain(e))),
+            _ => None,
+        }
+    }
+}
+
+/// What became of a record.
+pub(crate) enum Done {
+    Finished,
+    /// Send the record back to its queue after this wait (not yet due).
+    Later(Duration),
+}
+
+/// Processes every record concurrently and reports the failed ones.
+pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let outcomes = join_all(event.records.iter().map(|record| process(deps, record))).await;
+    let mut failed = Vec::new();
+    let mut later = Vec::new();
+    for (record, outcome) in event.records.iter().zip(outcomes) {
+        match outcome {
+            Ok(Done::Finished) => {}
+            Ok(Done::Later(wait)) => later.push((record, wait)),
+            Err(e) => {
+                if deps.inbox.failed(record, e.poison(), &e).await {
+                    failed.push(record);
+                }
+            }
+        }
+    }
+    failed.extend(deps.inbox.requeue(&later).await);
+    batch_response(failed)
+}
+
+#[instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or_default()))]
+async fn process(deps: &Deps, record: &SqsMessage) -> Result<Done, DispatchError> {
+    if deps.inbox.queue_of(record) == Some(WEBHOOK_RETRIES_QUEUE) {
+        let due: DeliveryAttempt = Inbox::parse(record)?;
+        retry(deps, &due).await
+    } else {
+        let event: PartnerEvent = Inbox::parse(record)?;
+        fan_out(deps, &event).await.map(|()| Done::Finished)
+    }
+}
+
+/// One delivery per subscription that wants the event, each written before its first
+/// attempt; then the first attempts, at once.
+async fn fan_out(deps: &Deps, event: &PartnerEvent) -> Result<(), DispatchError> {
+    let scope = TenantScope::of_record(event);
+    let subscriptions = deps.tenants.webhooks().list(&scope).await?;
+    let targets: Vec<&Subscription> = subscriptions
+        .iter()
+        .filter(|s| match &event.subscription_id {
+            // A test event goes to its subscription, on or off.
+            Some(only) => *only == s.subscription_id,
+            None => s.active() && EventFilter::from_stored(s.events.clone()).matches(&event.kind),
+        })
+        .collect();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let payload = body(event);
+    let outcomes = join_all(
+        targets
+            .iter()
+            .map(|subscription| first_attempt(deps, &scope, subscription, event, payload.clone())),
+    )
+    .await;
+    info!(tenant_id = %scope, event_id = event.id, kind = event.kind, deliveries = targets.len(), "event fanned out");
+    // Every delivery is stored or its error reported: a redelivered event finds the stored
+    // ones and attempts only what was not attempted.
+    outcomes.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+}
+
+async fn first_attempt(
+    deps: &Deps,
+    scope: &TenantScope,
+    subscription: &Subscription,
+    event: &PartnerEvent,
+    payload: String,
+) -> Result<(), DispatchError> {
+    let id = delivery_id(&subscription.subscription_id, &event.id);
+    let new = Delivery::new(id, &subscription.subscription_id, &event.id, &event.kind, payload);
+    let delivery = deps.messages.webhook_deliveries().create(scope, &new).await?;
+    let scheduled = delivery.next_attempt_at.is_some_and(|at| at > delivery.created_at);
+    if !delivery.pending() || delivery.attempts > 0 || scheduled {
+        // Attempted, or handed to the retry lane, before this fan-out was repeated.
+        return Ok(());
+    }
+    attempt(deps, scope, subscription, delivery, 1, false, Lane::Fresh).await
+}
+
+/// An attempt from the retry lane: made when due, unless the delivery has moved on (a
+/// duplicate message, a finished delivery) or its subscription is gone or off.
+async fn retry(deps: &Deps, due: &DeliveryAttempt) -> Result<Done, DispatchError> {
+    let wait = due.due - now_secs();
+    if wait > 0 {
+        return Ok(Done::Later(Duration::from_secs(wait.unsigned_abs())));
+    }
+    let scope = TenantScope::of_record(due);
+    let deliveries = deps.messages.webhook_deliveries();
+    let Some(mut delivery) = deliveries.get(&scope, &due.delivery_id).await? else {
+        return Ok(Done::Finished);
+    };
+    if delivery.attempts + 1 != due.attempt {
+        return Ok(Done::Finished);
+    }
+    if !delivery.pending() {
+        // A redelivery opens a finished delivery for one more attempt; anything else
+        // finished stays so.
+        if !due.manual {
+            return Ok(Done::Finished);
+        }
+        match deliveries.reopen(&scope, &delivery).await? {
+            Some(opened) => delivery = opened,
+            None => return Ok(Done::Finished),
+        }
+    }
+    let subscription = deps.tenants.webhooks().get(&scope, &delivery.subscription_id).await?;
+    let subscription = match subscription {
+        Some(s) if s.active() || due.manual => s,
+        missing_or_off => {
+            let why = if missing_or_off.is_some() {
+                "the subscription is disabled"
+            } else {
+                "the subscription was deleted"
+            };
+            crate::attempt::give_up(deps, &scope, &delivery, due.attempt, why).await?;
+            return Ok(Done::Finished);
+        }
+    };
+    attempt(deps, &scope, &subscription, delivery, due.attempt, due.manual, Lane::Retry)
+        .await
+        .map(|()| Done::Finished)
+}

@@ -1,0 +1,17 @@
+use adapters::aws::AwsClients;
+use adapters::config::Resources;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    adapters::telemetry::init();
+    let resources = Resources::from_env()?;
+    let clients = AwsClients::from_env().await;
+    let config = webhook_dispatcher::Config::from_env()?;
+    let deps = webhook_dispatcher::Deps::build(&clients, &resources, &config);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        Ok::<_, Error>(webhook_dispatcher::handle(&deps, event.payload).await)
+    }))
+    .await
+}
