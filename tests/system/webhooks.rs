@@ -572,3 +572,59 @@ async fn subscriptions_are_listed_updated_and_deleted_by_an_admin_or_an_api_key(
     }
     stack.remove().await;
 }
+
+/// AWS requests per delivered event, for a batch of ten events of one tenant with one
+/// subscription (BENCHMARKS.md quotes these).
+#[tokio::test]
+async fn aws_requests_per_delivered_event_are_counted() {
+    use switchboard_tests::RequestCounter;
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn_keeping_partner_events(&stack).await;
+    let owner = app.register(&email("webhooks-counted")).await;
+    let url = receiver(&app, "counted", json!({})).await;
+    subscribe(&app, &owner, &url, json!(["message.status"])).await;
+    let tenant = domain::ids::TenantId::parse(&owner.tenant_id).expect("tenant");
+    let events = adapters::events::PartnerEvents::new(
+        stack.clients.sqs.clone(),
+        stack.resources.partner_events_queue_url.clone(),
+    );
+    let emit = |from: u32| {
+        (from..from + 10)
+            .map(|n| {
+                let id = format!("evt_counted_{n}");
+                domain::events::event(id, "message.status", &tenant, json!({"status": "read"}))
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let counter = RequestCounter::default();
+    let clients = Emulator::shared().counted_clients(&counter).await;
+    let config = switchboard_tests::test_webhook_config();
+    let dispatcher = webhook_dispatcher::Deps::build(&clients, &stack.resources, &config);
+    let mut batches = Vec::new();
+    for from in [0, 10] {
+        events.emit(&emit(from)).await.expect("queued");
+        let batch = stack.take_event(&stack.resources.partner_events_queue_url, 10).await;
+        counter.take();
+        assert!(
+            webhook_dispatcher::handle(&dispatcher, batch).await.batch_item_failures.is_empty()
+        );
+        batches.push(counter.take());
+    }
+    assert_eq!(received(&app, &url).await.len(), 20, "every event delivered once");
+    println!("dispatcher, cold, a batch of ten: {:?}", batches[0]);
+    println!("dispatcher, warm, a batch of ten: {:?}", batches[1]);
+    // The tenant's subscriptions once per batch; per event: the delivery written, a slot
+    // taken (one instance's attempts start at different slots, so none collide here) and
+    // freed, the attempt recorded. Cold, the secret is opened once for the whole batch.
+    for (batch, cold) in batches.iter().zip([true, false]) {
+        let count = |k: &str| batch.get(k).copied().unwrap_or(0);
+        assert_eq!(count("DynamoDB.Query"), 1, "{batch:?}");
+        assert_eq!(count("DynamoDB.PutItem"), 20, "{batch:?}");
+        assert_eq!(count("DynamoDB.UpdateItem"), 10, "{batch:?}");
+        assert_eq!(count("DynamoDB.DeleteItem"), 10, "{batch:?}");
+        assert_eq!(count("KMS.Decrypt"), u32::from(cold), "{batch:?}");
+        assert_eq!(batch.len(), 4 + usize::from(cold), "nothing else: {batch:?}");
+    }
+    stack.remove().await;
+}

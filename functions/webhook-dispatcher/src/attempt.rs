@@ -8,7 +8,6 @@ use adapters::store::attrs::now_secs;
 use adapters::store::messages::{AttemptRecord, Delivery, Outcome};
 use adapters::store::tenants::Subscription;
 use domain::webhooks::{secret_key, signature_header};
-use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -44,7 +43,9 @@ pub(crate) async fn attempt(
     }
     let keys = signing_keys(deps, scope, subscription).await?;
     let holder = format!("{}#{n}", delivery.delivery_id);
-    let slot = deliveries.take_slot(scope, id, deps.policy.endpoint_concurrency, &holder).await?;
+    let start = deps.next_slot.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let limit = deps.policy.endpoint_concurrency;
+    let slot = deliveries.take_slot(scope, id, limit, start, &holder).await?;
     let Some(slot) = slot else {
         return hand_over(deps, scope, &delivery, n, manual, BUSY_WAIT).await;
     };
@@ -193,9 +194,9 @@ async fn signing_keys(
 ) -> Result<Vec<Vec<u8>>, DispatchError> {
     let mut keys = Vec::new();
     for sealed in subscription.signing_secrets(now_secs()) {
-        let key = match deps.keys.get(sealed) {
-            Some(key) => key,
-            None => {
+        let key = deps
+            .keys
+            .get_or_open(sealed, || async {
                 let opened = deps
                     .envelopes
                     .open(scope.tenant_id(), sealed)
@@ -203,14 +204,10 @@ async fn signing_keys(
                     .map_err(|e| DispatchError::Secret(e.to_string()))?;
                 let secret = String::from_utf8(opened)
                     .map_err(|_| DispatchError::Secret("not text".into()))?;
-                let key = Arc::new(
-                    secret_key(&secret)
-                        .ok_or_else(|| DispatchError::Secret("not a whsec_ secret".into()))?,
-                );
-                deps.keys.put(sealed, key.clone());
-                key
-            }
-        };
+                secret_key(&secret)
+                    .ok_or_else(|| DispatchError::Secret("not a whsec_ secret".into()))
+            })
+            .await?;
         keys.push(key.as_ref().clone());
     }
     Ok(keys)

@@ -16,6 +16,7 @@ use adapters::store::{StoreError, TenantScope};
 use adapters::telemetry::error_chain;
 use adapters::webhook_client::WebhookClient;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use domain::ids::TenantId;
 use domain::webhooks::{EventFilter, body, delivery_id};
 use futures_util::future::join_all;
 use std::collections::HashMap;
@@ -36,6 +37,9 @@ pub struct Deps {
     pub(crate) keys: KeyCache,
     /// Crashes still to simulate (tests only; see [`Deps::crashing_after_attempts`]).
     pub(crate) crashes: std::sync::atomic::AtomicU32,
+    /// Where this instance's next attempt starts looking for a free endpoint slot: its
+    /// concurrent attempts start at different slots instead of colliding.
+    pub(crate) next_slot: std::sync::atomic::AtomicU32,
 }
 
 impl Deps {
@@ -54,24 +58,36 @@ impl Deps {
     }
 }
 
+/// Opened keys by sealed secret; concurrent attempts that need the same key open it once.
 #[derive(Default)]
-pub(crate) struct KeyCache(Mutex<HashMap<String, Arc<Vec<u8>>>>);
+pub(crate) struct KeyCache(Mutex<HashMap<String, Arc<KeyCell>>>);
+
+/// One key, opened once.
+type KeyCell = tokio::sync::OnceCell<Arc<Vec<u8>>>;
 
 /// Keys kept at most; the cache starts over beyond it.
 const MAX_CACHED_KEYS: usize = 10_000;
 
 impl KeyCache {
-    pub(crate) fn get(&self, sealed: &str) -> Option<Arc<Vec<u8>>> {
-        self.0.lock().ok()?.get(sealed).cloned()
-    }
-
-    pub(crate) fn put(&self, sealed: &str, key: Arc<Vec<u8>>) {
-        if let Ok(mut keys) = self.0.lock() {
-            if keys.len() >= MAX_CACHED_KEYS {
+    /// The key of `sealed`, opened by `open` unless it was (or is being) opened already.
+    pub(crate) async fn get_or_open<F, Fut>(
+        &self,
+        sealed: &str,
+        open: F,
+    ) -> Result<Arc<Vec<u8>>, DispatchError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<u8>, DispatchError>>,
+    {
+        let cell = {
+            let mut keys =
+                self.0.lock().map_err(|_| DispatchError::Secret("key cache poisoned".into()))?;
+            if keys.len() >= MAX_CACHED_KEYS && !keys.contains_key(sealed) {
                 keys.clear();
             }
-            keys.insert(sealed.to_owned(), key);
-        }
+            keys.entry(sealed.to_owned()).or_default().clone()
+        };
+        cell.get_or_try_init(|| async { open().await.map(Arc::new) }).await.cloned()
     }
 }
 
@@ -106,9 +122,14 @@ pub(crate) enum Done {
     Later(Duration),
 }
 
+/// The subscriptions of each tenant with events in the batch, read once per batch.
+type Subscribed = HashMap<TenantId, Vec<Subscription>>;
+
 /// Processes every record concurrently and reports the failed ones.
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    let outcomes = join_all(event.records.iter().map(|record| process(deps, record))).await;
+    let subscribed = subscriptions_of_batch(deps, &event.records).await;
+    let outcomes =
+        join_all(event.records.iter().map(|record| process(deps, record, &subscribed))).await;
     let mut failed = Vec::new();
     let mut later = Vec::new();
     for (record, outcome) in event.records.iter().zip(outcomes) {
@@ -126,22 +147,57 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     batch_response(failed)
 }
 
+/// Each tenant's subscriptions, for the events of the batch (a tenant that cannot be read
+/// now is left out: its events read them again, and fail alone if they still cannot).
+async fn subscriptions_of_batch(deps: &Deps, records: &[SqsMessage]) -> Subscribed {
+    let mut tenants: Vec<TenantScope> = records
+        .iter()
+        .filter(|r| deps.inbox.queue_of(r) != Some(WEBHOOK_RETRIES_QUEUE))
+        .filter_map(|r| Inbox::parse::<PartnerEvent>(r).ok())
+        .map(|event| TenantScope::of_record(&event))
+        .collect();
+    tenants.sort();
+    tenants.dedup();
+    let webhooks = deps.tenants.webhooks();
+    let read = join_all(tenants.iter().map(|scope| webhooks.list(scope))).await;
+    tenants
+        .into_iter()
+        .zip(read)
+        .filter_map(|(scope, list)| Some((scope.tenant_id().clone(), list.ok()?)))
+        .collect()
+}
+
 #[instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or_default()))]
-async fn process(deps: &Deps, record: &SqsMessage) -> Result<Done, DispatchError> {
+async fn process(
+    deps: &Deps,
+    record: &SqsMessage,
+    subscribed: &Subscribed,
+) -> Result<Done, DispatchError> {
     if deps.inbox.queue_of(record) == Some(WEBHOOK_RETRIES_QUEUE) {
         let due: DeliveryAttempt = Inbox::parse(record)?;
         retry(deps, &due).await
     } else {
         let event: PartnerEvent = Inbox::parse(record)?;
-        fan_out(deps, &event).await.map(|()| Done::Finished)
+        fan_out(deps, &event, subscribed).await.map(|()| Done::Finished)
     }
 }
 
 /// One delivery per subscription that wants the event, each written before its first
 /// attempt; then the first attempts, at once.
-async fn fan_out(deps: &Deps, event: &PartnerEvent) -> Result<(), DispatchError> {
+async fn fan_out(
+    deps: &Deps,
+    event: &PartnerEvent,
+    subscribed: &Subscribed,
+) -> Result<(), DispatchError> {
     let scope = TenantScope::of_record(event);
-    let subscriptions = deps.tenants.webhooks().list(&scope).await?;
+    let read;
+    let subscriptions = match subscribed.get(scope.tenant_id()) {
+        Some(list) => list,
+        None => {
+            read = deps.tenants.webhooks().list(&scope).await?;
+            &read
+        }
+    };
     let targets: Vec<&Subscription> = subscriptions
         .iter()
         .filter(|s| match &event.subscription_id {

@@ -13,7 +13,7 @@ use adapters::webhook_client::WebhookClient;
 use domain::webhooks::RetrySchedule;
 
 /// Attempts one endpoint may have in flight, across every dispatcher instance.
-pub const DEFAULT_ENDPOINT_CONCURRENCY: u32 = 4;
+pub const DEFAULT_ENDPOINT_CONCURRENCY: u32 = 10;
 
 /// When attempts are made.
 #[derive(Debug, Clone)]
@@ -82,6 +82,7 @@ impl Deps {
             policy: config.policy.clone(),
             keys: Default::default(),
             crashes: Default::default(),
+            next_slot: Default::default(),
         }
     }
 }

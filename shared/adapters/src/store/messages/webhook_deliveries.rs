@@ -349,19 +349,19 @@ impl WebhookDeliveries<'_> {
         Ok(failed)
     }
 
-    /// Takes one of the endpoint's `limit` slots for `holder`: which one, or `None` when all
-    /// are held.
+    /// Takes one of the endpoint's `limit` slots for `holder`, trying them from `start` on:
+    /// which one, or `None` when all are held.
     pub async fn take_slot(
         &self,
         scope: &TenantScope,
         subscription_id: &str,
         limit: u32,
+        start: u32,
         holder: &str,
     ) -> Result<Option<u32>, StoreError> {
         let now = now_secs();
-        let start = shard_of(holder, limit.max(1));
         for i in 0..limit {
-            let slot = (start + i) % limit;
+            let slot = start.wrapping_add(i) % limit;
             let taken = self
                 .table
                 .update(slot_key(scope, subscription_id, slot))
