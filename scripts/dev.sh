@@ -25,6 +25,9 @@ export SANDBOX_VERIFY_TOKEN="${SANDBOX_VERIFY_TOKEN:-local-sandbox-verify-token}
 export SANDBOX_URL="${SANDBOX_URL:-http://127.0.0.1:$SANDBOX_PORT}"
 export GRAPH_API_BASE="${GRAPH_API_BASE:-$SANDBOX_URL}"
 export SWITCHBOARD_URL="http://127.0.0.1:$PORT"
+# Partner webhooks may go to local receivers (the sandbox's /_sandbox/receiver/{name});
+# in AWS only public addresses are allowed unless the operator says otherwise.
+export WEBHOOK_ALLOWED_CIDRS="${WEBHOOK_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"
 export OPERATOR_EMAIL="${OPERATOR_EMAIL:-operator@switchboard.local}"
 export OPERATOR_PASSWORD="${OPERATOR_PASSWORD:-switchboard-operator}"
 logs="$root/.dev/logs"

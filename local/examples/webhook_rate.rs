@@ -1,0 +1,251 @@
+//! Partner webhook delivery through the dispatcher: events queued on `partner-events`, the
+//! dispatcher's two event sources polled as Lambda would (10 and 5 batches at once), and
+//! the sandbox's receivers on 127.0.0.1 as the endpoints. Prints events per second and the
+//! event → delivered latency (p50, p99), first for one healthy endpoint alone, then for the
+//! same endpoint while another tenant's endpoint times out on every request (the fairness
+//! figure).
+//!
+//! usage: webhook_rate ENDPOINT EVENTS
+//!
+//! ENDPOINT serves SQS and KMS, and DynamoDB unless `AWS_ENDPOINT_URL_DYNAMODB` names
+//! another emulator.
+
+use adapters::aws::envelope::Envelopes;
+use adapters::aws::{AwsClients, bootstrap, emulator_config};
+use adapters::events::PartnerEvents;
+use adapters::resources::{EVENT_SOURCES, WEBHOOK_DISPATCHER};
+use adapters::store::TenantScope;
+use adapters::store::tenants::{Subscription, TenantStore};
+use aws_sdk_dynamodb::types::AttributeValue;
+use domain::ids::TenantId;
+use local::functions::WebhookDispatcher;
+use local::poller::Poller;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+type Error = Box<dyn std::error::Error>;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+/// A tenant with one active subscription to `url`, written as the API writes them.
+async fn subscriber(
+    clients: &AwsClients,
+    resources: &adapters::config::Resources,
+    url: &str,
+) -> Result<TenantId, Error> {
+    let tenant = TenantId::generate();
+    let now = adapters::store::attrs::now_secs();
+    let tenant_item = HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("TENANT#{tenant}"))),
+        ("sk".to_owned(), AttributeValue::S("TENANT".into())),
+        ("tenantId".to_owned(), AttributeValue::S(tenant.to_string())),
+        ("name".to_owned(), AttributeValue::S("Webhook bench".into())),
+        ("tier".to_owned(), AttributeValue::S("enterprise".into())),
+        ("createdAt".to_owned(), AttributeValue::N(now.to_string())),
+        ("updatedAt".to_owned(), AttributeValue::N(now.to_string())),
+    ]);
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(&resources.tenants_table)
+        .set_item(Some(tenant_item))
+        .send()
+        .await?;
+    let secret = domain::webhooks::new_secret().map_err(|_| "no randomness")?;
+    let sealed = Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone())
+        .seal(&tenant, secret.as_bytes())
+        .await?;
+    let subscription = Subscription {
+        subscription_id: format!("whk_{}", uuid::Uuid::new_v4().simple()),
+        url: url.to_owned(),
+        events: vec!["*".into()],
+        description: None,
+        status: "active".into(),
+        disabled_reason: None,
+        secret: sealed,
+        previous_secret: None,
+        previous_secret_until: None,
+        created_at: now,
+        updated_at: now,
+        failing_since: None,
+        failed_deliveries: 0,
+    };
+    let scope = TenantScope::of_record(&adapters::queues::WebhookPointer {
+        tenant_id: tenant.clone(),
+        event_id: String::new(),
+    });
+    TenantStore::of(clients, resources).webhooks().create(&scope, &subscription).await?;
+    Ok(tenant)
+}
+
+/// `count` events of `tenant`, each carrying when it was queued.
+async fn emit(
+    events: &PartnerEvents,
+    tenant: &TenantId,
+    tag: &str,
+    count: usize,
+) -> Result<(), Error> {
+    let all: Vec<_> = (0..count)
+        .map(|n| {
+            domain::events::event(
+                format!("evt_{tag}_{n}_{}", uuid::Uuid::new_v4().simple()),
+                "message.status",
+                tenant,
+                json!({"status": "read", "queuedAtMs": now_ms()}),
+            )
+        })
+        .collect();
+    for chunk in all.chunks(10) {
+        events.emit(chunk).await?;
+    }
+    Ok(())
+}
+
+/// Latencies (ms) of what `receiver` got, once it has `count` items (or `wait` passed).
+async fn latencies(
+    http: &reqwest::Client,
+    receiver: &str,
+    count: usize,
+    wait: Duration,
+) -> Result<(Vec<u64>, u64), Error> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let body: Value = http.get(receiver).send().await?.json().await?;
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        if items.len() >= count || Instant::now() > deadline {
+            let mut last = 0;
+            let mut all: Vec<u64> = items
+                .iter()
+                .filter_map(|i| {
+                    let received = i["receivedAt"].as_u64()?;
+                    last = last.max(received);
+                    Some(received.saturating_sub(i["body"]["data"]["queuedAtMs"].as_u64()?))
+                })
+                .collect();
+            all.sort_unstable();
+            return Ok((all, last));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn report(what: &str, sorted: &[u64], expected: usize, started_ms: u64, last_ms: u64) {
+    let seconds = (last_ms.saturating_sub(started_ms)) as f64 / 1000.0;
+    println!(
+        "{what}: {} of {expected} delivered, {:.1} events/s, latency p50 {} ms, p99 {} ms",
+        sorted.len(),
+        sorted.len() as f64 / seconds.max(0.001),
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.99)
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, endpoint, events] = args.as_slice() else {
+        return Err("usage: webhook_rate ENDPOINT EVENTS".into());
+    };
+    adapters::telemetry::init();
+    let count: usize = events.parse()?;
+    let mut clients = AwsClients::for_emulator(endpoint).await;
+    if let Ok(dynamodb) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+        clients.dynamodb = aws_sdk_dynamodb::Client::new(&emulator_config(&dynamodb).await);
+    }
+    let prefix = format!("bench-hooks-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let resources = bootstrap::ensure(&clients, &prefix).await?;
+
+    // The receivers (the sandbox), on loopback.
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+    let sandbox_url = format!("http://{}", listener.local_addr()?);
+    let sandbox = sandbox::Application::from_listener(
+        listener,
+        sandbox::Settings {
+            app_secret: "bench".into(),
+            switchboard_url: "http://127.0.0.1:9".into(),
+            status_delay: Duration::from_secs(1),
+            send_statuses: false,
+        },
+    );
+    tokio::spawn(sandbox.run_until_stopped(std::future::pending()));
+    let http = reqwest::Client::new();
+    let healthy = format!("{sandbox_url}/_sandbox/receiver/healthy");
+    let stuck = format!("{sandbox_url}/_sandbox/receiver/stuck");
+    http.put(&healthy).json(&json!({})).send().await?;
+    // Longer than the 15 s an attempt may take: every attempt times out.
+    http.put(&stuck).json(&json!({"delayMs": 20_000})).send().await?;
+
+    // The dispatcher on both its queues, as its event sources run it.
+    let config = webhook_dispatcher::Config {
+        policy: webhook_dispatcher::Policy::default(),
+        client: adapters::webhook_client::WebhookClient::new(domain::webhooks::Cidr::parse_list(
+            "127.0.0.1/32",
+        )?)?,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut pollers = Vec::new();
+    for source in EVENT_SOURCES.iter().filter(|s| s.function == WEBHOOK_DISPATCHER) {
+        let url = resources.queue_url(&source.queue).to_owned();
+        let arn = bootstrap::queue_arn(&clients, &url).await?;
+        let dispatcher = Arc::new(WebhookDispatcher(webhook_dispatcher::Deps::build(
+            &clients, &resources, &config,
+        )));
+        let poller = Poller::new(source.queue.suffix, clients.sqs.clone(), url, arn, dispatcher)
+            .with_source(source);
+        pollers.push(tokio::spawn(poller.run(stop_rx.clone())));
+    }
+
+    let events =
+        PartnerEvents::new(clients.sqs.clone(), resources.partner_events_queue_url.clone());
+    let wait = Duration::from_secs(60 + count as u64 / 2);
+
+    // 1. One healthy endpoint alone.
+    let tenant = subscriber(&clients, &resources, &healthy).await?;
+    let started = now_ms();
+    emit(&events, &tenant, "alone", count).await?;
+    let (alone, last) = latencies(&http, &healthy, count, wait).await?;
+    report("healthy endpoint alone", &alone, count, started, last);
+
+    // 2. The same endpoint (a fresh receiver) while another tenant floods an endpoint that
+    //    times out on every request: its events go first.
+    let healthy2 = format!("{sandbox_url}/_sandbox/receiver/healthy-2");
+    http.put(&healthy2).json(&json!({})).send().await?;
+    let flooder = subscriber(&clients, &resources, &stuck).await?;
+    let tenant2 = subscriber(&clients, &resources, &healthy2).await?;
+    emit(&events, &flooder, "flood", count).await?;
+    let started = now_ms();
+    emit(&events, &tenant2, "beside", count).await?;
+    let (beside, last) = latencies(&http, &healthy2, count, wait).await?;
+    report(
+        "healthy endpoint while another times out on every request",
+        &beside,
+        count,
+        started,
+        last,
+    );
+    let (stuck_attempts, _) = latencies(&http, &stuck, 0, Duration::ZERO).await?;
+    println!(
+        "the timing-out endpoint meanwhile received {} attempts (at most 10 in flight)",
+        stuck_attempts.len()
+    );
+
+    let _ = stop_tx.send(true);
+    for poller in pollers {
+        poller.abort();
+    }
+    Ok(())
+}
