@@ -96,6 +96,10 @@ async fn every_role_gets_what_the_permission_table_grants_on_every_route() {
                 ),
                 ("PATCH", _) => Some(json!({"name": "Agent Smith"})),
                 ("POST", "/api/api-keys") => Some(json!({"name": "k"})),
+                // Allowed, and refused for its destination (nothing is stored).
+                ("POST", "/api/webhooks") => {
+                    Some(json!({"url": "http://127.0.0.2:9/hook", "events": ["*"]}))
+                }
                 _ => None,
             };
             let (status, response) = app.call(method, &path, Some(token), body).await;
