@@ -19,19 +19,34 @@ pub(crate) enum Lane {
     Retry,
 }
 
-/// How soon an attempt that found its endpoint busy is tried again.
+/// How soon an attempt that found its endpoint busy is tried again, the first time; it
+/// doubles with each time it finds it busy again, up to [`MAX_BUSY_WAIT`].
 const BUSY_WAIT: Duration = Duration::from_secs(2);
+const MAX_BUSY_WAIT: Duration = Duration::from_secs(300);
 
-/// Makes attempt `n` of `delivery` (whose subscription is `subscription`) and records it.
+fn busy_wait(busy: u32) -> Duration {
+    BUSY_WAIT.saturating_mul(1u32.checked_shl(busy.min(16)).unwrap_or(u32::MAX)).min(MAX_BUSY_WAIT)
+}
+
+/// What is asked of an attempt: which one, and how it came.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ask {
+    pub n: u32,
+    pub manual: bool,
+    pub lane: Lane,
+    /// Times it already found its endpoint busy.
+    pub busy: u32,
+}
+
+/// Makes attempt `ask.n` of `delivery` (whose subscription is `subscription`) and records it.
 pub(crate) async fn attempt(
     deps: &Deps,
     scope: &TenantScope,
     subscription: &Subscription,
     delivery: Delivery,
-    n: u32,
-    manual: bool,
-    lane: Lane,
+    ask: Ask,
 ) -> Result<(), DispatchError> {
+    let Ask { n, manual, lane, busy } = ask;
     let deliveries = deps.messages.webhook_deliveries();
     let id = subscription.subscription_id.as_str();
 
@@ -39,7 +54,7 @@ pub(crate) async fn attempt(
     // timeouts there never hold the fresh lane.
     if lane == Lane::Fresh && subscription.failing_since.is_some() {
         let wait = deps.policy.schedule.after(1).unwrap_or(BUSY_WAIT);
-        return hand_over(deps, scope, &delivery, n, manual, wait).await;
+        return hand_over(deps, scope, &delivery, Ask { busy: 0, ..ask }, wait).await;
     }
     let keys = signing_keys(deps, scope, subscription).await?;
     let holder = format!("{}#{n}", delivery.delivery_id);
@@ -47,7 +62,8 @@ pub(crate) async fn attempt(
     let limit = deps.policy.endpoint_concurrency;
     let slot = deliveries.take_slot(scope, id, limit, start, &holder).await?;
     let Some(slot) = slot else {
-        return hand_over(deps, scope, &delivery, n, manual, BUSY_WAIT).await;
+        let wait = busy_wait(busy);
+        return hand_over(deps, scope, &delivery, Ask { busy: busy + 1, ..ask }, wait).await;
     };
     let at = now_secs();
     let signature = signature_header(&keys, &delivery.delivery_id, at, delivery.payload.as_bytes());
@@ -84,6 +100,7 @@ pub(crate) async fn attempt(
             attempt: n + 1,
             due,
             manual: false,
+            busy: 0,
         };
         let wait = Duration::from_secs((due - now_secs()).max(0).unsigned_abs());
         deps.retries.send_delayed(&[(&next, wait)]).await?;
@@ -107,8 +124,26 @@ pub(crate) async fn attempt(
         "delivery attempted"
     );
 
-    // The subscription's health.
+    // The subscription's health. The attempt is recorded: a failure here is logged, not
+    // retried (a redelivered record would find the attempt done and do nothing more).
+    if let Err(e) = health(deps, scope, subscription, &answer, outcome, manual).await {
+        warn!(tenant_id = %scope, subscription_id = id, error = %e, "subscription health not updated");
+    }
+    Ok(())
+}
+
+/// Marks the subscription failing or healthy, and disables it on `410` or sustained
+/// failure.
+async fn health(
+    deps: &Deps,
+    scope: &TenantScope,
+    subscription: &Subscription,
+    answer: &adapters::webhook_client::Answer,
+    outcome: Outcome,
+    manual: bool,
+) -> Result<(), adapters::store::StoreError> {
     let webhooks = deps.tenants.webhooks();
+    let id = subscription.subscription_id.as_str();
     if answer.delivered() {
         if subscription.failing_since.is_some() || subscription.failed_deliveries > 0 {
             webhooks.attempt_delivered(scope, id).await?;
@@ -118,7 +153,7 @@ pub(crate) async fn attempt(
     if subscription.failing_since.is_none() {
         webhooks.attempt_failed(scope, id).await?;
     }
-    if gone {
+    if answer.status == Some(410) {
         if webhooks.disable(scope, id, "the endpoint answered 410 Gone").await? {
             warn!(tenant_id = %scope, subscription_id = id, "subscription disabled: the endpoint answered 410 Gone");
         }
@@ -131,22 +166,23 @@ pub(crate) async fn attempt(
     Ok(())
 }
 
-/// Moves attempt `n` to the retry lane, due after `wait`, without attempting it.
+/// Moves an attempt to the retry lane, due after `wait`, without making it.
 async fn hand_over(
     deps: &Deps,
     scope: &TenantScope,
     delivery: &Delivery,
-    n: u32,
-    manual: bool,
+    ask: Ask,
     wait: Duration,
 ) -> Result<(), DispatchError> {
+    let n = ask.n;
     let due = now_secs() + i64::try_from(wait.as_secs()).unwrap_or(0);
     let next = DeliveryAttempt {
         tenant_id: scope.tenant_id().clone(),
         delivery_id: delivery.delivery_id.clone(),
         attempt: n,
         due,
-        manual,
+        manual: ask.manual,
+        busy: ask.busy,
     };
     deps.retries.send_delayed(&[(&next, wait)]).await?;
     if n == 1 && delivery.attempts == 0 {
@@ -211,4 +247,16 @@ async fn signing_keys(
         keys.push(key.as_ref().clone());
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_endpoint_is_tried_again_later_each_time_up_to_five_minutes() {
+        let waits: Vec<u64> = (0..10).map(|b| busy_wait(b).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(busy_wait(u32::MAX), MAX_BUSY_WAIT);
+    }
 }

@@ -2,7 +2,7 @@
 //! (retry lane), processed concurrently; failures are reported alone, poison goes to the
 //! dead-letter queue at once.
 
-use crate::attempt::{Lane, attempt};
+use crate::attempt::{Ask, Lane, attempt};
 use crate::wiring::Policy;
 use adapters::aws::envelope::Envelopes;
 use adapters::queues::{
@@ -237,7 +237,8 @@ async fn first_attempt(
         // Attempted, or handed to the retry lane, before this fan-out was repeated.
         return Ok(());
     }
-    attempt(deps, scope, subscription, delivery, 1, false, Lane::Fresh).await
+    let ask = Ask { n: 1, manual: false, lane: Lane::Fresh, busy: 0 };
+    attempt(deps, scope, subscription, delivery, ask).await
 }
 
 /// An attempt from the retry lane: made when due, unless the delivery has moved on (a
@@ -279,7 +280,6 @@ async fn retry(deps: &Deps, due: &DeliveryAttempt) -> Result<Done, DispatchError
             return Ok(Done::Finished);
         }
     };
-    attempt(deps, &scope, &subscription, delivery, due.attempt, due.manual, Lane::Retry)
-        .await
-        .map(|()| Done::Finished)
+    let ask = Ask { n: due.attempt, manual: due.manual, lane: Lane::Retry, busy: due.busy };
+    attempt(deps, &scope, &subscription, delivery, ask).await.map(|()| Done::Finished)
 }

@@ -328,6 +328,7 @@ fn manual_attempt(principal: &Principal, delivery_id: &str, attempts: u32) -> De
         attempt: attempts + 1,
         due: now_secs(),
         manual: true,
+        busy: 0,
     }
 }
 

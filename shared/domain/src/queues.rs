@@ -88,6 +88,10 @@ pub struct DeliveryAttempt {
     /// A redelivery or recovery asked for by a person: one attempt, no retries.
     #[serde(default)]
     pub manual: bool,
+    /// How many times this attempt found every slot of its endpoint held: each time it
+    /// waits twice as long (2 s, 4 s, … 5 min), so a flood to a slow endpoint does not spin.
+    #[serde(default)]
+    pub busy: u32,
 }
 
 impl QueueMessage for DeliveryAttempt {

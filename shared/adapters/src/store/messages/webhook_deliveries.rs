@@ -25,6 +25,8 @@ const LOG_SHARDS: u32 = 8;
 /// How long an endpoint slot is held at most: an attempt takes 15 s, and a slot whose
 /// holder crashed frees itself after this.
 pub const SLOT_HOLD_SECS: i64 = 30;
+/// Slots an attempt tries before it counts its endpoint busy.
+const SLOT_TRIES: u32 = 3;
 
 /// One attempt, as the delivery log shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -349,8 +351,9 @@ impl WebhookDeliveries<'_> {
         Ok(failed)
     }
 
-    /// Takes one of the endpoint's `limit` slots for `holder`, trying them from `start` on:
-    /// which one, or `None` when all are held.
+    /// Takes one of the endpoint's `limit` slots for `holder`, trying at most three from
+    /// `start` on (each try is a conditional write, so a busy endpoint costs three, not
+    /// `limit`): which one, or `None` when those were held.
     pub async fn take_slot(
         &self,
         scope: &TenantScope,
@@ -360,8 +363,8 @@ impl WebhookDeliveries<'_> {
         holder: &str,
     ) -> Result<Option<u32>, StoreError> {
         let now = now_secs();
-        for i in 0..limit {
-            let slot = start.wrapping_add(i) % limit;
+        for i in 0..limit.min(SLOT_TRIES) {
+            let slot = start.wrapping_add(i) % limit.max(1);
             let taken = self
                 .table
                 .update(slot_key(scope, subscription_id, slot))
