@@ -1,9 +1,10 @@
 //! Partner webhook delivery through the dispatcher: events queued on `partner-events`, the
 //! dispatcher's two event sources polled as Lambda would (10 and 5 batches at once), and
 //! the sandbox's receivers on 127.0.0.1 as the endpoints. Prints events per second and the
-//! event → delivered latency (p50, p99), first for one healthy endpoint alone, then for the
-//! same endpoint while another tenant's endpoint times out on every request (the fairness
-//! figure).
+//! event → delivered latency (p50, p99) of one healthy endpoint: alone; beside another
+//! tenant's healthy endpoint getting as many events; and beside another tenant's endpoint
+//! that times out on every request (the fairness figure: it should cost no more than the
+//! healthy neighbour does).
 //!
 //! usage: webhook_rate ENDPOINT EVENTS
 //!
@@ -83,25 +84,23 @@ async fn subscriber(
     Ok(tenant)
 }
 
-/// `count` events of `tenant`, each carrying when it was queued.
-async fn emit(
-    events: &PartnerEvents,
-    tenant: &TenantId,
-    tag: &str,
-    count: usize,
-) -> Result<(), Error> {
-    let all: Vec<_> = (0..count)
-        .map(|n| {
-            domain::events::event(
-                format!("evt_{tag}_{n}_{}", uuid::Uuid::new_v4().simple()),
-                "message.status",
-                tenant,
-                json!({"status": "read", "queuedAtMs": now_ms()}),
-            )
-        })
-        .collect();
-    for chunk in all.chunks(10) {
-        events.emit(chunk).await?;
+/// `count` events of each tenant, queued ten at a time in turn (as events of several
+/// tenants arrive together), each carrying when it was queued.
+async fn emit(events: &PartnerEvents, tenants: &[&TenantId], count: usize) -> Result<(), Error> {
+    for start in (0..count).step_by(10) {
+        for tenant in tenants {
+            let chunk: Vec<_> = (start..(start + 10).min(count))
+                .map(|n| {
+                    domain::events::event(
+                        format!("evt_{n}_{}", uuid::Uuid::new_v4().simple()),
+                        "message.status",
+                        tenant,
+                        json!({"status": "read", "queuedAtMs": now_ms()}),
+                    )
+                })
+                .collect();
+            events.emit(&chunk).await?;
+        }
     }
     Ok(())
 }
@@ -216,23 +215,36 @@ async fn main() -> Result<(), Error> {
     // 1. One healthy endpoint alone.
     let tenant = subscriber(&clients, &resources, &healthy).await?;
     let started = now_ms();
-    emit(&events, &tenant, "alone", count).await?;
+    emit(&events, &[&tenant], count).await?;
     let (alone, last) = latencies(&http, &healthy, count, wait).await?;
     report("healthy endpoint alone", &alone, count, started, last);
 
-    // 2. The same endpoint (a fresh receiver) while another tenant floods an endpoint that
-    //    times out on every request: its events go first.
-    let healthy2 = format!("{sandbox_url}/_sandbox/receiver/healthy-2");
-    http.put(&healthy2).json(&json!({})).send().await?;
-    let flooder = subscriber(&clients, &resources, &stuck).await?;
-    let tenant2 = subscriber(&clients, &resources, &healthy2).await?;
-    emit(&events, &flooder, "flood", count).await?;
+    // 2. A healthy endpoint while another tenant's healthy endpoint gets as many events,
+    //    queued in turn with its own: what sharing the queue costs.
+    let beside_ok = format!("{sandbox_url}/_sandbox/receiver/beside-ok");
+    let other_ok = format!("{sandbox_url}/_sandbox/receiver/other-ok");
+    for url in [&beside_ok, &other_ok] {
+        http.put(url).json(&json!({})).send().await?;
+    }
+    let a = subscriber(&clients, &resources, &beside_ok).await?;
+    let b = subscriber(&clients, &resources, &other_ok).await?;
     let started = now_ms();
-    emit(&events, &tenant2, "beside", count).await?;
-    let (beside, last) = latencies(&http, &healthy2, count, wait).await?;
+    emit(&events, &[&b, &a], count).await?;
+    let (shared, last) = latencies(&http, &beside_ok, count, wait).await?;
+    report("healthy endpoint beside another healthy one", &shared, count, started, last);
+    latencies(&http, &other_ok, count, wait).await?;
+
+    // 3. The same, but the other endpoint times out on every request (the fairness figure).
+    let beside_stuck = format!("{sandbox_url}/_sandbox/receiver/beside-stuck");
+    http.put(&beside_stuck).json(&json!({})).send().await?;
+    let a = subscriber(&clients, &resources, &beside_stuck).await?;
+    let b = subscriber(&clients, &resources, &stuck).await?;
+    let started = now_ms();
+    emit(&events, &[&b, &a], count).await?;
+    let (fair, last) = latencies(&http, &beside_stuck, count, wait).await?;
     report(
-        "healthy endpoint while another times out on every request",
-        &beside,
+        "healthy endpoint beside one that times out on every request",
+        &fair,
         count,
         started,
         last,

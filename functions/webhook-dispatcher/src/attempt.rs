@@ -7,6 +7,7 @@ use adapters::store::TenantScope;
 use adapters::store::attrs::now_secs;
 use adapters::store::messages::{AttemptRecord, Delivery, Outcome};
 use adapters::store::tenants::Subscription;
+use adapters::webhook_client::Answer;
 use domain::webhooks::{secret_key, signature_header};
 use std::time::Duration;
 use tracing::{info, warn};
@@ -19,14 +20,36 @@ pub(crate) enum Lane {
     Retry,
 }
 
-/// How soon an attempt that found its endpoint busy is tried again, the first time; it
-/// doubles with each time it finds it busy again, up to [`MAX_BUSY_WAIT`].
-const BUSY_WAIT: Duration = Duration::from_secs(2);
-const MAX_BUSY_WAIT: Duration = Duration::from_secs(300);
+/// How soon an attempt that found its endpoint busy is tried again. A healthy endpoint is
+/// only busy: 1 to 3 s, every time. A failing one has its slots held by attempts that time
+/// out: 30 s, doubling each time it is found busy again up to [`MAX_BUSY_WAIT`] (one SQS
+/// delay), so a backlog for a dead endpoint waits instead of spinning.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
+const BUSY_WAIT_FAILING: Duration = Duration::from_secs(30);
+const MAX_BUSY_WAIT: Duration = Duration::from_secs(900);
 
-fn busy_wait(busy: u32) -> Duration {
-    BUSY_WAIT.saturating_mul(1u32.checked_shl(busy.min(16)).unwrap_or(u32::MAX)).min(MAX_BUSY_WAIT)
+fn busy_wait(busy: u32, failing: bool, jitter: u32) -> Duration {
+    if !failing {
+        return BUSY_WAIT + Duration::from_millis(u64::from(jitter % 2000));
+    }
+    let doubled = 1u32.checked_shl(busy.min(16)).unwrap_or(u32::MAX);
+    BUSY_WAIT_FAILING.saturating_mul(doubled).min(MAX_BUSY_WAIT)
 }
+
+/// The slots an attempt may use. First attempts: half the endpoint's, so that an endpoint
+/// that starts to time out holds at most these of the fresh lane until its first failures
+/// open its circuit. A failing endpoint: two, enough to find out when it is back, while its
+/// timeouts hold at most two invocations of the retry lane. Otherwise all of them.
+fn usable_slots(limit: u32, lane: Lane, failing: bool) -> u32 {
+    match (lane, failing) {
+        (_, true) => limit.min(FAILING_SLOTS),
+        (Lane::Fresh, false) => limit.div_ceil(2),
+        (Lane::Retry, false) => limit,
+    }
+}
+
+/// Attempts a failing endpoint may have in flight.
+const FAILING_SLOTS: u32 = 2;
 
 /// What is asked of an attempt: which one, and how it came.
 #[derive(Debug, Clone, Copy)]
@@ -50,33 +73,44 @@ pub(crate) async fn attempt(
     let deliveries = deps.messages.webhook_deliveries();
     let id = subscription.subscription_id.as_str();
 
-    // A first attempt to an endpoint that is failing goes to the retry lane, so that
-    // timeouts there never hold the fresh lane.
-    if lane == Lane::Fresh && subscription.failing_since.is_some() {
-        let wait = deps.policy.schedule.after(1).unwrap_or(BUSY_WAIT);
-        return hand_over(deps, scope, &delivery, Ask { busy: 0, ..ask }, wait).await;
-    }
     let keys = signing_keys(deps, scope, subscription).await?;
     let holder = format!("{}#{n}", delivery.delivery_id);
     let start = deps.next_slot.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let limit = deps.policy.endpoint_concurrency;
-    let slot = deliveries.take_slot(scope, id, limit, start, &holder).await?;
-    let Some(slot) = slot else {
-        let wait = busy_wait(busy);
-        return hand_over(deps, scope, &delivery, Ask { busy: busy + 1, ..ask }, wait).await;
-    };
+    let failing = subscription.failing_since.is_some();
+    // The fresh lane never waits on a failing endpoint: its probes are the retry lane's.
+    let usable =
+        if lane == Lane::Fresh && failing { 0 } else { usable_slots(limit, lane, failing) };
+    let slot = deliveries.take_slot(scope, id, usable, start, &holder).await?;
     let at = now_secs();
-    let signature = signature_header(&keys, &delivery.delivery_id, at, delivery.payload.as_bytes());
-    let answer = deps
-        .client
-        .post(&subscription.url, &delivery.delivery_id, at, &signature, delivery.payload.clone())
-        .await;
-    if let Err(e) = deliveries.free_slot(scope, id, slot, &holder).await {
-        warn!(error = %e, subscription_id = id, "endpoint slot not freed; it frees itself in 30 s");
-    }
-    if deps.crash_now() {
-        return Err(DispatchError::Crashed);
-    }
+    let answer = match slot {
+        Some(slot) => {
+            let signature =
+                signature_header(&keys, &delivery.delivery_id, at, delivery.payload.as_bytes());
+            let payload = delivery.payload.clone();
+            let answer = deps
+                .client
+                .post(&subscription.url, &delivery.delivery_id, at, &signature, payload)
+                .await;
+            if let Err(e) = deliveries.free_slot(scope, id, slot, &holder).await {
+                warn!(error = %e, subscription_id = id, "endpoint slot not freed; it frees itself in 30 s");
+            }
+            if deps.crash_now() {
+                return Err(DispatchError::Crashed);
+            }
+            answer
+        }
+        // The circuit is open and its probes are out: this attempt fails without sending,
+        // and the delivery moves on along its schedule (no spinning on a dead endpoint).
+        None if failing && !manual => Answer::not_sent(format!(
+            "not sent: the endpoint has been failing since {}; it is probed two attempts at a time",
+            domain::time::rfc3339(subscription.failing_since.unwrap_or(at))
+        )),
+        None => {
+            let wait = busy_wait(busy, failing, start.wrapping_mul(7919));
+            return hand_over(deps, scope, &delivery, Ask { busy: busy + 1, ..ask }, wait).await;
+        }
+    };
 
     let gone = answer.status == Some(410);
     let outcome = if answer.delivered() {
@@ -254,9 +288,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_busy_endpoint_is_tried_again_later_each_time_up_to_five_minutes() {
-        let waits: Vec<u64> = (0..10).map(|b| busy_wait(b).as_secs()).collect();
-        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-        assert_eq!(busy_wait(u32::MAX), MAX_BUSY_WAIT);
+    fn a_busy_endpoint_is_tried_again_soon_and_a_failing_one_later_each_time() {
+        for busy in [0, 5, 100] {
+            let wait = busy_wait(busy, false, busy * 7919);
+            assert!(wait >= BUSY_WAIT && wait < BUSY_WAIT * 3, "a healthy endpoint: {wait:?}");
+        }
+        let failing: Vec<u64> = (0..6).map(|b| busy_wait(b, true, 0).as_secs()).collect();
+        assert_eq!(failing, [30, 60, 120, 240, 480, 900]);
+        assert_eq!(busy_wait(u32::MAX, true, 0), MAX_BUSY_WAIT);
+        let usable = |limit, lane, failing| usable_slots(limit, lane, failing);
+        assert_eq!((usable(10, Lane::Fresh, false), usable(5, Lane::Fresh, false)), (5, 3));
+        assert_eq!((usable(10, Lane::Retry, false), usable(10, Lane::Retry, true)), (10, 2));
+        assert_eq!(usable(1, Lane::Retry, true), 1);
     }
 }

@@ -240,7 +240,8 @@ pub const EVENT_SOURCES: [EventSourceSpec; 5] = [
         function: WEBHOOK_DISPATCHER,
         event_id: "WebhookRetries",
         batch_size: 10,
-        max_concurrency: 5,
+        // A failing endpoint holds at most two of these while its attempts time out.
+        max_concurrency: 10,
         function_timeout_secs: 60,
     },
 ];

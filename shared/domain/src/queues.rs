@@ -88,8 +88,8 @@ pub struct DeliveryAttempt {
     /// A redelivery or recovery asked for by a person: one attempt, no retries.
     #[serde(default)]
     pub manual: bool,
-    /// How many times this attempt found every slot of its endpoint held: each time it
-    /// waits twice as long (2 s, 4 s, … 5 min), so a flood to a slow endpoint does not spin.
+    /// How many times this attempt found every slot of its endpoint held: for a failing
+    /// endpoint each time doubles the wait (up to 15 minutes), so a flood does not spin.
     #[serde(default)]
     pub busy: u32,
 }
