@@ -16,7 +16,10 @@
 //! ENDPOINT serves SQS and KMS, and DynamoDB unless `AWS_ENDPOINT_URL_DYNAMODB` names
 //! another emulator.
 
-use adapters::aws::{AwsClients, bootstrap, emulator_config};
+#[path = "common/mod.rs"]
+mod common;
+
+use adapters::aws::bootstrap;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -25,7 +28,6 @@ use local::poller::Poller;
 use local::poller::Processor;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,29 +63,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (rate, seconds, senders): (usize, usize, usize) =
         (rate.parse()?, seconds.parse()?, senders.parse()?);
     let total = rate * seconds + rate / 5;
-    let mut clients = AwsClients::for_emulator(endpoint).await;
-    // DynamoDB may be another emulator (the SDK's own per-service variable): moto answers
-    // about 50 DynamoDB requests a second, far below what 1,000 msg/s needs.
-    if let Ok(dynamodb) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
-        clients.dynamodb = aws_sdk_dynamodb::Client::new(&emulator_config(&dynamodb).await);
-    }
+    let clients = common::bench_clients(endpoint).await;
     let prefix = format!("bench-send-{rate}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let resources = bootstrap::ensure(&clients, &prefix).await?;
 
     // The sandbox, statuses off: only sending is measured.
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
-    let sandbox_url = format!("http://{}", listener.local_addr()?);
-    let sandbox = sandbox::Application::from_listener(
-        listener,
-        sandbox::Settings {
-            app_secret: "bench".into(),
-            switchboard_url: "http://127.0.0.1:9".into(),
-            status_delay: Duration::from_secs(1),
-            send_statuses: false,
-        },
-    );
-    tokio::spawn(sandbox.run_until_stopped(std::future::pending()));
+    let sandbox_url = common::quiet_sandbox().await?;
 
     // One tenant with a sandbox channel, written as the API writes them.
     let tenant = format!("ten_{}", uuid::Uuid::new_v4().simple());

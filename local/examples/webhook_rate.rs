@@ -11,8 +11,11 @@
 //! ENDPOINT serves SQS and KMS, and DynamoDB unless `AWS_ENDPOINT_URL_DYNAMODB` names
 //! another emulator.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use adapters::aws::envelope::Envelopes;
-use adapters::aws::{AwsClients, bootstrap, emulator_config};
+use adapters::aws::{AwsClients, bootstrap};
 use adapters::events::PartnerEvents;
 use adapters::resources::{EVENT_SOURCES, WEBHOOK_DISPATCHER};
 use adapters::store::TenantScope;
@@ -23,7 +26,6 @@ use local::functions::WebhookDispatcher;
 use local::poller::Poller;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,21 +63,7 @@ async fn subscriber(
     let sealed = Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone())
         .seal(&tenant, secret.as_bytes())
         .await?;
-    let subscription = Subscription {
-        subscription_id: format!("whk_{}", uuid::Uuid::new_v4().simple()),
-        url: url.to_owned(),
-        events: vec!["*".into()],
-        description: None,
-        status: "active".into(),
-        disabled_reason: None,
-        secret: sealed,
-        previous_secret: None,
-        previous_secret_until: None,
-        created_at: now,
-        updated_at: now,
-        failing_since: None,
-        failed_deliveries: 0,
-    };
+    let subscription = Subscription::new(url.to_owned(), vec!["*".into()], None, sealed);
     let scope = TenantScope::of_record(&adapters::queues::WebhookPointer {
         tenant_id: tenant.clone(),
         event_id: String::new(),
@@ -160,27 +148,12 @@ async fn main() -> Result<(), Error> {
     };
     adapters::telemetry::init();
     let count: usize = events.parse()?;
-    let mut clients = AwsClients::for_emulator(endpoint).await;
-    if let Ok(dynamodb) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
-        clients.dynamodb = aws_sdk_dynamodb::Client::new(&emulator_config(&dynamodb).await);
-    }
+    let clients = common::bench_clients(endpoint).await;
     let prefix = format!("bench-hooks-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let resources = bootstrap::ensure(&clients, &prefix).await?;
 
     // The receivers (the sandbox), on loopback.
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
-    let sandbox_url = format!("http://{}", listener.local_addr()?);
-    let sandbox = sandbox::Application::from_listener(
-        listener,
-        sandbox::Settings {
-            app_secret: "bench".into(),
-            switchboard_url: "http://127.0.0.1:9".into(),
-            status_delay: Duration::from_secs(1),
-            send_statuses: false,
-        },
-    );
-    tokio::spawn(sandbox.run_until_stopped(std::future::pending()));
+    let sandbox_url = common::quiet_sandbox().await?;
     let http = reqwest::Client::new();
     let healthy = format!("{sandbox_url}/_sandbox/receiver/healthy");
     let stuck = format!("{sandbox_url}/_sandbox/receiver/stuck");

@@ -9,44 +9,18 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 scripts/venv.sh
-py=.venv/bin/python
-free_port() { "$py" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-
 smoke=${BENCH_SMOKE:-}
 if [ -n "$smoke" ]; then
   # The code path only: DynamoDB on moto, the debug build, tiny counts.
   cargo build --quiet -p local --example send_rate
   send_rate_bin=target/debug/examples/send_rate
 else
-  echo "==> installing dynoxide into .tools/ (first run only) and building send_rate" >&2
-  cargo install dynoxide-rs --version 3.2.0 --locked --root .tools --quiet >&2
   cargo build --quiet --release -p local --example send_rate
   send_rate_bin=target/release/examples/send_rate
 fi
+. scripts/bench/emulators.sh
 
-moto_port=$(free_port)
-.venv/bin/python scripts/emulator.py -H 127.0.0.1 -p "$moto_port" > /dev/null 2>&1 &
-moto=$!
-dynamodb=
-if [ -z "$smoke" ]; then
-  dynamodb_port=$(free_port)
-  .tools/bin/dynoxide --port "$dynamodb_port" --log quiet > /dev/null 2>&1 &
-  dynamodb=$!
-fi
-trap 'kill $moto $dynamodb 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do
-  "$py" -c "import socket;socket.create_connection(('127.0.0.1',$moto_port),1)" 2>/dev/null && break
-  sleep 0.2
-done
-
-send_rate() {
-  if [ -n "$smoke" ]; then
-    RUST_LOG=warn "$send_rate_bin" "http://127.0.0.1:$moto_port" "$@"
-  else
-    AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$dynamodb_port" RUST_LOG=warn \
-      "$send_rate_bin" "http://127.0.0.1:$moto_port" "$@"
-  fi
-}
+send_rate() { RUST_LOG=warn "$send_rate_bin" "http://127.0.0.1:$moto_port" "$@"; }
 echo "## Pacing through the message sender, sandbox statuses off"
 if [ -n "$smoke" ]; then
   send_rate 5 2 2 queue

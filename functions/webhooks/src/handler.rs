@@ -122,22 +122,7 @@ async fn create(
 
     let secret = new_secret().map_err(|_| ApiError::internal("no randomness for the secret"))?;
     let sealed = deps.envelopes.seal(principal.tenant_id(), secret.as_bytes()).await?;
-    let now = now_secs();
-    let subscription = Subscription {
-        subscription_id: format!("whk_{}", uuid::Uuid::new_v4().simple()),
-        url,
-        events: events.names().to_vec(),
-        description: text,
-        status: "active".into(),
-        disabled_reason: None,
-        secret: sealed,
-        previous_secret: None,
-        previous_secret_until: None,
-        created_at: now,
-        updated_at: now,
-        failing_since: None,
-        failed_deliveries: 0,
-    };
+    let subscription = Subscription::new(url, events.names().to_vec(), text, sealed);
     deps.tenants.webhooks().create(principal.scope(), &subscription).await?;
     audit(
         deps,

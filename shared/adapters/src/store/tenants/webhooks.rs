@@ -50,6 +50,31 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A new, active subscription (`sealed_secret`: its secret's KMS envelope), made now.
+    pub fn new(
+        url: String,
+        events: Vec<String>,
+        description: Option<String>,
+        sealed_secret: String,
+    ) -> Self {
+        let now = now_secs();
+        Self {
+            subscription_id: format!("whk_{}", uuid::Uuid::new_v4().simple()),
+            url,
+            events,
+            description,
+            status: "active".into(),
+            disabled_reason: None,
+            secret: sealed_secret,
+            previous_secret: None,
+            previous_secret_until: None,
+            created_at: now,
+            updated_at: now,
+            failing_since: None,
+            failed_deliveries: 0,
+        }
+    }
+
     pub fn active(&self) -> bool {
         self.status == "active"
     }
