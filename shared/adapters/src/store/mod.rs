@@ -189,6 +189,24 @@ where
     crate::aws::error_code(err) == Some("ConditionalCheckFailedException")
 }
 
+/// Whether a conditional write was made: `false` when only its condition did not hold
+/// (for most writes here an expected outcome), an error otherwise.
+pub(crate) fn written<T, E>(
+    result: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    >,
+) -> Result<bool, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if condition_failed(&e) => Ok(false),
+        Err(e) => Err(dynamo_err(e)),
+    }
+}
+
 /// Which items of a cancelled transaction failed their condition, in request order; `None`
 /// when the transaction failed for another reason.
 pub(crate) fn failed_conditions(

@@ -10,7 +10,7 @@
 
 use super::attrs::{key, n, opt_n};
 use super::table::Table;
-use super::{StoreError, TenantScope, condition_failed, dynamo_err};
+use super::{StoreError, TenantScope, condition_failed, dynamo_err, written};
 use aws_sdk_dynamodb::Client;
 use domain::ids::TenantId;
 use domain::pacing::{Decision, Rate, Reservation, reserve};
@@ -124,11 +124,7 @@ impl RateBuckets {
             .expression_attribute_values(":until", n(until_us))
             .send()
             .await;
-        match held {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        written(held).map(|_| ())
     }
 }
 

@@ -4,7 +4,7 @@ use super::*;
 use crate::store::attrs::{Item, key, n, now_secs, opt_s, s};
 use crate::store::page::{self, Page};
 use crate::store::table::Table;
-use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err};
+use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err, written};
 use aws_sdk_dynamodb::types::ReturnValue;
 
 /// Conversations and messages.
@@ -80,11 +80,7 @@ impl Conversations<'_> {
             .expression_attribute_values(":agent", s(agent))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        written(out)
     }
 
     /// Conversations by latest activity, newest first, optionally filtered: the list's

@@ -3,7 +3,7 @@
 use super::*;
 use crate::store::attrs::{key, n, now_secs, opt_s, s};
 use crate::store::table::Table;
-use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err};
+use crate::store::{StoreError, TenantScope, dynamo_err, written};
 use domain::meta::TemplateStatus;
 
 /// A tenant's templates.
@@ -68,11 +68,7 @@ impl Templates<'_> {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        written(out)
     }
 
     /// Every template of the tenant (a WhatsApp account holds at most a few hundred).

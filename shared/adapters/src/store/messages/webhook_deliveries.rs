@@ -14,7 +14,7 @@ use super::sortable;
 use crate::store::attrs::{Item, key, n, now_secs, s};
 use crate::store::page::{self, Page};
 use crate::store::table::Table;
-use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err, shard_of};
+use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err, shard_of, written};
 use domain::webhooks::MAX_LOGGED_ATTEMPTS;
 use serde::{Deserialize, Serialize};
 
@@ -59,10 +59,6 @@ pub struct Delivery {
     #[serde(default)]
     pub log: Vec<AttemptRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_status_code: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,8 +84,6 @@ impl Delivery {
             status: "pending".into(),
             attempts: 0,
             log: Vec::new(),
-            last_status_code: None,
-            last_error: None,
             next_attempt_at: Some(now),
             created_at: now,
             delivered_at: None,
@@ -98,6 +92,11 @@ impl Delivery {
 
     pub fn pending(&self) -> bool {
         self.status == "pending"
+    }
+
+    /// The last attempt made (the log keeps the newest ones).
+    pub fn last_attempt(&self) -> Option<&AttemptRecord> {
+        self.log.last()
     }
 }
 
@@ -181,11 +180,7 @@ impl WebhookDeliveries<'_> {
             .expression_attribute_values(":none", n(0))
             .send()
             .await;
-        match removed {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        written(removed).map(|_| ())
     }
 
     pub async fn get(&self, scope: &TenantScope, id: &str) -> Result<Option<Delivery>, StoreError> {
@@ -204,8 +199,6 @@ impl WebhookDeliveries<'_> {
     ) -> Result<Delivery, StoreError> {
         let mut next = read.clone();
         next.attempts = attempt;
-        next.last_status_code = record.status_code;
-        next.last_error = record.error.clone();
         next.log.push(record);
         if next.log.len() > MAX_LOGGED_ATTEMPTS {
             next.log.drain(..next.log.len() - MAX_LOGGED_ATTEMPTS);
@@ -281,11 +274,7 @@ impl WebhookDeliveries<'_> {
             .expression_attribute_values(":status", s(&read.status))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        if written(put)? { Ok(()) } else { Err(StoreError::Conflict) }
     }
 
     /// A subscription's deliveries, newest first, optionally only those in `status`.
@@ -402,11 +391,7 @@ impl WebhookDeliveries<'_> {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
-        match freed {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        written(freed).map(|_| ())
     }
 }
 

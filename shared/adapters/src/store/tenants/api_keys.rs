@@ -3,7 +3,7 @@
 use super::*;
 use crate::store::attrs::{get_s, key, n, now_secs, s};
 use crate::store::table::Table;
-use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions};
+use crate::store::{StoreError, TenantScope, dynamo_err, failed_conditions, written};
 
 /// A tenant's API keys.
 #[derive(Clone, Copy, Debug)]
@@ -167,10 +167,6 @@ impl ApiKeys<'_> {
             .expression_attribute_values(":stale", n(now - 60))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        written(result).map(|_| ())
     }
 }

@@ -11,7 +11,9 @@
 use super::TENANT_SK;
 use crate::store::attrs::{Item, key, n, now_secs, s};
 use crate::store::table::Table;
-use crate::store::{StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions};
+use crate::store::{
+    StoreError, TenantScope, condition_failed, dynamo_err, failed_conditions, written,
+};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem};
 use domain::webhooks::{MAX_SUBSCRIPTIONS, sustained_failure};
 use serde::{Deserialize, Serialize};
@@ -292,11 +294,7 @@ impl Webhooks<'_> {
             .expression_attribute_values(":now", n(now_secs()))
             .send()
             .await;
-        match rotated {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        if written(rotated)? { Ok(()) } else { Err(StoreError::Conflict) }
     }
 
     /// An attempt failed: the subscription is failing from now, unless it was already.
@@ -309,11 +307,7 @@ impl Webhooks<'_> {
             .expression_attribute_values(":now", n(now_secs()))
             .send()
             .await;
-        match marked {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        written(marked).map(|_| ())
     }
 
     /// An attempt was delivered: the subscription is healthy again.
@@ -326,11 +320,7 @@ impl Webhooks<'_> {
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
-        match cleared {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        written(cleared).map(|_| ())
     }
 
     /// A delivery ended `failed`. Returns the reason when this disabled the subscription
@@ -396,11 +386,7 @@ impl Webhooks<'_> {
             .expression_attribute_values(":now", n(now_secs()))
             .send()
             .await;
-        match disabled {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(dynamo_err(e)),
-        }
+        written(disabled)
     }
 }
 
