@@ -93,32 +93,48 @@ async fn emit(events: &PartnerEvents, tenants: &[&TenantId], count: usize) -> Re
     Ok(())
 }
 
-/// Latencies (ms) of what `receiver` got, once it has `count` items (or `wait` passed).
+/// When each event `receiver` got was queued and received (ms, oldest first), once it has
+/// `count` items (or `wait` passed).
+async fn arrivals(
+    http: &reqwest::Client,
+    receiver: &str,
+    count: usize,
+    wait: Duration,
+) -> Result<Vec<(u64, u64)>, Error> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let body: Value = http.get(receiver).send().await?.json().await?;
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        if items.len() >= count || Instant::now() > deadline {
+            return Ok(items
+                .iter()
+                .filter_map(|i| {
+                    Some((i["body"]["data"]["queuedAtMs"].as_u64()?, i["receivedAt"].as_u64()?))
+                })
+                .collect());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sorted latencies (ms) of `arrivals`, and when the last one was received.
+fn latencies_of(arrivals: &[(u64, u64)]) -> (Vec<u64>, u64) {
+    let last = arrivals.iter().map(|(_, received)| *received).max().unwrap_or_default();
+    let mut all: Vec<u64> =
+        arrivals.iter().map(|(queued, received)| received.saturating_sub(*queued)).collect();
+    all.sort_unstable();
+    (all, last)
+}
+
+/// Sorted latencies (ms) of what `receiver` got, once it has `count` items (or `wait`
+/// passed), and when the last one was received.
 async fn latencies(
     http: &reqwest::Client,
     receiver: &str,
     count: usize,
     wait: Duration,
 ) -> Result<(Vec<u64>, u64), Error> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let body: Value = http.get(receiver).send().await?.json().await?;
-        let items = body["items"].as_array().cloned().unwrap_or_default();
-        if items.len() >= count || Instant::now() > deadline {
-            let mut last = 0;
-            let mut all: Vec<u64> = items
-                .iter()
-                .filter_map(|i| {
-                    let received = i["receivedAt"].as_u64()?;
-                    last = last.max(received);
-                    Some(received.saturating_sub(i["body"]["data"]["queuedAtMs"].as_u64()?))
-                })
-                .collect();
-            all.sort_unstable();
-            return Ok((all, last));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    Ok(latencies_of(&arrivals(http, receiver, count, wait).await?))
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -214,7 +230,8 @@ async fn main() -> Result<(), Error> {
     let b = subscriber(&clients, &resources, &stuck).await?;
     let started = now_ms();
     emit(&events, &[&b, &a], count).await?;
-    let (fair, last) = latencies(&http, &beside_stuck, count, wait).await?;
+    let got = arrivals(&http, &beside_stuck, count, wait).await?;
+    let (fair, last) = latencies_of(&got);
     report(
         "healthy endpoint beside one that times out on every request",
         &fair,
@@ -222,6 +239,30 @@ async fn main() -> Result<(), Error> {
         started,
         last,
     );
+    // The same figures for the events queued once the timing-out endpoint's circuit had
+    // opened (its first attempts timed out): the steady state, without the first 15 s.
+    let scope = TenantScope::of_record(&adapters::queues::WebhookPointer {
+        tenant_id: b.clone(),
+        event_id: String::new(),
+    });
+    let stuck_subscriptions = TenantStore::of(&clients, &resources).webhooks().list(&scope).await?;
+    if let Some(opened) = stuck_subscriptions.first().and_then(|s| s.failing_since) {
+        let opened_ms = u64::try_from(opened).unwrap_or_default() * 1000;
+        let received_after = got.iter().filter(|(_, received)| *received >= opened_ms).count();
+        let queued_after: Vec<(u64, u64)> =
+            got.iter().copied().filter(|(queued, _)| *queued >= opened_ms).collect();
+        let (steady, _) = latencies_of(&queued_after);
+        let seconds = last.saturating_sub(opened_ms) as f64 / 1000.0;
+        println!(
+            "  once its circuit had opened ({:.1} s after the first event): {received_after} received, \
+             {:.1} events/s; latency of the {} events queued since: p50 {} ms, p99 {} ms",
+            opened_ms.saturating_sub(started) as f64 / 1000.0,
+            received_after as f64 / seconds.max(0.001),
+            queued_after.len(),
+            percentile(&steady, 0.5),
+            percentile(&steady, 0.99)
+        );
+    }
     let (stuck_attempts, _) = latencies(&http, &stuck, 0, Duration::ZERO).await?;
     println!(
         "the timing-out endpoint meanwhile received {} attempts (at most 10 in flight)",

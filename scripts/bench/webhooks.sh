@@ -13,7 +13,7 @@ if [ -n "${BENCH_SMOKE:-}" ]; then
   bin=target/debug/examples/webhook_rate; events=10
 else
   cargo build --quiet --release -p local --example webhook_rate
-  bin=target/release/examples/webhook_rate; events=${WEBHOOK_BENCH_EVENTS:-1000}
+  bin=target/release/examples/webhook_rate; events=${WEBHOOK_BENCH_EVENTS:-3000}
 fi
 . scripts/bench/emulators.sh
 

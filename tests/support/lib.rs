@@ -420,14 +420,16 @@ pub fn template_message(to: &str, client_id: &str) -> serde_json::Value {
             "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}})
 }
 
-/// Partner webhooks in tests: retries after 1, 2 and 2 seconds, twenty attempts in flight
-/// per endpoint (so that a batch of ten first attempts finds ten slots), and only 127.0.0.1
+/// Partner webhooks in tests: retries after 1, 2 and 2 seconds (and none later than 4 s past
+/// them), twenty attempts in flight per endpoint (so that a batch of ten first attempts
+/// finds ten slots), and only 127.0.0.1
 /// allowed as a destination (so 127.0.0.2 shows a refusal without leaving loopback).
 pub fn test_webhook_config() -> webhook_dispatcher::Config {
     webhook_dispatcher::Config {
         policy: webhook_dispatcher::Policy {
             schedule: domain::webhooks::RetrySchedule::parse("1,2,2").expect("schedule"),
             endpoint_concurrency: 20,
+            deadline_grace: std::time::Duration::from_secs(4),
         },
         client: adapters::webhook_client::WebhookClient::new(
             domain::webhooks::Cidr::parse_list("127.0.0.1/32").expect("range"),

@@ -186,3 +186,63 @@ async fn when_the_processor_fails_the_whole_batch_is_delivered_again() {
     assert_eq!(deleted.len(), 1);
     stack.remove().await;
 }
+
+#[tokio::test]
+async fn every_message_carries_its_tenant_as_its_group_and_keeps_it_when_requeued() {
+    use adapters::queues::{Inbox, Queue, WebhookPointer};
+    let stack = Stack::new(Emulator::shared()).await;
+    let url = stack.resources.inbound_events_queue_url.clone();
+    let tenant = domain::ids::TenantId::generate();
+    let queue: Queue<WebhookPointer> = Queue::new(stack.clients.sqs.clone(), url.clone());
+    let pointer = WebhookPointer { tenant_id: tenant.clone(), event_id: "evt_1".into() };
+    queue.send(&pointer).await.expect("sent");
+    queue.send_batch(std::slice::from_ref(&pointer)).await.expect("sent in a batch");
+
+    let receive = || async {
+        let out = stack
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("received");
+        out.messages.unwrap_or_default()
+    };
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.extend(receive().await);
+        if got.len() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 2);
+    let group_of = |m: &aws_sdk_sqs::types::Message| {
+        m.attributes().and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId)).cloned()
+    };
+    for message in &got {
+        assert_eq!(group_of(message).as_deref(), Some(tenant.as_str()), "{message:?}");
+    }
+
+    // A deferred record goes back with its group.
+    let arn = queue_arn(&stack.clients, &url).await.expect("arn");
+    let mut record = SqsMessage::default();
+    record.body = got[0].body.clone();
+    record.event_source_arn = Some(arn);
+    // (Its group is read from its body when the event does not carry it.)
+    let inbox = Inbox::new(stack.clients.sqs.clone(), &stack.resources, &[INBOUND_EVENTS_QUEUE]);
+    assert!(inbox.requeue(&[(&record, Duration::ZERO)]).await.is_empty(), "requeued");
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        again.extend(receive().await);
+        if !again.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(again.len(), 1);
+    assert_eq!(group_of(&again[0]).as_deref(), Some(tenant.as_str()));
+    stack.remove().await;
+}

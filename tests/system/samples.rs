@@ -100,8 +100,8 @@ async fn the_queue_samples_are_processed_as_named() {
     let sent = message_sender::handle(&sender, sqs_of(&stack, job, outbound).await).await;
     assert!(sent.batch_item_failures.is_empty());
 
-    // An event for a tenant without subscriptions, and an attempt of a delivery that does
-    // not exist: nothing to deliver.
+    // An event for a tenant without subscriptions, an attempt of a delivery that does not
+    // exist, and a settling of a subscription with nothing parked: nothing to do.
     let dispatcher =
         webhook_dispatcher::Deps::build(c, r, &switchboard_tests::test_webhook_config());
     let event = include_str!("../../events/webhook-dispatcher/partner-event.json");
@@ -112,6 +112,9 @@ async fn the_queue_samples_are_processed_as_named() {
     assert!(fanned.batch_item_failures.is_empty());
     let retried = webhook_dispatcher::handle(&dispatcher, sqs_of(&stack, attempt, retries).await);
     assert!(retried.await.batch_item_failures.is_empty());
+    let settle = include_str!("../../events/webhook-dispatcher/settle-parked.json");
+    let settled = webhook_dispatcher::handle(&dispatcher, sqs_of(&stack, settle, retries).await);
+    assert!(settled.await.batch_item_failures.is_empty());
     let poison = include_str!("../../events/webhook-dispatcher/poison-record.json");
     let rejected = webhook_dispatcher::handle(&dispatcher, sqs_of(&stack, poison, fresh).await);
     assert!(rejected.await.batch_item_failures.is_empty());

@@ -505,12 +505,12 @@ async fn sustained_failure_disables_a_subscription_after_five_days_and_twenty_fa
         .expect("age the failure");
     for n in 1..20 {
         assert_eq!(
-            store.webhooks().delivery_failed(&scope, &subscription).await.expect("count"),
+            store.webhooks().delivery_failed(&scope, &subscription, 1).await.expect("count"),
             None,
             "{n}"
         );
     }
-    let reason = store.webhooks().delivery_failed(&scope, &subscription).await.expect("count");
+    let reason = store.webhooks().delivery_failed(&scope, &subscription, 1).await.expect("count");
     assert!(reason.is_some_and(|r| r.contains("5 days")));
     let (_, view) = app
         .call("GET", &format!("/api/webhooks/{subscription}"), Some(&owner.access_token), None)
@@ -626,5 +626,205 @@ async fn aws_requests_per_delivered_event_are_counted() {
         assert_eq!(count("KMS.Decrypt"), u32::from(cold), "{batch:?}");
         assert_eq!(batch.len(), 4 + usize::from(cold), "nothing else: {batch:?}");
     }
+    stack.remove().await;
+}
+
+/// Messages on the retry queue: waiting, delayed and in flight.
+async fn retry_queue_messages(stack: &Stack) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = stack
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&stack.resources.webhook_retries_queue_url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .unwrap_or_default();
+    attrs.values().filter_map(|v| v.parse::<u64>().ok()).sum()
+}
+
+/// Whether a delivery waits parked: pending, nothing attempted, nothing due.
+fn parked(d: &Value) -> bool {
+    d["status"] == "pending" && d["attemptCount"] == 0 && d["nextAttemptAt"].is_null()
+}
+
+/// A subscription's `failingSince` once it is set.
+async fn failing(app: &App, owner: &Registered, subscription: &str) -> Value {
+    eventually(20, "the subscription failing", || async {
+        let path = format!("/api/webhooks/{subscription}");
+        let (_, view) = app.call("GET", &path, Some(&owner.access_token), None).await;
+        (!view["failingSince"].is_null()).then_some(view)
+    })
+    .await
+}
+
+/// A tenant whose subscription's endpoint (receiver `name`, set up with `setup`) has failed
+/// a first attempt, so that its circuit is open: the owner, the receiver's URL, the
+/// subscription and that first delivery.
+async fn failing_subscription(
+    app: &App,
+    name: &str,
+    setup: Value,
+) -> (Registered, String, String, String) {
+    let owner = app.sandbox_tenant(&format!("webhooks-{name}"), None).await;
+    let url = receiver(app, name, setup).await;
+    let (subscription, _) = subscribe(app, &owner, &url, json!(["*"])).await;
+    let first = send_test(app, &owner, &subscription).await;
+    delivery_when(app, &owner, &first, "a first failed attempt", |d| d["attemptCount"] == 1).await;
+    failing(app, &owner, &subscription).await;
+    (owner, url, subscription, first)
+}
+
+/// An endpoint that answers 503 with `Retry-After`: its probe's retries wait twice the
+/// tests' schedule (2, 4, 4 s), so that it is still the probe while a test looks.
+fn failing_slowly_to_probe() -> Value {
+    json!({"failTimes": 1000, "failStatus": 503, "retryAfter": 10})
+}
+
+#[tokio::test]
+async fn a_failing_endpoints_backlog_waits_parked_and_is_delivered_once_it_answers_again() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let (owner, url, subscription, probe) =
+        failing_subscription(&app, "parked", failing_slowly_to_probe()).await;
+    let mut backlog = Vec::new();
+    for _ in 0..5 {
+        backlog.push(send_test(&app, &owner, &subscription).await);
+    }
+    for id in &backlog {
+        delivery_when(&app, &owner, id, "parked", parked).await;
+    }
+    // Nothing queued for them: the retry queue holds the probe's next attempt (and perhaps a
+    // settling), not one message per parked delivery.
+    let queued = retry_queue_messages(&stack).await;
+    assert!(queued <= 2, "{queued} messages on the retry queue for one probe");
+    let (_, log) = app
+        .call(
+            "GET",
+            &format!("/api/webhooks/{subscription}/deliveries?status=pending"),
+            Some(&owner.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(log["items"].as_array().map(Vec::len), Some(6), "parked deliveries are pending");
+
+    // The endpoint answers again: a probe is delivered and the backlog follows it.
+    receiver(&app, "parked", json!({})).await;
+    let finished = |d: &Value| d["status"] != "pending";
+    let first = delivery_when(&app, &owner, &probe, "the probe finished", finished).await;
+    assert!(
+        first["attempts"].as_array().is_some_and(|a| a.iter().all(|a| a["statusCode"].is_u64()))
+    );
+    for id in &backlog {
+        let d = delivery_when(&app, &owner, id, "delivered", |d| d["status"] == "delivered").await;
+        let attempts = d["attempts"].as_array().expect("attempts");
+        assert!(
+            attempts.iter().all(|a| a["statusCode"].is_u64()),
+            "every attempt was sent (none recorded as not sent): {d}"
+        );
+    }
+    let items = received(&app, &url).await;
+    for id in &backlog {
+        assert!(items.iter().any(|i| i["webhookId"] == id.as_str() && i["answeredStatus"] == 200));
+    }
+    let (_, view) = app
+        .call("GET", &format!("/api/webhooks/{subscription}"), Some(&owner.access_token), None)
+        .await;
+    assert!(view["failingSince"].is_null(), "healthy again: {view}");
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn parked_deliveries_of_an_endpoint_that_never_recovers_fail_at_their_deadline() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let (owner, url, subscription, first) =
+        failing_subscription(&app, "expiry", json!({"failTimes": 1000, "failStatus": 500})).await;
+    let mut ids = vec![first];
+    for _ in 0..10 {
+        ids.push(send_test(&app, &owner, &subscription).await);
+    }
+    // The tests' schedule (1, 2, 2 s, and 4 s of grace) ends within 9 s of each delivery;
+    // each probe's end makes the oldest parked delivery the next probe, and those past
+    // their deadline fail unattempted.
+    let mut unattempted = 0;
+    for id in &ids {
+        let d = delivery_when(&app, &owner, id, "failed", |d| d["status"] == "failed").await;
+        let attempts = d["attempts"].as_array().expect("attempts");
+        assert!(!attempts.is_empty(), "{d}");
+        let last = &attempts[attempts.len() - 1];
+        if last["statusCode"].is_null() {
+            assert_eq!(attempts.len(), 1, "parked until it failed: {d}");
+            assert!(
+                last["error"].as_str().is_some_and(|e| e.contains("whole retry schedule")),
+                "{d}"
+            );
+            unattempted += 1;
+        }
+    }
+    assert!(unattempted >= 1, "some deliveries were never sent to the dead endpoint");
+    let sent = received(&app, &url).await.len();
+    assert!(sent < ids.len() * 4, "{sent} attempts for {} deliveries", ids.len());
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn turning_a_failing_subscription_off_fails_its_parked_deliveries() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let (owner, url, subscription, _) =
+        failing_subscription(&app, "parked-off", failing_slowly_to_probe()).await;
+    let later = send_test(&app, &owner, &subscription).await;
+    delivery_when(&app, &owner, &later, "parked", parked).await;
+
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/api/webhooks/{subscription}"),
+            Some(&owner.access_token),
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let d = delivery_when(&app, &owner, &later, "failed", |d| d["status"] == "failed").await;
+    assert_eq!(d["attemptCount"], 1);
+    assert_eq!(d["attempts"][0]["error"], "not attempted: the subscription is disabled");
+    assert!(
+        received(&app, &url).await.iter().all(|i| i["webhookId"] != later.as_str()),
+        "never sent"
+    );
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_counts_as_failing_while_it_keeps_an_attempt_waiting() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let owner = app.sandbox_tenant("webhooks-slow", None).await;
+    // Answers 200 after 10 s: within the 15 s an attempt may take, but past the 5 s after
+    // which the endpoint counts as failing.
+    let url = receiver(&app, "slow", json!({"delayMs": 10_000})).await;
+    let (subscription, _) = subscribe(&app, &owner, &url, json!(["*"])).await;
+
+    let slow = send_test(&app, &owner, &subscription).await;
+    failing(&app, &owner, &subscription).await;
+    assert_eq!(delivery(&app, &owner, &slow).await["attemptCount"], 0, "still waiting");
+    let behind = send_test(&app, &owner, &subscription).await;
+    delivery_when(&app, &owner, &behind, "parked behind the slow attempt", parked).await;
+
+    // The slow attempt is answered: delivered, the endpoint healthy, the parked one sent.
+    let d = delivery_when(&app, &owner, &slow, "delivered", |d| d["status"] == "delivered").await;
+    assert_eq!(d["attemptCount"], 1);
+    let d = delivery_when(&app, &owner, &behind, "released", |d| d["status"] == "delivered").await;
+    assert_eq!(d["attemptCount"], 1);
+    let (_, view) = app
+        .call("GET", &format!("/api/webhooks/{subscription}"), Some(&owner.access_token), None)
+        .await;
+    assert!(view["failingSince"].is_null(), "healthy again: {view}");
     stack.remove().await;
 }

@@ -1,13 +1,13 @@
 //! One attempt of one delivery: take an endpoint slot, sign, post, free the slot, schedule
-//! the next attempt if there is one, record.
+//! the next attempt if there is one, record. A delivery whose endpoint is failing, and
+//! that is not one of its probes, is parked instead (`crate::parked`).
 
 use crate::handler::{Deps, DispatchError};
-use adapters::queues::DeliveryAttempt;
+use adapters::queues::{DeliveryAttempt, WebhookWork};
 use adapters::store::TenantScope;
 use adapters::store::attrs::now_secs;
 use adapters::store::messages::{AttemptRecord, Delivery, Outcome};
-use adapters::store::tenants::Subscription;
-use adapters::webhook_client::Answer;
+use adapters::store::tenants::{Probe, Subscription};
 use domain::webhooks::{secret_key, signature_header};
 use std::time::Duration;
 use tracing::{info, warn};
@@ -28,7 +28,7 @@ const BUSY_WAIT: Duration = Duration::from_secs(1);
 const BUSY_WAIT_FAILING: Duration = Duration::from_secs(30);
 const MAX_BUSY_WAIT: Duration = Duration::from_secs(900);
 
-fn busy_wait(busy: u32, failing: bool, jitter: u32) -> Duration {
+pub(crate) fn busy_wait(busy: u32, failing: bool, jitter: u32) -> Duration {
     if !failing {
         return BUSY_WAIT + Duration::from_millis(u64::from(jitter % 2000));
     }
@@ -38,8 +38,8 @@ fn busy_wait(busy: u32, failing: bool, jitter: u32) -> Duration {
 
 /// The slots an attempt may use. First attempts: half the endpoint's, so that an endpoint
 /// that starts to time out holds at most these of the fresh lane until its first failures
-/// open its circuit. A failing endpoint: two, enough to find out when it is back, while its
-/// timeouts hold at most two invocations of the retry lane. Otherwise all of them.
+/// open its circuit. A failing endpoint: two (its probes), enough to find out when it is
+/// back, while its timeouts hold at most two invocations of the retry lane. Otherwise all.
 fn usable_slots(limit: u32, lane: Lane, failing: bool) -> u32 {
     match (lane, failing) {
         (_, true) => limit.min(FAILING_SLOTS),
@@ -72,26 +72,43 @@ pub(crate) async fn attempt(
     let Ask { n, manual, lane, busy } = ask;
     let deliveries = deps.messages.webhook_deliveries();
     let id = subscription.subscription_id.as_str();
+    let failing = subscription.failing_since.is_some();
+    // The fresh lane never waits on a failing endpoint: its probes are the retry lane's.
+    if failing && !manual && lane == Lane::Fresh {
+        return crate::parked::park(deps, scope, subscription, &delivery, ask).await;
+    }
 
     let keys = signing_keys(deps, scope, subscription).await?;
     let holder = format!("{}#{n}", delivery.delivery_id);
     let start = deps.next_slot.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let limit = deps.policy.endpoint_concurrency;
-    let failing = subscription.failing_since.is_some();
-    // The fresh lane never waits on a failing endpoint: its probes are the retry lane's.
-    let usable =
-        if lane == Lane::Fresh && failing { 0 } else { usable_slots(limit, lane, failing) };
+    let usable = usable_slots(limit, lane, failing);
     let slot = deliveries.take_slot(scope, id, usable, start, &holder).await?;
     let at = now_secs();
+    // Whether the subscription was failing, or this attempt marked it so by being slow.
+    let mut was_failing = failing;
     let answer = match slot {
         Some(slot) => {
             let signature =
                 signature_header(&keys, &delivery.delivery_id, at, delivery.payload.as_bytes());
             let payload = delivery.payload.clone();
-            let answer = deps
-                .client
-                .post(&subscription.url, &delivery.delivery_id, at, &signature, payload)
-                .await;
+            let post =
+                deps.client.post(&subscription.url, &delivery.delivery_id, at, &signature, payload);
+            tokio::pin!(post);
+            let answer = tokio::select! {
+                answer = &mut post => answer,
+                () = tokio::time::sleep(SLOW_ANSWER), if !failing => {
+                    // Not answered yet: the endpoint counts as failing from now on, so
+                    // that the deliveries behind this one park instead of waiting on it.
+                    // This attempt is its probe until it ends; an answer clears it.
+                    let until = at + SLOW_PROBE_SECS;
+                    match deps.tenants.webhooks().attempt_failed(scope, id, Probe::Until(until)).await {
+                        Ok(()) => was_failing = true,
+                        Err(e) => warn!(error = %e, subscription_id = id, "slow endpoint not marked"),
+                    }
+                    post.await
+                }
+            };
             if let Err(e) = deliveries.free_slot(scope, id, slot, &holder).await {
                 warn!(error = %e, subscription_id = id, "endpoint slot not freed; it frees itself in 30 s");
             }
@@ -100,12 +117,11 @@ pub(crate) async fn attempt(
             }
             answer
         }
-        // The circuit is open and its probes are out: this attempt fails without sending,
-        // and the delivery moves on along its schedule (no spinning on a dead endpoint).
-        None if failing && !manual => Answer::not_sent(format!(
-            "not sent: the endpoint has been failing since {}; it is probed two attempts at a time",
-            domain::time::rfc3339(subscription.failing_since.unwrap_or(at))
-        )),
+        // The circuit is open and its probes are out: the delivery waits parked for the
+        // endpoint to answer again (no spinning on a dead endpoint, nothing queued).
+        None if failing && !manual => {
+            return crate::parked::park(deps, scope, subscription, &delivery, ask).await;
+        }
         None => {
             let wait = busy_wait(busy, failing, start.wrapping_mul(7919));
             return hand_over(deps, scope, &delivery, Ask { busy: busy + 1, ..ask }, wait).await;
@@ -120,7 +136,13 @@ pub(crate) async fn attempt(
     } else {
         match deps.policy.schedule.after_with_retry_after(n, answer.retry_after) {
             Some(wait) => {
-                Outcome::RetryAt(at + i64::try_from(wait.as_secs()).unwrap_or(i64::MAX / 2))
+                let due = at.saturating_add(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX / 2));
+                // A delivery that waited parked keeps its deadline.
+                if due > deps.policy.deadline(delivery.created_at) {
+                    Outcome::Failed
+                } else {
+                    Outcome::RetryAt(due)
+                }
             }
             None => Outcome::Failed,
         }
@@ -128,14 +150,14 @@ pub(crate) async fn attempt(
     // The next attempt is queued before this one is recorded: a crash in between repeats
     // this attempt (same webhook-id), and the duplicate of the next one finds it recorded.
     if let Outcome::RetryAt(due) = outcome {
-        let next = DeliveryAttempt {
+        let next = WebhookWork::Attempt(DeliveryAttempt {
             tenant_id: scope.tenant_id().clone(),
             delivery_id: delivery.delivery_id.clone(),
             attempt: n + 1,
             due,
             manual: false,
             busy: 0,
-        };
+        });
         let wait = Duration::from_secs((due - now_secs()).max(0).unsigned_abs());
         deps.retries.send_delayed(&[(&next, wait)]).await?;
     }
@@ -160,48 +182,71 @@ pub(crate) async fn attempt(
 
     // The subscription's health. The attempt is recorded: a failure here is logged, not
     // retried (a redelivered record would find the attempt done and do nothing more).
-    if let Err(e) = health(deps, scope, subscription, &answer, outcome, manual).await {
-        warn!(tenant_id = %scope, subscription_id = id, error = %e, "subscription health not updated");
+    match health(deps, scope, subscription, was_failing, &answer, outcome, manual).await {
+        Ok(true) => {
+            if let Err(e) = crate::parked::settle_later(deps, scope, id, Duration::ZERO).await {
+                warn!(tenant_id = %scope, subscription_id = id, error = %e, "parked deliveries not settled now; the next probe settles them");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => {
+            warn!(tenant_id = %scope, subscription_id = id, error = %e, "subscription health not updated");
+        }
     }
     Ok(())
 }
 
-/// Marks the subscription failing or healthy, and disables it on `410` or sustained
-/// failure.
+/// How late a probe queued for a time may run before another delivery takes its duty.
+pub(crate) const PROBE_GRACE_SECS: i64 = 300;
+
+/// An attempt not answered within this marks its endpoint failing while it waits on: the
+/// fresh lane then parks that endpoint's deliveries instead of holding more invocations for
+/// up to 15 s each.
+const SLOW_ANSWER: Duration = Duration::from_secs(5);
+/// A slow attempt is the endpoint's probe until it ends (15 s at most) and a little more.
+const SLOW_PROBE_SECS: i64 = 20;
+
+/// Marks the subscription failing (with this attempt's retry as its probe) or healthy, and
+/// disables it on `410` or sustained failure. Whether its parked deliveries need settling
+/// now: released (the endpoint answered again), failed (it was disabled), or given a new
+/// probe (this one ended).
 async fn health(
     deps: &Deps,
     scope: &TenantScope,
     subscription: &Subscription,
+    was_failing: bool,
     answer: &adapters::webhook_client::Answer,
     outcome: Outcome,
     manual: bool,
-) -> Result<(), adapters::store::StoreError> {
+) -> Result<bool, adapters::store::StoreError> {
     let webhooks = deps.tenants.webhooks();
     let id = subscription.subscription_id.as_str();
     if answer.delivered() {
-        if subscription.failing_since.is_some() || subscription.failed_deliveries > 0 {
+        if was_failing || subscription.failed_deliveries > 0 {
             webhooks.attempt_delivered(scope, id).await?;
         }
-        return Ok(());
+        return Ok(was_failing);
     }
-    if subscription.failing_since.is_none() {
-        webhooks.attempt_failed(scope, id).await?;
-    }
+    let probe = match outcome {
+        Outcome::RetryAt(due) => Probe::Until(due + PROBE_GRACE_SECS),
+        _ => Probe::Ended,
+    };
+    webhooks.attempt_failed(scope, id, probe).await?;
     if answer.status == Some(410) {
         if webhooks.disable(scope, id, "the endpoint answered 410 Gone").await? {
             warn!(tenant_id = %scope, subscription_id = id, "subscription disabled: the endpoint answered 410 Gone");
         }
     } else if outcome == Outcome::Failed
         && !manual
-        && let Some(reason) = webhooks.delivery_failed(scope, id).await?
+        && let Some(reason) = webhooks.delivery_failed(scope, id, 1).await?
     {
         warn!(tenant_id = %scope, subscription_id = id, reason, "subscription disabled");
     }
-    Ok(())
+    Ok(outcome == Outcome::Failed)
 }
 
 /// Moves an attempt to the retry lane, due after `wait`, without making it.
-async fn hand_over(
+pub(crate) async fn hand_over(
     deps: &Deps,
     scope: &TenantScope,
     delivery: &Delivery,
@@ -210,14 +255,14 @@ async fn hand_over(
 ) -> Result<(), DispatchError> {
     let n = ask.n;
     let due = now_secs() + i64::try_from(wait.as_secs()).unwrap_or(0);
-    let next = DeliveryAttempt {
+    let next = WebhookWork::Attempt(DeliveryAttempt {
         tenant_id: scope.tenant_id().clone(),
         delivery_id: delivery.delivery_id.clone(),
         attempt: n,
         due,
         manual: ask.manual,
         busy: ask.busy,
-    };
+    });
     deps.retries.send_delayed(&[(&next, wait)]).await?;
     if n == 1 && delivery.attempts == 0 {
         // So that a repeated fan-out sees it handed over (best effort: a duplicate

@@ -1,12 +1,12 @@
-//! The batch: each record is an event to fan out (fresh lane) or an attempt that is due
-//! (retry lane), processed concurrently; failures are reported alone, poison goes to the
-//! dead-letter queue at once.
+//! The batch: each record is an event to fan out (fresh lane), or an attempt that is due or
+//! a settling of parked deliveries (retry lane), processed concurrently; failures are
+//! reported alone, poison goes to the dead-letter queue at once.
 
 use crate::attempt::{Ask, Lane, attempt};
 use crate::wiring::Policy;
 use adapters::aws::envelope::Envelopes;
 use adapters::queues::{
-    DeliveryAttempt, Inbox, PartnerEvent, Poison, Queue, QueueError, batch_response,
+    DeliveryAttempt, Inbox, PartnerEvent, Poison, Queue, QueueError, WebhookWork, batch_response,
 };
 use adapters::resources::WEBHOOK_RETRIES_QUEUE;
 use adapters::store::attrs::now_secs;
@@ -29,7 +29,7 @@ pub struct Deps {
     pub(crate) messages: MessageStore,
     pub(crate) envelopes: Envelopes,
     pub(crate) client: WebhookClient,
-    pub(crate) retries: Queue<DeliveryAttempt>,
+    pub(crate) retries: Queue<WebhookWork>,
     pub(crate) inbox: Inbox,
     pub(crate) policy: Policy,
     /// Opened signing keys by their sealed form: a sealed secret never changes meaning, so
@@ -174,8 +174,10 @@ async fn process(
     subscribed: &Subscribed,
 ) -> Result<Done, DispatchError> {
     if deps.inbox.queue_of(record) == Some(WEBHOOK_RETRIES_QUEUE) {
-        let due: DeliveryAttempt = Inbox::parse(record)?;
-        retry(deps, &due).await
+        match Inbox::parse(record)? {
+            WebhookWork::Attempt(due) => retry(deps, &due).await,
+            WebhookWork::Settle(order) => crate::parked::settle(deps, &order).await,
+        }
     } else {
         let event: PartnerEvent = Inbox::parse(record)?;
         fan_out(deps, &event, subscribed).await.map(|()| Done::Finished)
@@ -232,6 +234,10 @@ async fn first_attempt(
     let id = delivery_id(&subscription.subscription_id, &event.id);
     let new = Delivery::new(id, &subscription.subscription_id, &event.id, &event.kind, payload);
     let delivery = deps.messages.webhook_deliveries().create(scope, &new).await?;
+    if delivery.parked_at.is_some() {
+        // Parked before this fan-out was repeated, perhaps just before a crash.
+        return crate::parked::look_again(deps, scope, &subscription.subscription_id).await;
+    }
     let scheduled = delivery.next_attempt_at.is_some_and(|at| at > delivery.created_at);
     if !delivery.pending() || delivery.attempts > 0 || scheduled {
         // Attempted, or handed to the retry lane, before this fan-out was repeated.

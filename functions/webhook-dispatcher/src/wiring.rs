@@ -11,6 +11,7 @@ use adapters::store::messages::MessageStore;
 use adapters::store::tenants::TenantStore;
 use adapters::webhook_client::WebhookClient;
 use domain::webhooks::RetrySchedule;
+use std::time::Duration;
 
 /// Attempts one endpoint may have in flight, across every dispatcher instance.
 pub const DEFAULT_ENDPOINT_CONCURRENCY: u32 = 10;
@@ -22,6 +23,9 @@ pub struct Policy {
     pub schedule: RetrySchedule,
     /// `WEBHOOK_ENDPOINT_CONCURRENCY`.
     pub endpoint_concurrency: u32,
+    /// How far past its schedule's total a delivery may still be retried (its attempts
+    /// drift a little: busy endpoints, queues): later than that it is failed.
+    pub deadline_grace: Duration,
 }
 
 impl Default for Policy {
@@ -29,7 +33,19 @@ impl Default for Policy {
         Self {
             schedule: RetrySchedule::default(),
             endpoint_concurrency: DEFAULT_ENDPOINT_CONCURRENCY,
+            deadline_grace: DEFAULT_DEADLINE_GRACE,
         }
+    }
+}
+
+/// An hour past the schedule's total.
+pub const DEFAULT_DEADLINE_GRACE: Duration = Duration::from_secs(3600);
+
+impl Policy {
+    /// The last moment (epoch seconds) a delivery made at `created_at` may be attempted.
+    pub fn deadline(&self, created_at: i64) -> i64 {
+        let after = self.schedule.total().saturating_add(self.deadline_grace).as_secs();
+        created_at.saturating_add(i64::try_from(after).unwrap_or(i64::MAX / 2))
     }
 }
 
@@ -60,7 +76,7 @@ impl Config {
             Err(_) => DEFAULT_ENDPOINT_CONCURRENCY,
         };
         Ok(Self {
-            policy: Policy { schedule, endpoint_concurrency },
+            policy: Policy { schedule, endpoint_concurrency, ..Policy::default() },
             client: WebhookClient::from_env()?,
         })
     }

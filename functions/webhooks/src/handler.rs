@@ -1,7 +1,7 @@
 use crate::views;
 use adapters::aws::envelope::Envelopes;
 use adapters::events::PartnerEvents;
-use adapters::queues::{DeliveryAttempt, PartnerEvent, Queue};
+use adapters::queues::{DeliveryAttempt, PartnerEvent, Queue, SettleParked, WebhookWork};
 use adapters::store::attrs::now_secs;
 use adapters::store::messages::{DELIVERY_TTL_SECS, Delivery, MessageStore};
 use adapters::store::tenants::{AuditEntry, Subscription, SubscriptionChanges, TenantStore};
@@ -28,7 +28,7 @@ pub struct Deps {
     pub(crate) envelopes: Envelopes,
     pub(crate) client: WebhookClient,
     pub(crate) events: PartnerEvents,
-    pub(crate) retries: Queue<DeliveryAttempt>,
+    pub(crate) retries: Queue<WebhookWork>,
     pub(crate) authenticator: Authenticator,
 }
 
@@ -56,6 +56,8 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
         WebhooksRoute::Update => update(deps, request, principal, &id()?).await,
         WebhooksRoute::Delete => {
             let id = id()?;
+            find(deps, principal, &id).await?;
+            settle_parked(deps, principal, &id).await?;
             if !deps.tenants.webhooks().delete(principal.scope(), &id).await? {
                 return Err(ApiError::NotFound);
             }
@@ -185,6 +187,12 @@ async fn update(
     if body.contains_key("url") {
         changes.url = Some(checked_url(deps, body.get("url")).await?);
     }
+    if changes.active.is_some() {
+        // Deliveries parked while the endpoint was failing are released (turned back on)
+        // or failed (turned off) once the change is made: queued first, so that a change
+        // is never made without it.
+        settle_parked(deps, principal, id).await?;
+    }
     let updated = deps
         .tenants
         .webhooks()
@@ -306,16 +314,31 @@ async fn redeliver(
     Ok(json(StatusCode::ACCEPTED, &json!({ "deliveryId": delivery.delivery_id })))
 }
 
-fn manual_attempt(principal: &Principal, delivery_id: &str, attempts: u32) -> DeliveryAttempt {
-    DeliveryAttempt {
+fn manual_attempt(principal: &Principal, delivery_id: &str, attempts: u32) -> WebhookWork {
+    WebhookWork::Attempt(DeliveryAttempt {
         tenant_id: principal.tenant_id().clone(),
         delivery_id: delivery_id.to_owned(),
         attempt: attempts + 1,
         due: now_secs(),
         manual: true,
         busy: 0,
-    }
+    })
 }
+
+/// Asks the dispatcher to settle the subscription's parked deliveries a little later, once
+/// the change being made is stored.
+async fn settle_parked(deps: &Deps, principal: &Principal, id: &str) -> Result<(), ApiError> {
+    let settle = WebhookWork::Settle(SettleParked {
+        tenant_id: principal.tenant_id().clone(),
+        subscription_id: id.to_owned(),
+    });
+    deps.retries.send_delayed(&[(&settle, SETTLE_AFTER_CHANGE)]).await?;
+    Ok(())
+}
+
+/// How long after a subscription is turned on, off or deleted its parked deliveries are
+/// settled.
+const SETTLE_AFTER_CHANGE: Duration = Duration::from_secs(2);
 
 /// Every failed delivery of the subscription made in `[since, until]`, attempted once more.
 async fn recover(
@@ -364,9 +387,9 @@ async fn recover(
         .webhook_deliveries()
         .failed_between(principal.scope(), id, since, until)
         .await?;
-    let attempts: Vec<DeliveryAttempt> =
+    let attempts: Vec<WebhookWork> =
         failed.iter().map(|d| manual_attempt(principal, &d.delivery_id, d.attempts)).collect();
-    let delayed: Vec<(&DeliveryAttempt, Duration)> =
+    let delayed: Vec<(&WebhookWork, Duration)> =
         attempts.iter().map(|a| (a, Duration::ZERO)).collect();
     deps.retries.send_delayed(&delayed).await?;
     info!(tenant_id = %principal.tenant_id(), subscription_id = id, queued = attempts.len(), "failed deliveries recovered");

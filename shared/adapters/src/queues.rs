@@ -15,7 +15,9 @@ use crate::resources::QueueSpec;
 use crate::telemetry::error_chain;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-pub use domain::queues::{DeliveryAttempt, PartnerEvent, QueueMessage, SendJob, WebhookPointer};
+pub use domain::queues::{
+    DeliveryAttempt, PartnerEvent, QueueMessage, SendJob, SettleParked, WebhookPointer, WebhookWork,
+};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -57,6 +59,7 @@ impl<M: QueueMessage> Queue<M> {
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
+            .message_group_id(message.tenant_id().as_str())
             .send()
             .await
             .map_err(|e| QueueError::from_sdk(&e))?;
@@ -80,7 +83,9 @@ impl<M: QueueMessage> Queue<M> {
     pub async fn send_delayed(&self, messages: &[(&M, Duration)]) -> Result<(), QueueError> {
         let bodies = messages
             .iter()
-            .map(|(m, delay)| Ok((body(*m)?, *delay)))
+            .map(|(m, delay)| {
+                Ok(Outgoing { body: body(*m)?, group: Some(m.tenant_id().as_str()), delay: *delay })
+            })
             .collect::<Result<Vec<_>, QueueError>>()?;
         match send_bodies(&self.sqs, &self.url, &bodies).await?.len() {
             0 => Ok(()),
@@ -106,23 +111,32 @@ async fn send_with_reason(
     Ok(())
 }
 
-/// Bodies ten per request, each after its own delay (SQS allows up to 15 minutes); the
+/// One message to send: its body, its group (the tenant: see [`QueueMessage`]) and how long
+/// SQS holds it before it is first delivered.
+struct Outgoing<'a> {
+    body: String,
+    group: Option<&'a str>,
+    delay: Duration,
+}
+
+/// Messages ten per request, each after its own delay (SQS allows up to 15 minutes); the
 /// indexes of those SQS refused.
 async fn send_bodies(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
-    bodies: &[(String, Duration)],
+    bodies: &[Outgoing<'_>],
 ) -> Result<Vec<usize>, QueueError> {
     let mut refused = Vec::new();
     for (chunk_index, chunk) in bodies.chunks(10).enumerate() {
         let entries = chunk
             .iter()
             .enumerate()
-            .map(|(i, (body, delay))| {
+            .map(|(i, outgoing)| {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(body)
-                    .delay_seconds(delay_secs(*delay))
+                    .message_body(&outgoing.body)
+                    .set_message_group_id(outgoing.group.map(str::to_owned))
+                    .delay_seconds(delay_secs(outgoing.delay))
                     .build()
                     .map_err(|e| QueueError::from_sdk(&e))
             })
@@ -295,8 +309,18 @@ impl Inbox {
             }
         }
         for (url, group) in by_queue {
-            let bodies: Vec<(String, Duration)> =
-                group.iter().map(|(r, d)| (r.body.clone().unwrap_or_default(), *d)).collect();
+            // Each keeps its group (its tenant): as SQS handed it over, or else as its body
+            // names it.
+            let tenants: Vec<Option<String>> = group.iter().map(|(r, _)| group_of(r)).collect();
+            let bodies: Vec<Outgoing<'_>> = group
+                .iter()
+                .zip(&tenants)
+                .map(|((r, d), tenant)| Outgoing {
+                    body: r.body.clone().unwrap_or_default(),
+                    group: tenant.as_deref(),
+                    delay: *d,
+                })
+                .collect();
             match send_bodies(&self.sqs, url, &bodies).await {
                 Ok(refused) => {
                     lost.extend(refused.into_iter().filter_map(|i| group.get(i).map(|g| g.0)))
@@ -309,6 +333,15 @@ impl Inbox {
         }
         lost
     }
+}
+
+/// A record's group: the `MessageGroupId` SQS gave it, or the `tenantId` of its body.
+fn group_of(record: &SqsMessage) -> Option<String> {
+    if let Some(group) = record.attributes.get("MessageGroupId") {
+        return Some(group.clone());
+    }
+    let body: serde_json::Value = serde_json::from_str(record.body.as_deref()?).ok()?;
+    body.get("tenantId")?.as_str().map(str::to_owned)
 }
 
 /// The partial batch response for the records that failed: SQS redelivers them alone.

@@ -62,18 +62,6 @@ impl Answer {
         self.status.is_some_and(|s| (200..300).contains(&s))
     }
 
-    /// An attempt that was not made (its endpoint's circuit is open), and why.
-    pub fn not_sent(why: String) -> Self {
-        Self {
-            status: None,
-            duration: Duration::ZERO,
-            error: Some(why),
-            body: None,
-            retry_after: None,
-            refused: false,
-        }
-    }
-
     fn failed(started: Instant, error: String, refused: bool) -> Self {
         Self {
             status: None,

@@ -20,10 +20,12 @@ macro_rules! tenanted {
     };
 }
 
-tenanted!(WebhookPointer, SendJob, PartnerEvent, DeliveryAttempt);
+tenanted!(WebhookPointer, SendJob, PartnerEvent, DeliveryAttempt, SettleParked);
 
-/// A queue's body type.
-pub trait QueueMessage: Serialize + DeserializeOwned + Send + Sync {
+/// A queue's body type. Every one belongs to a tenant: its tenant is the message's group,
+/// which makes each standard queue an SQS *fair queue* (a tenant that builds a backlog does
+/// not hold up the others' messages).
+pub trait QueueMessage: Tenanted + Serialize + DeserializeOwned + Send + Sync {
     /// What the message is, for logs and dead-letter reasons.
     const KIND: &'static str;
 }
@@ -96,4 +98,59 @@ pub struct DeliveryAttempt {
 
 impl QueueMessage for DeliveryAttempt {
     const KIND: &'static str = "delivery attempt";
+}
+
+/// `webhook-retries`: look at the deliveries parked while a subscription's endpoint was
+/// failing, and release them (the endpoint answers again), fail them (the subscription is
+/// off or gone, or their schedule ran out) or make the oldest the next probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettleParked {
+    pub tenant_id: TenantId,
+    pub subscription_id: String,
+}
+
+/// What the `webhook-retries` queue carries. Untagged: an attempt is told from a settling
+/// by its fields, so attempts queued before settlings existed still read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WebhookWork {
+    Attempt(DeliveryAttempt),
+    Settle(SettleParked),
+}
+
+impl QueueMessage for WebhookWork {
+    const KIND: &'static str = "webhook work";
+}
+
+impl Tenanted for WebhookWork {
+    fn tenant_id(&self) -> &TenantId {
+        match self {
+            Self::Attempt(attempt) => &attempt.tenant_id,
+            Self::Settle(settle) => &settle.tenant_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_queue_tells_an_attempt_from_a_settling_and_reads_older_attempts() {
+        let tenant = TenantId::generate();
+        let older = serde_json::json!({
+            "tenantId": tenant.as_str(), "deliveryId": "msg_1", "attempt": 2, "due": 10
+        });
+        let read: WebhookWork = serde_json::from_value(older).expect("an older attempt reads");
+        assert!(matches!(&read, WebhookWork::Attempt(a) if a.attempt == 2 && !a.manual));
+        let settle = WebhookWork::Settle(SettleParked {
+            tenant_id: tenant.clone(),
+            subscription_id: "whk_1".into(),
+        });
+        let text = serde_json::to_string(&settle).expect("serialises");
+        assert_eq!(serde_json::from_str::<WebhookWork>(&text).expect("reads"), settle);
+        assert_eq!(settle.tenant_id(), &tenant);
+        assert!(serde_json::from_str::<WebhookWork>(r#"{"tenantId":"x"}"#).is_err());
+    }
 }

@@ -192,6 +192,11 @@ impl RetrySchedule {
         self.0.get(usize::try_from(attempt).ok()?.checked_sub(1)?).copied()
     }
 
+    /// All the waits added up: how long after its first attempt a delivery's last one is due.
+    pub fn total(&self) -> Duration {
+        self.0.iter().sum()
+    }
+
     /// Attempts in all: the first and one per delay.
     pub fn attempts(&self) -> u32 {
         u32::try_from(self.0.len()).unwrap_or(u32::MAX).saturating_add(1)
@@ -419,6 +424,7 @@ mod tests {
         assert_eq!(schedule.after(0), None);
         let total: u64 = (1..8).filter_map(|n| schedule.after(n)).map(|d| d.as_secs()).sum();
         assert_eq!(total, 99_305, "27 h 35 min of waiting, and up to 8 × 15 s of attempts");
+        assert_eq!(schedule.total().as_secs(), total);
         // Retry-After: honoured up to twice the scheduled wait.
         let asked = |secs| schedule.after_with_retry_after(2, Some(Duration::from_secs(secs)));
         assert_eq!(asked(60), Some(Duration::from_secs(60)));

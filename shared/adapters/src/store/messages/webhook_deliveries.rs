@@ -3,8 +3,13 @@
 //!
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
-//! | delivery | shard of the delivery id | `DELIVERY#<id>` | written before its first attempt; gsi1: `DELIVERIES#<tid>#<subscription>#<0-7>` / `<created>#<id>`; TTL 30 days |
+//! | delivery | shard of the delivery id | `DELIVERY#<id>` | written before its first attempt; gsi1: `DELIVERIES#<tid>#<subscription>#<0-7>` / `<created>#<id>`; while parked also gsi2: `PARKED#<tid>#<subscription>#<0-7>` / `<created>#<id>`; TTL 30 days |
 //! | endpoint slot | shard of `<subscription>#<n>` | `SLOT#<subscription>#<n>` | held by one attempt until it ends (or for 30 s) |
+//!
+//! A delivery is *parked* while its endpoint is failing and this delivery is not one of the
+//! probes: it waits in DynamoDB (the sparse gsi2 lists a subscription's parked deliveries,
+//! oldest first) instead of going round the retry queue, until the endpoint answers again
+//! or its schedule runs out.
 //!
 //! A delivery is read and written whole through serde (`serde_dynamo`): an attempt
 //! replaces it on the condition that it still has the attempts it had when read, so two
@@ -63,6 +68,9 @@ pub struct Delivery {
     pub created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<i64>,
+    /// Since when it waits for its failing endpoint to answer again (no attempt queued).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked_at: Option<i64>,
 }
 
 impl Delivery {
@@ -87,6 +95,7 @@ impl Delivery {
             next_attempt_at: Some(now),
             created_at: now,
             delivered_at: None,
+            parked_at: None,
         }
     }
 
@@ -117,6 +126,10 @@ fn log_partition(scope: &TenantScope, subscription_id: &str, shard: u32) -> Stri
     format!("DELIVERIES#{}#{subscription_id}#{shard}", scope.tenant_id())
 }
 
+fn parked_partition(scope: &TenantScope, subscription_id: &str, shard: u32) -> String {
+    format!("PARKED#{}#{subscription_id}#{shard}", scope.tenant_id())
+}
+
 fn to_item(scope: &TenantScope, delivery: &Delivery) -> Result<Item, StoreError> {
     let attrs: Item = serde_dynamo::to_item(delivery)
         .map_err(|e| StoreError::Corrupt(format!("delivery: {e}")))?;
@@ -124,10 +137,13 @@ fn to_item(scope: &TenantScope, delivery: &Delivery) -> Result<Item, StoreError>
     item.extend(attrs);
     let shard = shard_of(&delivery.delivery_id, LOG_SHARDS);
     item.insert("gsi1pk".into(), s(log_partition(scope, &delivery.subscription_id, shard)));
-    item.insert(
-        "gsi1sk".into(),
-        s(format!("{}#{}", sortable(delivery.created_at), delivery.delivery_id)),
-    );
+    let position = format!("{}#{}", sortable(delivery.created_at), delivery.delivery_id);
+    if delivery.parked_at.is_some() {
+        let parked = parked_partition(scope, &delivery.subscription_id, shard);
+        item.insert("gsi2pk".into(), s(parked));
+        item.insert("gsi2sk".into(), s(&position));
+    }
+    item.insert("gsi1sk".into(), s(position));
     item.insert(crate::resources::TTL_ATTRIBUTE.into(), n(delivery.created_at + DELIVERY_TTL_SECS));
     Ok(item)
 }
@@ -198,6 +214,7 @@ impl WebhookDeliveries<'_> {
         outcome: Outcome,
     ) -> Result<Delivery, StoreError> {
         let mut next = read.clone();
+        next.parked_at = None;
         next.attempts = attempt;
         next.log.push(record);
         if next.log.len() > MAX_LOGGED_ATTEMPTS {
@@ -231,7 +248,46 @@ impl WebhookDeliveries<'_> {
     ) -> Result<(), StoreError> {
         let mut next = read.clone();
         next.next_attempt_at = Some(at);
+        next.parked_at = None;
         self.replace(scope, read, &next).await
+    }
+
+    /// Parks a pending delivery: no attempt is queued for it until its endpoint answers
+    /// again (`Conflict` when it moved on since it was read).
+    pub async fn park(&self, scope: &TenantScope, read: &Delivery) -> Result<(), StoreError> {
+        let mut next = read.clone();
+        next.next_attempt_at = None;
+        next.parked_at = Some(now_secs());
+        self.replace(scope, read, &next).await
+    }
+
+    /// A subscription's parked deliveries, oldest first, at most `limit`.
+    pub async fn parked(
+        &self,
+        scope: &TenantScope,
+        subscription_id: &str,
+        limit: i32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let reads = (0..LOG_SHARDS).map(|shard| {
+            self.table
+                .query()
+                .index_name("gsi2")
+                .key_condition_expression("gsi2pk = :parked")
+                .expression_attribute_values(
+                    ":parked",
+                    s(parked_partition(scope, subscription_id, shard)),
+                )
+                .limit(limit)
+                .send()
+        });
+        let mut parked = Vec::new();
+        for read in futures_util::future::join_all(reads).await {
+            let items = read.map_err(dynamo_err)?.items.unwrap_or_default();
+            parked.extend(items.into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?);
+        }
+        parked.sort_by(|a, b| (a.created_at, &a.delivery_id).cmp(&(b.created_at, &b.delivery_id)));
+        parked.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(parked)
     }
 
     /// Opens a finished delivery for one more attempt (a redelivery or recovery); the
@@ -247,6 +303,7 @@ impl WebhookDeliveries<'_> {
         let mut next = read.clone();
         next.status = "pending".into();
         next.next_attempt_at = Some(now_secs());
+        next.parked_at = None;
         match self.replace(scope, read, &next).await {
             Ok(()) => Ok(Some(next)),
             Err(StoreError::Conflict) => Ok(None),
@@ -420,6 +477,14 @@ mod tests {
         let list = item.get("gsi1pk").and_then(|v| v.as_s().ok()).expect("listed");
         assert!(list.starts_with(&format!("DELIVERIES#{}#whk_1#", scope.tenant_id())));
         assert!(item.contains_key("expiresAt"));
+        assert!(!item.contains_key("gsi2pk"), "listed as parked only while parked");
+        assert_eq!(from_item(item).expect("read back"), delivery);
+
+        delivery.parked_at = Some(7);
+        let item = to_item(&scope, &delivery).expect("item");
+        let parked = item.get("gsi2pk").and_then(|v| v.as_s().ok()).expect("listed as parked");
+        assert!(parked.starts_with(&format!("PARKED#{}#whk_1#", scope.tenant_id())));
+        assert_eq!(item.get("gsi2sk"), item.get("gsi1sk"), "oldest first, as the log");
         assert_eq!(from_item(item).expect("read back"), delivery);
     }
 }

@@ -41,7 +41,7 @@ pub use audit::AuditLog;
 pub use logins::Logins;
 pub use tenant::Tenants;
 pub use users::Users;
-pub use webhooks::{Subscription, SubscriptionChanges, Webhooks};
+pub use webhooks::{Probe, Subscription, SubscriptionChanges, Webhooks};
 
 const TENANT_SK: &str = "TENANT";
 /// An agent with a session seen this recently is online: an access token lives 15

@@ -49,6 +49,11 @@ pub struct Subscription {
     /// Deliveries that ended `failed` since `failing_since`.
     #[serde(default)]
     pub failed_deliveries: i64,
+    /// While failing: an attempt (a probe) is queued to run before this time, so parked
+    /// deliveries will hear when the endpoint answers again. Past it, the next delivery to
+    /// park becomes the probe instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_until: Option<i64>,
 }
 
 impl Subscription {
@@ -74,6 +79,7 @@ impl Subscription {
             updated_at: now,
             failing_since: None,
             failed_deliveries: 0,
+            probe_until: None,
         }
     }
 
@@ -92,6 +98,15 @@ impl Subscription {
         }
         secrets
     }
+}
+
+/// What a failed attempt means for the probing of its endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Its retry is queued: it probes the endpoint, due before this time (epoch seconds).
+    Until(i64),
+    /// Its delivery is finished: nobody may be probing now.
+    Ended,
 }
 
 /// What a PATCH changes.
@@ -221,7 +236,7 @@ impl Webhooks<'_> {
         match changes.active {
             Some(true) => {
                 sets.extend(["#status = :active", "failedDeliveries = :zero"]);
-                removes.extend(["disabledReason", "failingSince"]);
+                removes.extend(["disabledReason", "failingSince", "probeUntil"]);
                 update = update
                     .expression_attribute_names("#status", "status")
                     .expression_attribute_values(":active", s("active"))
@@ -297,17 +312,53 @@ impl Webhooks<'_> {
         if written(rotated)? { Ok(()) } else { Err(StoreError::Conflict) }
     }
 
-    /// An attempt failed: the subscription is failing from now, unless it was already.
-    pub async fn attempt_failed(&self, scope: &TenantScope, id: &str) -> Result<(), StoreError> {
-        let marked = self
+    /// An attempt failed: the subscription is failing (since now, unless it already was),
+    /// and the attempt's retry is a probe, or its delivery's probing has ended.
+    pub async fn attempt_failed(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        probe: Probe,
+    ) -> Result<(), StoreError> {
+        let update = self
             .table
             .update(subscription_key(scope, id))
-            .update_expression("SET failingSince = :now")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(failingSince)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now_secs()));
+        let update = match probe {
+            Probe::Until(until) => update
+                .update_expression(
+                    "SET failingSince = if_not_exists(failingSince, :now), probeUntil = :until",
+                )
+                .expression_attribute_values(":until", n(until)),
+            Probe::Ended => update.update_expression(
+                "SET failingSince = if_not_exists(failingSince, :now) REMOVE probeUntil",
+            ),
+        };
+        written(update.send().await).map(|_| ())
+    }
+
+    /// Takes the probe duty of a failing subscription until `until`, if nobody holds it:
+    /// whether this caller now does.
+    pub async fn claim_probe(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let claimed = self
+            .table
+            .update(subscription_key(scope, id))
+            .update_expression("SET probeUntil = :until")
+            .condition_expression(
+                "attribute_exists(failingSince) AND \
+                 (attribute_not_exists(probeUntil) OR probeUntil < :now)",
+            )
+            .expression_attribute_values(":until", n(until))
             .expression_attribute_values(":now", n(now_secs()))
             .send()
             .await;
-        written(marked).map(|_| ())
+        written(claimed)
     }
 
     /// An attempt was delivered: the subscription is healthy again.
@@ -315,7 +366,7 @@ impl Webhooks<'_> {
         let cleared = self
             .table
             .update(subscription_key(scope, id))
-            .update_expression("SET failedDeliveries = :zero REMOVE failingSince")
+            .update_expression("SET failedDeliveries = :zero REMOVE failingSince, probeUntil")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":zero", n(0))
             .send()
@@ -323,24 +374,25 @@ impl Webhooks<'_> {
         written(cleared).map(|_| ())
     }
 
-    /// A delivery ended `failed`. Returns the reason when this disabled the subscription
-    /// (failing for 5 days with at least 20 failed deliveries).
+    /// `count` deliveries ended `failed`. Returns the reason when this disabled the
+    /// subscription (failing for 5 days with at least 20 failed deliveries).
     pub async fn delivery_failed(
         &self,
         scope: &TenantScope,
         id: &str,
+        count: i64,
     ) -> Result<Option<String>, StoreError> {
         let now = now_secs();
         let counted = self
             .table
             .update(subscription_key(scope, id))
             .update_expression(
-                "SET failedDeliveries = if_not_exists(failedDeliveries, :zero) + :one, \
+                "SET failedDeliveries = if_not_exists(failedDeliveries, :zero) + :count, \
                  failingSince = if_not_exists(failingSince, :now)",
             )
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":count", n(count))
             .expression_attribute_values(":now", n(now))
             .return_values(ReturnValue::AllNew)
             .send()
@@ -409,6 +461,7 @@ mod tests {
             updated_at: 1,
             failing_since: None,
             failed_deliveries: 0,
+            probe_until: None,
         }
     }
 
