@@ -21,11 +21,11 @@ py=.venv/bin/python
 smoke=${BENCH_SMOKE:-}
 
 if [ -n "$smoke" ]; then
-  profile=debug; cargo_profile=(); runs=2; logins=3; ingest_total=20
+  profile=debug; cargo_profile=(); runs=2; logins=3; ingest_total=20; bulk_runs=1
   cargo build --quiet -p health -p auth -p tenants -p local --examples --bins
   packages=(target/debug/health target/debug/auth target/debug/tenants)
 else
-  profile=release; cargo_profile=(--release); runs=30; logins=50; ingest_total=600
+  profile=release; cargo_profile=(--release); runs=30; logins=50; ingest_total=600; bulk_runs=5
   echo "==> building Lambda packages (cargo lambda build --release)" >&2
   [ "${BENCH_SKIP_BUILD:-}" = 1 ] || scripts/lambda-build.sh >&2
   packages=(target/lambda/*/bootstrap)
@@ -68,13 +68,19 @@ trap 'kill $moto ${api:-} 2>/dev/null || true' EXIT
 sleep 2
 env AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
   AWS_SECRET_ACCESS_KEY=test PORT="$api_port" STACK_PREFIX=bench RUST_LOG=warn LOCAL_PROCESSORS=off \
-  JWT_SIGNING_KEYS="$jwt_keys" "target/$profile/switchboard-local" > /dev/null 2>&1 &
+  JWT_SIGNING_KEYS="$jwt_keys" OPERATOR_EMAIL=operator@bench.example \
+  OPERATOR_PASSWORD="correct horse battery staple" \
+  "target/$profile/switchboard-local" > /dev/null 2>&1 &
 api=$!
 for _ in $(seq 1 100); do
   "$py" -c "import urllib.request;urllib.request.urlopen('http://127.0.0.1:$api_port/api/health/live',timeout=1)" 2>/dev/null && break
   sleep 0.2
 done
 "$py" scripts/bench/login_latency.py "http://127.0.0.1:$api_port" "$logins"
+
+echo "## B2B bulk create through the local stack ($profile build, moto emulator)"
+"$py" scripts/bench/b2b_bulk.py "http://127.0.0.1:$api_port" operator@bench.example \
+  "correct horse battery staple" "$bulk_runs"
 
 echo "## Webhook ingest ($profile local stack, processors off) against the emulator alone"
 cargo build --quiet "${cargo_profile[@]}" -p local --example emulator_rate

@@ -11,7 +11,7 @@ use adapters::resources::{
 use aws_lambda_events::event::sqs::SqsEvent;
 use edge::config::ApiConfig;
 use edge::routes::{
-    ADMIN, AUTH, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS, WEBHOOKS,
+    ADMIN, AUTH, B2B, CHANNEL, FunctionName, HEALTH, MESSAGES, META_WEBHOOK, TENANTS, WEBHOOKS,
 };
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -44,6 +44,7 @@ pub struct Functions {
     messages: messages::Deps,
     admin: admin::Deps,
     webhooks: webhooks::Deps,
+    b2b: b2b::Deps,
 }
 
 impl Functions {
@@ -79,6 +80,7 @@ impl Functions {
                 resources,
                 &webhooks::Config { api: api.clone(), client: settings.webhooks.client.clone() },
             ),
+            b2b: b2b::Deps::build(clients, resources, api),
         })
     }
 
@@ -94,6 +96,7 @@ impl Functions {
             MESSAGES => messages::handle(&self.messages, request).await,
             ADMIN => admin::handle(&self.admin, request).await,
             WEBHOOKS => webhooks::handle(&self.webhooks, request).await,
+            B2B => b2b::handle(&self.b2b, request).await,
             other => Err(format!("the local stack does not host function {other}").into()),
         };
         result.unwrap_or_else(|err| {
@@ -108,7 +111,7 @@ impl Functions {
     pub fn hosts(function: FunctionName) -> bool {
         matches!(
             function,
-            HEALTH | AUTH | TENANTS | CHANNEL | META_WEBHOOK | MESSAGES | ADMIN | WEBHOOKS
+            HEALTH | AUTH | TENANTS | CHANNEL | META_WEBHOOK | MESSAGES | ADMIN | WEBHOOKS | B2B
         )
     }
 }

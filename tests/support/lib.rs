@@ -578,10 +578,25 @@ impl App {
         token: Option<&str>,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
+        self.call_with(method, path, token, &[], body).await
+    }
+
+    /// [`App::call`] with extra headers (a platform's `X-Tenant-Id`).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.http.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.json(&body);
@@ -721,6 +736,16 @@ impl App {
             .await;
         assert_eq!(status, 200, "{body}");
         owner
+    }
+
+    /// A partner platform made by the operator (`operator`: its token): its id and key.
+    pub async fn platform(&self, operator: &str, name: &str) -> (String, String) {
+        let body = serde_json::json!({"name": name});
+        let (status, body) =
+            self.call("POST", "/api/admin/platforms", Some(operator), Some(body)).await;
+        assert_eq!(status, 201, "{body}");
+        let key = body["apiKey"].as_str().expect("key shown once").to_owned();
+        (body["platformId"].as_str().expect("id").to_owned(), key)
     }
 
     /// Creates an operator (SYSTEM_ADMIN) in the stack's tables and logs in as it.

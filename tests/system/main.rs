@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod b2b;
 mod backlog;
 mod conversations;
 mod hardening;

@@ -44,6 +44,7 @@ async fn the_http_samples_are_answered_as_named() {
     let channel = channel::Deps::build(c, r, &api).expect("channel");
     let messages = messages::Deps::build(c, r, &api).expect("messages");
     let admin = admin::Deps::build(c, r, &api);
+    let b2b = b2b::Deps::build(c, r, &api);
     let webhooks = webhooks::Deps::build(
         c,
         r,
@@ -68,6 +69,8 @@ async fn the_http_samples_are_answered_as_named() {
     assert_eq!(status(admin::handle(&admin, request_of(replay)).await), 401);
     let list = include_str!("../../events/webhooks/list-webhooks-unauthenticated.json");
     assert_eq!(status(webhooks::handle(&webhooks, request_of(list)).await), 401);
+    let bulk = include_str!("../../events/b2b/bulk-create-unauthenticated.json");
+    assert_eq!(status(b2b::handle(&b2b, request_of(bulk)).await), 401);
     assert_eq!(status(meta_webhook::handle(&meta, request_of(verify)).await), 404);
     assert_eq!(status(meta_webhook::handle(&meta, request_of(receive)).await), 401);
     stack.remove().await;

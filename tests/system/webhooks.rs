@@ -616,7 +616,8 @@ async fn aws_requests_per_delivered_event_are_counted() {
     println!("dispatcher, warm, a batch of ten: {:?}", batches[1]);
     // The tenant's subscriptions once per batch; per event: the delivery written, a slot
     // taken (one instance's attempts start at different slots, so none collide here) and
-    // freed, the attempt recorded. Cold, the secret is opened once for the whole batch.
+    // freed, the attempt recorded. Cold, the secret is opened once for the whole batch, and
+    // the tenant read once (is it a platform's user?).
     for (batch, cold) in batches.iter().zip([true, false]) {
         let count = |k: &str| batch.get(k).copied().unwrap_or(0);
         assert_eq!(count("DynamoDB.Query"), 1, "{batch:?}");
@@ -624,7 +625,9 @@ async fn aws_requests_per_delivered_event_are_counted() {
         assert_eq!(count("DynamoDB.UpdateItem"), 10, "{batch:?}");
         assert_eq!(count("DynamoDB.DeleteItem"), 10, "{batch:?}");
         assert_eq!(count("KMS.Decrypt"), u32::from(cold), "{batch:?}");
-        assert_eq!(batch.len(), 4 + usize::from(cold), "nothing else: {batch:?}");
+        // Whether the tenant is a platform's B2B user, read once a minute.
+        assert_eq!(count("DynamoDB.GetItem"), u32::from(cold), "{batch:?}");
+        assert_eq!(batch.len(), 4 + 2 * usize::from(cold), "nothing else: {batch:?}");
     }
     stack.remove().await;
 }

@@ -40,9 +40,16 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lam
 
 async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
     let admitted = deps.authenticator.admit::<AdminRoute>(request).await?;
+    let operator = admitted.principal()?.actor_id();
     match admitted.route {
-        AdminRoute::ReplayWebhookEvents => {
-            replay(deps, request, &admitted.principal()?.actor_id()).await
+        AdminRoute::ReplayWebhookEvents => replay(deps, request, &operator).await,
+        AdminRoute::CreatePlatform => {
+            crate::platforms::create(&deps.tenants, request, &operator).await
+        }
+        AdminRoute::ListPlatforms => crate::platforms::list(&deps.tenants, request).await,
+        AdminRoute::GetPlatform => crate::platforms::get(&deps.tenants, request).await,
+        AdminRoute::RotatePlatformKey => {
+            crate::platforms::rotate_key(&deps.tenants, request, &operator).await
         }
     }
 }

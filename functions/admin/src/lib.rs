@@ -1,6 +1,7 @@
 //! The admin function: what operators (SYSTEM_ADMIN) do across tenants.
 
 mod handler;
+mod platforms;
 mod wiring;
 
 pub use handler::{Deps, handle};

@@ -1,7 +1,7 @@
 use adapters::channel::Channels;
 use adapters::graph::GraphConfig;
 use adapters::store::channels::ChannelRecord;
-use adapters::store::tenants::{AuditEntry, TenantStore};
+use adapters::store::tenants::TenantStore;
 use domain::Violation;
 use domain::channel::{
     API_URL, ChannelConfig, MESSAGES_PER_SECOND, PHONE_NUMBER_ID, Provider, SecretName, WABA_ID,
@@ -59,7 +59,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
                 return Err(ApiError::NotFound);
             }
             deps.channels.forget(principal.tenant_id());
-            audit(deps, principal, "channel.deleted", json!({})).await;
+            principal.audit(&deps.tenants, "channel.deleted", None, json!({})).await;
             Ok(empty(StatusCode::NO_CONTENT))
         }
         ChannelRoute::HealthCheck => health_check(deps, principal).await,
@@ -208,7 +208,9 @@ async fn put(
         other => other.into(),
     })?;
     deps.channels.forget(principal.tenant_id());
-    audit(deps, principal, "channel.replaced", json!({ "provider": provider.as_str() })).await;
+    principal
+        .audit(&deps.tenants, "channel.replaced", None, json!({ "provider": provider.as_str() }))
+        .await;
     let stored = deps.channels.store().get(principal.scope()).await?.ok_or(ApiError::NotFound)?;
     Ok(json(StatusCode::OK, &view(&stored)))
 }
@@ -245,12 +247,4 @@ async fn health_check(deps: &Deps, principal: &Principal) -> Result<Response<Bod
     deps.channels.store().record_health(principal.scope(), healthy).await?;
     let stored = deps.channels.store().get(principal.scope()).await?.ok_or(ApiError::NotFound)?;
     Ok(json(StatusCode::OK, &view(&stored)))
-}
-
-async fn audit(deps: &Deps, principal: &Principal, action: &'static str, detail: Value) {
-    let entry =
-        AuditEntry { action, actor_id: Some(principal.actor_id()), target_id: None, detail };
-    if let Err(e) = deps.tenants.audit().write(principal.scope(), entry).await {
-        warn!(error = %e, action, "audit entry not written");
-    }
 }

@@ -121,7 +121,9 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
                 .await?;
             Ok(json(StatusCode::OK, &page))
         }
-        MessagesRoute::Send => crate::send::send(deps, request, principal).await,
+        MessagesRoute::Send | MessagesRoute::SendForUser => {
+            crate::send::send(deps, request, principal).await
+        }
         MessagesRoute::ListTemplates => crate::templates::list(deps, principal).await,
         MessagesRoute::CreateTemplate => crate::templates::create(deps, request, principal).await,
         MessagesRoute::DeleteTemplate => crate::templates::delete(deps, request, principal).await,

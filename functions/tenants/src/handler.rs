@@ -1,4 +1,4 @@
-use adapters::store::tenants::{AuditEntry, NewUser, TenantStore};
+use adapters::store::tenants::{NewUser, TenantStore};
 use domain::Violation;
 use domain::ids::{ApiKeyId, UserId};
 use domain::passwords::Passwords;
@@ -12,7 +12,7 @@ use edge::routes::TenantsRoute;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 pub struct Deps {
     store: TenantStore,
@@ -67,15 +67,7 @@ impl Ctx<'_> {
     }
 
     async fn audit(&self, action: &'static str, target: Option<String>, detail: serde_json::Value) {
-        let entry = AuditEntry {
-            action,
-            actor_id: Some(self.principal.actor_id()),
-            target_id: target,
-            detail,
-        };
-        if let Err(e) = self.deps.store.audit().write(self.principal.scope(), entry).await {
-            warn!(error = %e, action, "audit entry not written");
-        }
+        self.principal.audit(&self.deps.store, action, target.as_deref(), detail).await;
     }
 
     fn user_id(&self) -> Result<UserId, ApiError> {

@@ -11,13 +11,13 @@ use adapters::queues::{
 use adapters::resources::WEBHOOK_RETRIES_QUEUE;
 use adapters::store::attrs::now_secs;
 use adapters::store::messages::{Delivery, MessageStore};
-use adapters::store::tenants::{Subscription, TenantStore};
+use adapters::store::tenants::{B2bLink, Subscription, TenantStore};
 use adapters::store::{StoreError, TenantScope};
 use adapters::telemetry::error_chain;
 use adapters::webhook_client::WebhookClient;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::ids::TenantId;
-use domain::webhooks::{EventFilter, body, delivery_id};
+use domain::webhooks::{B2bIds, EventFilter, body, delivery_id};
 use futures_util::future::join_all;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,58 @@ pub struct Deps {
     /// Where this instance's next attempt starts looking for a free endpoint slot: its
     /// concurrent attempts start at different slots instead of colliding.
     pub(crate) next_slot: std::sync::atomic::AtomicU32,
+    /// Whose B2B user each tenant is (and its platform's own tenant), read at most once a
+    /// minute per tenant: a `platformUserId` changed by its platform shows within a minute.
+    pub(crate) links: LinkCache,
+}
+
+/// A tenant's place under a platform: its ids, and the platform's own tenant, whose
+/// subscriptions receive the events of all its users.
+#[derive(Debug, Clone)]
+pub(crate) struct PlatformLink {
+    link: B2bLink,
+    platform: TenantScope,
+}
+
+/// [`PlatformLink`]s by tenant, each kept [`LINK_TTL`].
+#[derive(Default)]
+pub(crate) struct LinkCache(Mutex<HashMap<TenantId, (std::time::Instant, Option<PlatformLink>)>>);
+
+const LINK_TTL: Duration = Duration::from_secs(60);
+/// Tenants kept at most; the cache starts over beyond it.
+const MAX_CACHED_LINKS: usize = 10_000;
+
+impl LinkCache {
+    /// The tenant's link to its platform, if it is a B2B user.
+    async fn of(
+        &self,
+        deps: &Deps,
+        scope: &TenantScope,
+    ) -> Result<Option<PlatformLink>, StoreError> {
+        let fresh = |at: &std::time::Instant| at.elapsed() < LINK_TTL;
+        if let Ok(cache) = self.0.lock()
+            && let Some((at, link)) = cache.get(scope.tenant_id())
+            && fresh(at)
+        {
+            return Ok(link.clone());
+        }
+        let link = match deps.tenants.tenants().find(scope).await?.and_then(|t| t.b2b) {
+            None => None,
+            Some(link) => deps
+                .tenants
+                .platforms()
+                .get(&link.platform_id)
+                .await?
+                .map(|platform| PlatformLink { link, platform: platform.scope() }),
+        };
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() >= MAX_CACHED_LINKS {
+                cache.clear();
+            }
+            cache.insert(scope.tenant_id().clone(), (std::time::Instant::now(), link.clone()));
+        }
+        Ok(link)
+    }
 }
 
 impl Deps {
@@ -122,8 +174,37 @@ pub(crate) enum Done {
     Later(Duration),
 }
 
-/// The subscriptions of each tenant with events in the batch, read once per batch.
-type Subscribed = HashMap<TenantId, Vec<Subscription>>;
+/// Who receives a tenant's events: its own subscriptions and, for a B2B user, its
+/// platform's (each delivery is its subscription owner's).
+#[derive(Debug, Clone)]
+pub(crate) struct Audience {
+    link: Option<PlatformLink>,
+    owners: Vec<(TenantScope, Vec<Subscription>)>,
+}
+
+impl Audience {
+    /// How the tenant's events name it to partners.
+    fn b2b(&self) -> Option<B2bIds<'_>> {
+        self.link.as_ref().map(|l| B2bIds {
+            user_id: l.link.user_id.as_str(),
+            platform_user_id: &l.link.platform_user_id,
+        })
+    }
+}
+
+/// The audience of each tenant with events in the batch, read once per batch.
+type Subscribed = HashMap<TenantId, Audience>;
+
+async fn audience(deps: &Deps, scope: &TenantScope) -> Result<Audience, StoreError> {
+    let webhooks = deps.tenants.webhooks();
+    let own = webhooks.list(scope).await?;
+    let link = deps.links.of(deps, scope).await?;
+    let mut owners = vec![(scope.clone(), own)];
+    if let Some(link) = &link {
+        owners.push((link.platform.clone(), webhooks.list(&link.platform).await?));
+    }
+    Ok(Audience { link, owners })
+}
 
 /// Processes every record concurrently and reports the failed ones.
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
@@ -147,8 +228,8 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     batch_response(failed)
 }
 
-/// Each tenant's subscriptions, for the events of the batch (a tenant that cannot be read
-/// now is left out: its events read them again, and fail alone if they still cannot).
+/// Each tenant's audience, for the events of the batch (a tenant whose audience cannot be
+/// read now is left out: its events read it again, and fail alone if they still cannot).
 async fn subscriptions_of_batch(deps: &Deps, records: &[SqsMessage]) -> Subscribed {
     let mut tenants: Vec<TenantScope> = records
         .iter()
@@ -158,12 +239,11 @@ async fn subscriptions_of_batch(deps: &Deps, records: &[SqsMessage]) -> Subscrib
         .collect();
     tenants.sort();
     tenants.dedup();
-    let webhooks = deps.tenants.webhooks();
-    let read = join_all(tenants.iter().map(|scope| webhooks.list(scope))).await;
+    let read = join_all(tenants.iter().map(|scope| audience(deps, scope))).await;
     tenants
         .into_iter()
         .zip(read)
-        .filter_map(|(scope, list)| Some((scope.tenant_id().clone(), list.ok()?)))
+        .filter_map(|(scope, audience)| Some((scope.tenant_id().clone(), audience.ok()?)))
         .collect()
 }
 
@@ -193,16 +273,18 @@ async fn fan_out(
 ) -> Result<(), DispatchError> {
     let scope = TenantScope::of_record(event);
     let read;
-    let subscriptions = match subscribed.get(scope.tenant_id()) {
-        Some(list) => list,
+    let audience = match subscribed.get(scope.tenant_id()) {
+        Some(audience) => audience,
         None => {
-            read = deps.tenants.webhooks().list(&scope).await?;
+            read = audience(deps, &scope).await?;
             &read
         }
     };
-    let targets: Vec<&Subscription> = subscriptions
+    let targets: Vec<(&TenantScope, &Subscription)> = audience
+        .owners
         .iter()
-        .filter(|s| match &event.subscription_id {
+        .flat_map(|(owner, subscriptions)| subscriptions.iter().map(move |s| (owner, s)))
+        .filter(|(_, s)| match &event.subscription_id {
             // A test event goes to its subscription, on or off.
             Some(only) => *only == s.subscription_id,
             None => s.active() && EventFilter::from_stored(s.events.clone()).matches(&event.kind),
@@ -211,12 +293,10 @@ async fn fan_out(
     if targets.is_empty() {
         return Ok(());
     }
-    let payload = body(event);
-    let outcomes = join_all(
-        targets
-            .iter()
-            .map(|subscription| first_attempt(deps, &scope, subscription, event, payload.clone())),
-    )
+    let payload = body(event, audience.b2b());
+    let outcomes = join_all(targets.iter().map(|(owner, subscription)| {
+        first_attempt(deps, owner, subscription, event, payload.clone())
+    }))
     .await;
     info!(tenant_id = %scope, event_id = event.id, kind = event.kind, deliveries = targets.len(), "event fanned out");
     // Every delivery is stored or its error reported: a redelivered event finds the stored

@@ -99,6 +99,7 @@ impl Deps {
             keys: Default::default(),
             crashes: Default::default(),
             next_slot: Default::default(),
+            links: Default::default(),
         }
     }
 }

@@ -4,7 +4,7 @@ use adapters::events::PartnerEvents;
 use adapters::queues::{DeliveryAttempt, PartnerEvent, Queue, SettleParked, WebhookWork};
 use adapters::store::attrs::now_secs;
 use adapters::store::messages::{DELIVERY_TTL_SECS, Delivery, MessageStore};
-use adapters::store::tenants::{AuditEntry, Subscription, SubscriptionChanges, TenantStore};
+use adapters::store::tenants::{Subscription, SubscriptionChanges, TenantStore};
 use adapters::webhook_client::{Refused, WebhookClient, parse_url};
 use domain::time::{parse_rfc3339, rfc3339};
 use domain::webhooks::{
@@ -61,7 +61,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
             if !deps.tenants.webhooks().delete(principal.scope(), &id).await? {
                 return Err(ApiError::NotFound);
             }
-            audit(deps, principal, "webhook.deleted", &id, json!({})).await;
+            principal.audit(&deps.tenants, "webhook.deleted", Some(&id), json!({})).await;
             Ok(empty(StatusCode::NO_CONTENT))
         }
         WebhooksRoute::RotateSecret => rotate(deps, principal, &id()?).await,
@@ -126,14 +126,9 @@ async fn create(
     let sealed = deps.envelopes.seal(principal.tenant_id(), secret.as_bytes()).await?;
     let subscription = Subscription::new(url, events.names().to_vec(), text, sealed);
     deps.tenants.webhooks().create(principal.scope(), &subscription).await?;
-    audit(
-        deps,
-        principal,
-        "webhook.created",
-        &subscription.subscription_id,
-        json!({ "events": subscription.events }),
-    )
-    .await;
+    let detail = json!({ "events": subscription.events });
+    let target = Some(subscription.subscription_id.as_str());
+    principal.audit(&deps.tenants, "webhook.created", target, detail).await;
     info!(tenant_id = %principal.tenant_id(), subscription_id = subscription.subscription_id, "webhook subscription created");
     let mut view = views::subscription(&subscription);
     view["secret"] = json!(secret);
@@ -200,7 +195,7 @@ async fn update(
         .await?
         .ok_or(ApiError::NotFound)?;
     let fields: Vec<&String> = body.keys().collect();
-    audit(deps, principal, "webhook.updated", id, json!({ "fields": fields })).await;
+    principal.audit(&deps.tenants, "webhook.updated", Some(id), json!({ "fields": fields })).await;
     Ok(json(StatusCode::OK, &views::subscription(&updated)))
 }
 
@@ -213,14 +208,8 @@ async fn rotate(deps: &Deps, principal: &Principal, id: &str) -> Result<Response
         .webhooks()
         .rotate(principal.scope(), id, &subscription.secret, &sealed, until)
         .await?;
-    audit(
-        deps,
-        principal,
-        "webhook.secret_rotated",
-        id,
-        json!({ "previousSecretUntil": rfc3339(until) }),
-    )
-    .await;
+    let detail = json!({ "previousSecretUntil": rfc3339(until) });
+    principal.audit(&deps.tenants, "webhook.secret_rotated", Some(id), detail).await;
     Ok(json(
         StatusCode::OK,
         &json!({ "secret": secret, "previousSecretValidUntil": rfc3339(until) }),
@@ -250,7 +239,7 @@ async fn send_test(
         &subscription.subscription_id,
         &event.id,
         TEST_EVENT,
-        body(&event),
+        body(&event, None),
     );
     deliveries.create(principal.scope(), &new).await?;
     if let Err(e) = deps.events.emit(std::slice::from_ref(&event)).await {
@@ -394,22 +383,4 @@ async fn recover(
     deps.retries.send_delayed(&delayed).await?;
     info!(tenant_id = %principal.tenant_id(), subscription_id = id, queued = attempts.len(), "failed deliveries recovered");
     Ok(json(StatusCode::ACCEPTED, &json!({ "queued": attempts.len() })))
-}
-
-async fn audit(
-    deps: &Deps,
-    principal: &Principal,
-    action: &'static str,
-    target: &str,
-    detail: Value,
-) {
-    let entry = AuditEntry {
-        action,
-        actor_id: Some(principal.actor_id()),
-        target_id: Some(target.to_owned()),
-        detail,
-    };
-    if let Err(e) = deps.tenants.audit().write(principal.scope(), entry).await {
-        warn!(error = %e, action, "audit entry not written");
-    }
 }

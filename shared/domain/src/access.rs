@@ -13,6 +13,11 @@ pub enum Caller {
     User(Role),
     /// A tenant API key (`/api/api-keys`): for integrations that send and read messages.
     ApiKey,
+    /// A partner platform's key, on its own behalf: its users, its own webhooks.
+    Platform,
+    /// A partner platform's key acting for one of its users (`X-Tenant-Id`, or a
+    /// `/api/b2b/users/{userId}/…` path): a tenant admin's rights inside that user.
+    PlatformForUser,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,11 +35,13 @@ pub enum Action {
     ManageTemplates,
     ReadAnalytics,
     ManageWebhooks,
+    /// A platform's B2B users (`/api/b2b/…`).
+    ManagePlatformUsers,
     /// Operator routes (`/api/admin/*`).
     Operate,
 }
 
-use Caller::{ApiKey, User};
+use Caller::{ApiKey, Platform, PlatformForUser, User};
 use Role::{Agent, BillingAdmin, SystemAdmin, TenantAdmin};
 
 /// The permission table. Anything not listed is refused.
@@ -43,17 +50,18 @@ pub const PERMISSIONS: &[(Action, &[Caller])] = &[
         Action::ReadOwnProfile,
         &[User(SystemAdmin), User(TenantAdmin), User(Agent), User(BillingAdmin)],
     ),
-    (Action::ReadTenant, &[User(TenantAdmin)]),
-    (Action::UpdateTenant, &[User(TenantAdmin)]),
-    (Action::ManageUsers, &[User(TenantAdmin)]),
-    (Action::ManageApiKeys, &[User(TenantAdmin)]),
-    (Action::ManageChannel, &[User(TenantAdmin)]),
-    (Action::SendMessages, &[User(TenantAdmin), User(Agent), ApiKey]),
-    (Action::ReadConversations, &[User(TenantAdmin), User(Agent), ApiKey]),
-    (Action::UpdateConversations, &[User(TenantAdmin), User(Agent)]),
-    (Action::ManageTemplates, &[User(TenantAdmin)]),
-    (Action::ReadAnalytics, &[User(TenantAdmin), User(BillingAdmin)]),
-    (Action::ManageWebhooks, &[User(TenantAdmin), ApiKey]),
+    (Action::ReadTenant, &[User(TenantAdmin), PlatformForUser]),
+    (Action::UpdateTenant, &[User(TenantAdmin), PlatformForUser]),
+    (Action::ManageUsers, &[User(TenantAdmin), PlatformForUser]),
+    (Action::ManageApiKeys, &[User(TenantAdmin), PlatformForUser]),
+    (Action::ManageChannel, &[User(TenantAdmin), PlatformForUser]),
+    (Action::SendMessages, &[User(TenantAdmin), User(Agent), ApiKey, PlatformForUser]),
+    (Action::ReadConversations, &[User(TenantAdmin), User(Agent), ApiKey, PlatformForUser]),
+    (Action::UpdateConversations, &[User(TenantAdmin), User(Agent), PlatformForUser]),
+    (Action::ManageTemplates, &[User(TenantAdmin), PlatformForUser]),
+    (Action::ReadAnalytics, &[User(TenantAdmin), User(BillingAdmin), PlatformForUser]),
+    (Action::ManageWebhooks, &[User(TenantAdmin), ApiKey, Platform, PlatformForUser]),
+    (Action::ManagePlatformUsers, &[Platform]),
     (Action::Operate, &[User(SystemAdmin)]),
 ];
 
@@ -82,5 +90,27 @@ mod tests {
         assert!(allows(ApiKey, Action::SendMessages));
         assert!(!allows(User(BillingAdmin), Action::SendMessages));
         assert!(allows(User(BillingAdmin), Action::ReadAnalytics));
+    }
+
+    #[test]
+    fn a_platform_manages_its_users_and_acts_for_one_as_its_admin() {
+        let admin: Vec<Action> = PERMISSIONS
+            .iter()
+            .filter(|(_, callers)| callers.contains(&User(TenantAdmin)))
+            .map(|(a, _)| *a)
+            .filter(|a| *a != Action::ReadOwnProfile)
+            .collect();
+        for action in admin {
+            assert!(allows(PlatformForUser, action), "{action:?}");
+        }
+        assert!(!allows(PlatformForUser, Action::ReadOwnProfile), "a key has no profile");
+        assert!(allows(Platform, Action::ManagePlatformUsers));
+        assert!(allows(Platform, Action::ManageWebhooks), "its own subscriptions");
+        for action in [Action::SendMessages, Action::ReadConversations, Action::ManageChannel] {
+            assert!(!allows(Platform, action), "{action:?} needs a user to act for");
+        }
+        assert!(!allows(PlatformForUser, Action::ManagePlatformUsers));
+        assert!(!allows(Platform, Action::Operate));
+        assert!(!allows(User(TenantAdmin), Action::ManagePlatformUsers));
     }
 }

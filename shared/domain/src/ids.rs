@@ -76,6 +76,17 @@ impl TenantId {
     }
 }
 id_type!(ApiKeyId, "key");
+id_type!(
+    /// A partner platform (B2B), which owns B2B users.
+    PlatformId,
+    "plt"
+);
+id_type!(
+    /// A B2B user's id, chosen by its platform (unique within it): 1 to 64 letters, digits,
+    /// `.`, `_` or `-`. Never minted here.
+    B2bUserId,
+    "b2b"
+);
 
 #[cfg(test)]
 mod tests {

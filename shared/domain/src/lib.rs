@@ -5,6 +5,7 @@
 //! refuses such a use. Adapters (`adapters`) and the HTTP edge (`edge`) build on it.
 
 pub mod access;
+pub mod b2b;
 pub mod channel;
 pub mod events;
 pub mod ids;

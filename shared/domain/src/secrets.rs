@@ -37,27 +37,48 @@ pub struct ApiKeySecret {
 }
 
 pub const API_KEY_PREFIX: &str = "sbk_";
+/// A partner platform's key (`/api/admin/platforms`): the same shape as a tenant's API key.
+pub const PLATFORM_KEY_PREFIX: &str = "sbp_";
 
 impl ApiKeySecret {
+    /// A new tenant API key.
     pub fn generate() -> Result<Self, RandomUnavailable> {
+        Self::generate_with(API_KEY_PREFIX)
+    }
+
+    /// A new platform key.
+    pub fn generate_platform() -> Result<Self, RandomUnavailable> {
+        Self::generate_with(PLATFORM_KEY_PREFIX)
+    }
+
+    fn generate_with(prefix: &str) -> Result<Self, RandomUnavailable> {
         let lookup_id = random_token(9)?.replace(['-', '_'], "x");
-        let key = format!("{API_KEY_PREFIX}{lookup_id}_{}", random_token(32)?);
+        let key = format!("{prefix}{lookup_id}_{}", random_token(32)?);
         Ok(Self { lookup_id, key })
     }
 
-    /// The lookup id of something that looks like one of our keys.
+    /// The lookup id of something that looks like one of our tenant API keys.
     pub fn lookup_id_of(key: &str) -> Option<&str> {
-        let rest = key.strip_prefix(API_KEY_PREFIX)?;
-        let (lookup, secret) = rest.split_once('_')?;
-        let plausible = lookup.len() == 12
-            && lookup.bytes().all(|b| b.is_ascii_alphanumeric())
-            && secret.len() == 43;
-        plausible.then_some(lookup)
+        lookup_id_with(API_KEY_PREFIX, key)
+    }
+
+    /// The lookup id of something that looks like one of our platform keys.
+    pub fn platform_lookup_id_of(key: &str) -> Option<&str> {
+        lookup_id_with(PLATFORM_KEY_PREFIX, key)
     }
 
     pub fn digest(&self) -> String {
         sha256_hex(&self.key)
     }
+}
+
+fn lookup_id_with<'a>(prefix: &str, key: &'a str) -> Option<&'a str> {
+    let rest = key.strip_prefix(prefix)?;
+    let (lookup, secret) = rest.split_once('_')?;
+    let plausible = lookup.len() == 12
+        && lookup.bytes().all(|b| b.is_ascii_alphanumeric())
+        && secret.len() == 43;
+    plausible.then_some(lookup)
 }
 
 /// Refresh tokens carry no structure: the digest is the record's key.
@@ -79,6 +100,12 @@ mod tests {
         assert_ne!(secret.digest(), secret.key);
         assert_eq!(ApiKeySecret::lookup_id_of("sbk_short_x"), None);
         assert_eq!(ApiKeySecret::lookup_id_of("eyJhbGciOiJIUzI1NiJ9.x.y"), None);
+        let platform = ApiKeySecret::generate_platform().expect("random");
+        assert!(platform.key.starts_with("sbp_"));
+        let lookup = ApiKeySecret::platform_lookup_id_of(&platform.key);
+        assert_eq!(lookup, Some(platform.lookup_id.as_str()));
+        assert_eq!(ApiKeySecret::lookup_id_of(&platform.key), None, "not a tenant key");
+        assert_eq!(ApiKeySecret::platform_lookup_id_of(&secret.key), None, "not a platform key");
     }
 
     #[test]

@@ -145,14 +145,26 @@ pub fn delivery_id(subscription_id: &str, event_id: &str) -> String {
     format!("msg_{}", &sha256_hex(&format!("{subscription_id}|{event_id}"))[..32])
 }
 
-/// The body partners receive: `{"type","timestamp","data"}`, `data` carrying `tenantId`.
-pub fn body(event: &PartnerEvent) -> String {
+/// Who a B2B user is to its platform: carried in the events of its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct B2bIds<'a> {
+    pub user_id: &'a str,
+    pub platform_user_id: &'a str,
+}
+
+/// The body partners receive: `{"type","timestamp","data"}`, `data` carrying `tenantId`,
+/// and `userId` and `platformUserId` when the tenant is a B2B user.
+pub fn body(event: &PartnerEvent, b2b: Option<B2bIds<'_>>) -> String {
     let mut data = match &event.data {
         Value::Object(map) => map.clone(),
         Value::Null => serde_json::Map::new(),
         other => serde_json::Map::from_iter([("value".to_owned(), other.clone())]),
     };
     data.insert("tenantId".into(), json!(event.tenant_id.as_str()));
+    if let Some(ids) = b2b {
+        data.insert("userId".into(), json!(ids.user_id));
+        data.insert("platformUserId".into(), json!(ids.platform_user_id));
+    }
     json!({ "type": event.kind, "timestamp": event.timestamp, "data": data }).to_string()
 }
 
@@ -405,7 +417,15 @@ mod tests {
             data: json!({"messageId": "msg_1", "status": "read"}),
             subscription_id: None,
         };
-        let body: Value = serde_json::from_str(&body(&event)).expect("json");
+        let body: Value = serde_json::from_str(&body(&event, None)).expect("json");
+        assert!(body["data"].get("userId").is_none());
+        let ids = B2bIds { user_id: "u1", platform_user_id: "p1" };
+        let b2b: Value = serde_json::from_str(&super::body(&event, Some(ids))).expect("json");
+        assert_eq!(
+            (&b2b["data"]["userId"], &b2b["data"]["platformUserId"]),
+            (&json!("u1"), &json!("p1"))
+        );
+        assert_eq!(b2b["data"]["tenantId"], tenant.as_str());
         assert_eq!(body["type"], "message.status");
         assert_eq!(body["timestamp"], "2026-11-30T08:00:00Z");
         assert_eq!(body["data"]["tenantId"], tenant.as_str());

@@ -1,5 +1,11 @@
-//! Who is calling: a bearer token (user JWT or tenant API key) turned into a
+//! Who is calling: a bearer token (user JWT, tenant API key or platform key) turned into a
 //! [`Principal`], and the permission check every route goes through.
+//!
+//! A platform key acts on its own behalf (its users, its own webhooks) unless the request
+//! names one of its users: `X-Tenant-Id: <userId>`, or the `{userId}` of a route that acts
+//! for the user it names (`/api/b2b/users/{userId}/…`). Then the principal is that user's
+//! tenant with a tenant admin's rights, and the platform is who acts. A user the platform
+//! does not have (another platform's included) is 404.
 
 use crate::http::ApiError;
 use crate::routes::{Access, RouteSet};
@@ -7,7 +13,7 @@ use crate::tokens::TokenKeys;
 use adapters::store::TenantScope;
 use adapters::store::tenants::TenantStore;
 use domain::access::{Action, Caller, allows};
-use domain::ids::{ApiKeyId, TenantId, UserId};
+use domain::ids::{ApiKeyId, B2bUserId, PlatformId, TenantId, UserId};
 use domain::secrets::ApiKeySecret;
 use lambda_http::http::HeaderMap;
 use lambda_http::http::header::AUTHORIZATION;
@@ -27,7 +33,12 @@ pub struct Principal {
 pub enum Subject {
     User(UserId),
     ApiKey(ApiKeyId),
+    /// A platform's key: on its own behalf, or for one of its users.
+    Platform(PlatformId),
 }
+
+/// The header with which a platform key names the user it acts for.
+pub const ACTING_HEADER: &str = "x-tenant-id";
 
 impl Principal {
     pub fn scope(&self) -> &TenantScope {
@@ -49,7 +60,15 @@ impl Principal {
     pub fn user_id(&self) -> Option<&UserId> {
         match &self.subject {
             Subject::User(id) => Some(id),
-            Subject::ApiKey(_) => None,
+            Subject::ApiKey(_) | Subject::Platform(_) => None,
+        }
+    }
+
+    /// The platform whose key this is, acting for itself or for one of its users.
+    pub fn platform_id(&self) -> Option<&PlatformId> {
+        match &self.subject {
+            Subject::Platform(id) => Some(id),
+            Subject::User(_) | Subject::ApiKey(_) => None,
         }
     }
 
@@ -58,6 +77,28 @@ impl Principal {
         match &self.subject {
             Subject::User(id) => id.to_string(),
             Subject::ApiKey(id) => id.to_string(),
+            Subject::Platform(id) => id.to_string(),
+        }
+    }
+
+    /// Writes an entry in the audit trail of the principal's tenant, with the principal as
+    /// actor (a platform acting for one of its users is the actor of its acts). An entry
+    /// that cannot be written is logged: the act it records is done already.
+    pub async fn audit(
+        &self,
+        store: &TenantStore,
+        action: &'static str,
+        target: Option<&str>,
+        detail: serde_json::Value,
+    ) {
+        let entry = adapters::store::tenants::AuditEntry {
+            action,
+            actor_id: Some(self.actor_id()),
+            target_id: target.map(str::to_owned),
+            detail,
+        };
+        if let Err(e) = store.audit().write(&self.scope, entry).await {
+            tracing::warn!(error = %e, action, "audit entry not written");
         }
     }
 
@@ -143,13 +184,67 @@ impl Authenticator {
         let principal = match spec.access {
             Access::Public => None,
             Access::Requires(action) => {
-                let principal = self.authenticate(request.headers()).await?;
+                let principal =
+                    self.acting(self.authenticate(request.headers()).await?, request, None).await?;
                 principal.require(action)?;
                 Some(principal)
             }
-            Access::RequiresOnceFound(_) => Some(self.authenticate(request.headers()).await?),
+            Access::RequiresForUser(action) => {
+                let named = crate::request::path_param(request, "userId");
+                let principal = self.authenticate(request.headers()).await?;
+                if principal.platform_id().is_none() {
+                    // Only a platform has users to act for.
+                    return Err(ApiError::Forbidden);
+                }
+                let principal =
+                    self.acting(principal, request, Some(named.ok_or(ApiError::NotFound)?)).await?;
+                principal.require(action)?;
+                Some(principal)
+            }
+            Access::RequiresOnceFound(_) => {
+                Some(self.acting(self.authenticate(request.headers()).await?, request, None).await?)
+            }
         };
         Ok(Admitted { route, access: spec.access, principal })
+    }
+
+    /// The principal a request acts as: a platform key naming one of its users (in
+    /// `X-Tenant-Id`, or as `in_path`) acts for that user; anything else as itself.
+    async fn acting(
+        &self,
+        principal: Principal,
+        request: &lambda_http::Request,
+        in_path: Option<String>,
+    ) -> Result<Principal, ApiError> {
+        let header = request
+            .headers()
+            .get(ACTING_HEADER)
+            .map(|v| v.to_str().map(str::to_owned).map_err(|_| ApiError::NotFound))
+            .transpose()?;
+        let named = match (header, in_path) {
+            (None, None) => return Ok(principal),
+            (Some(header), Some(path)) if header != path => {
+                return Err(ApiError::Unprocessable {
+                    code: "tenant_mismatch",
+                    detail: "X-Tenant-Id names another user than the path does.".into(),
+                });
+            }
+            (Some(named), _) | (None, Some(named)) => named,
+        };
+        let Some(platform) = principal.platform_id() else {
+            return Err(ApiError::Unprocessable {
+                code: "tenant_header_not_allowed",
+                detail: "X-Tenant-Id is for platform keys acting for one of their users.".into(),
+            });
+        };
+        let user_id = B2bUserId::parse(&named).ok_or(ApiError::NotFound)?;
+        let user =
+            self.store.platforms().user(platform, &user_id).await?.ok_or(ApiError::NotFound)?;
+        Ok(Principal {
+            scope: user.scope(),
+            caller: Caller::PlatformForUser,
+            subject: principal.subject,
+        })
     }
 
     /// Verifies the bearer token. Every failure is the same 401: which part was wrong is
@@ -158,6 +253,9 @@ impl Authenticator {
         let token = bearer_token(headers).ok_or(ApiError::Unauthorized)?;
         if let Some(lookup_id) = ApiKeySecret::lookup_id_of(token) {
             return self.api_key(lookup_id, token).await;
+        }
+        if let Some(lookup_id) = ApiKeySecret::platform_lookup_id_of(token) {
+            return self.platform_key(lookup_id, token).await;
         }
         let claims = self.keys.verify(token).map_err(|_| ApiError::Unauthorized)?;
         // NOTE: the role is read from the user record, not the token: a removed user or a
@@ -183,6 +281,18 @@ impl Authenticator {
             tracing::warn!(error = %e, "could not record API key use");
         }
         Ok(Principal { scope, caller: Caller::ApiKey, subject: Subject::ApiKey(key_id) })
+    }
+
+    async fn platform_key(&self, lookup_id: &str, token: &str) -> Result<Principal, ApiError> {
+        let key = self.store.platforms().key(lookup_id).await?.ok_or(ApiError::Unauthorized)?;
+        if !domain::secrets::digests_equal(&key.digest, &domain::secrets::sha256_hex(token)) {
+            return Err(ApiError::Unauthorized);
+        }
+        Ok(Principal {
+            scope: key.scope(),
+            caller: Caller::Platform,
+            subject: Subject::Platform(key.platform_id),
+        })
     }
 }
 

@@ -25,10 +25,11 @@ pub const META_WEBHOOK: FunctionName = "meta-webhook";
 pub const MESSAGES: FunctionName = "messages";
 pub const ADMIN: FunctionName = "admin";
 pub const WEBHOOKS: FunctionName = "webhooks";
+pub const B2B: FunctionName = "b2b";
 
 /// Every function that serves HTTP routes.
 pub const HTTP_FUNCTIONS: &[FunctionName] =
-    &[HEALTH, AUTH, TENANTS, CHANNEL, META_WEBHOOK, MESSAGES, ADMIN, WEBHOOKS];
+    &[HEALTH, AUTH, TENANTS, CHANNEL, META_WEBHOOK, MESSAGES, ADMIN, WEBHOOKS, B2B];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -40,13 +41,19 @@ pub enum Access {
     /// The same permission, checked once the addressed resource is found in the caller's
     /// tenant: a resource that is not there is 404 to every caller, whatever their role.
     RequiresOnceFound(Action),
+    /// A platform key acting for the user its path names (`{userId}`), with that
+    /// permission inside the user's tenant; a user the platform does not have is 404, and
+    /// any other caller 403.
+    RequiresForUser(Action),
 }
 
 impl Access {
     pub fn action(self) -> Option<Action> {
         match self {
             Access::Public => None,
-            Access::Requires(a) | Access::RequiresOnceFound(a) => Some(a),
+            Access::Requires(a) | Access::RequiresOnceFound(a) | Access::RequiresForUser(a) => {
+                Some(a)
+            }
         }
     }
 }
@@ -108,8 +115,25 @@ route_set!(MessagesRoute {
     CreateTemplate,
     DeleteTemplate,
     Usage,
+    SendForUser,
 });
-route_set!(AdminRoute { ReplayWebhookEvents });
+route_set!(AdminRoute {
+    ReplayWebhookEvents,
+    CreatePlatform,
+    ListPlatforms,
+    GetPlatform,
+    RotatePlatformKey,
+});
+route_set!(
+    /// `b2b`: a partner platform's users.
+    B2bRoute {
+        CreateUser,
+        BulkCreateUsers,
+        GetUser,
+        UpdateUser,
+        ListUsers,
+    }
+);
 route_set!(
     /// `webhooks`: partner webhook subscriptions and their deliveries.
     WebhooksRoute {
@@ -138,6 +162,7 @@ pub enum RouteId {
     MessagesRoute(MessagesRoute),
     AdminRoute(AdminRoute),
     WebhooksRoute(WebhooksRoute),
+    B2bRoute(B2bRoute),
 }
 
 impl RouteId {
@@ -151,6 +176,7 @@ impl RouteId {
             RouteId::MessagesRoute(_) => MESSAGES,
             RouteId::AdminRoute(_) => ADMIN,
             RouteId::WebhooksRoute(_) => WEBHOOKS,
+            RouteId::B2bRoute(_) => B2B,
         }
     }
 
@@ -166,6 +192,7 @@ impl RouteId {
             .chain(MessagesRoute::ALL.iter().map(|r| RouteId::MessagesRoute(*r)))
             .chain(AdminRoute::ALL.iter().map(|r| RouteId::AdminRoute(*r)))
             .chain(WebhooksRoute::ALL.iter().map(|r| RouteId::WebhooksRoute(*r)))
+            .chain(B2bRoute::ALL.iter().map(|r| RouteId::B2bRoute(*r)))
     }
 }
 
@@ -192,7 +219,7 @@ impl Route {
     }
 }
 
-use Access::{Public, Requires, RequiresOnceFound};
+use Access::{Public, Requires, RequiresForUser, RequiresOnceFound};
 use RouteId as R;
 
 // NOTE: kept one route a line, as a table reads.
@@ -251,6 +278,16 @@ pub const ROUTES: &[Route] = &[
         "/api/admin/tenants/{tenantId}/webhook-events/replay",
         Requires(Action::Operate),
     ),
+    route(R::AdminRoute(AdminRoute::CreatePlatform), "POST", "/api/admin/platforms", Requires(Action::Operate)),
+    route(R::AdminRoute(AdminRoute::ListPlatforms), "GET", "/api/admin/platforms", Requires(Action::Operate)),
+    route(R::AdminRoute(AdminRoute::GetPlatform), "GET", "/api/admin/platforms/{platformId}", Requires(Action::Operate)),
+    route(R::AdminRoute(AdminRoute::RotatePlatformKey), "POST", "/api/admin/platforms/{platformId}/rotate-key", Requires(Action::Operate)),
+    route(R::B2bRoute(B2bRoute::CreateUser), "POST", "/api/b2b/users", Requires(Action::ManagePlatformUsers)),
+    route(R::B2bRoute(B2bRoute::BulkCreateUsers), "POST", "/api/b2b/users/bulk", Requires(Action::ManagePlatformUsers)),
+    route(R::B2bRoute(B2bRoute::GetUser), "GET", "/api/b2b/users/{userId}", Requires(Action::ManagePlatformUsers)),
+    route(R::B2bRoute(B2bRoute::UpdateUser), "PUT", "/api/b2b/users/{userId}", Requires(Action::ManagePlatformUsers)),
+    route(R::B2bRoute(B2bRoute::ListUsers), "GET", "/api/b2b/platforms/{platformId}/users", Requires(Action::ManagePlatformUsers)),
+    route(R::MessagesRoute(MessagesRoute::SendForUser), "POST", "/api/b2b/users/{userId}/messages", RequiresForUser(Action::SendMessages)),
 ];
 
 /// The route a request came in on, from API Gateway's route key; `None` for a key no

@@ -13,6 +13,7 @@
 //! | refresh token | `REFRESH#<sha256>` | `REFRESH` |
 //! | login (token family) | `FAMILY#<fid>` | `FAMILY` |
 //! | lockout counter | `LOCKOUT#<scope>` | `LOCKOUT` |
+//! | platforms, their keys and B2B users | see [`platforms`] | |
 //!
 //! The tenant item counts its users, admins and keys; every change to those is one
 //! transaction with the count, so plan limits and "the last admin stays" hold under
@@ -32,6 +33,7 @@ use serde::Serialize;
 mod api_keys;
 mod audit;
 mod logins;
+mod platforms;
 mod tenant;
 mod users;
 mod webhooks;
@@ -39,6 +41,9 @@ mod webhooks;
 pub use api_keys::ApiKeys;
 pub use audit::AuditLog;
 pub use logins::Logins;
+pub use platforms::{
+    B2bUser, Created, NewB2bUser, Platform, PlatformKey, Platforms, ROTATED_KEY_VALID_SECS,
+};
 pub use tenant::Tenants;
 pub use users::Users;
 pub use webhooks::{Probe, Subscription, SubscriptionChanges, Webhooks};
@@ -66,6 +71,17 @@ pub struct TenantRecord {
     pub settings: Settings,
     pub created_at: String,
     pub updated_at: String,
+    /// Set when the tenant is a partner platform's B2B user.
+    #[serde(skip)]
+    pub b2b: Option<B2bLink>,
+}
+
+/// Whose B2B user a tenant is, and by which ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct B2bLink {
+    pub platform_id: domain::ids::PlatformId,
+    pub user_id: domain::ids::B2bUserId,
+    pub platform_user_id: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -231,6 +247,15 @@ fn tenant_from(item: &Item) -> Result<TenantRecord, StoreError> {
         settings: serde_json::from_value(json("settings")?).unwrap_or_default(),
         created_at: rfc3339(get_n(item, "createdAt")?),
         updated_at: rfc3339(get_n(item, "updatedAt")?),
+        b2b: b2b_link_from(item),
+    })
+}
+
+fn b2b_link_from(item: &Item) -> Option<B2bLink> {
+    Some(B2bLink {
+        platform_id: domain::ids::PlatformId::parse(opt_s(item, "platformId")?)?,
+        user_id: domain::ids::B2bUserId::parse(opt_s(item, "b2bUserId")?)?,
+        platform_user_id: opt_s(item, "platformUserId")?.to_owned(),
     })
 }
 
@@ -274,6 +299,11 @@ impl TenantStore {
 
     pub fn audit(&self) -> AuditLog<'_> {
         AuditLog { table: &self.table }
+    }
+
+    /// Partner platforms and their B2B users.
+    pub fn platforms(&self) -> Platforms<'_> {
+        Platforms { table: &self.table }
     }
 
     /// Partner webhook subscriptions.

@@ -1,0 +1,287 @@
+use adapters::store::tenants::{B2bUser, Created, NewB2bUser, TenantStore};
+use domain::b2b::{MAX_BULK_USERS, UserRequest, user_changes, user_request};
+use domain::ids::{B2bUserId, PlatformId};
+use domain::time::rfc3339;
+use edge::http::{ApiError, FieldError, into_response, json};
+use edge::principal::{Authenticator, Principal};
+use edge::request::{
+    DEFAULT_BODY_LIMIT, json_body, page_limit, path_param, query_param, route_key,
+};
+use edge::routes::B2bRoute;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use tracing::{info, instrument};
+
+pub struct Deps {
+    pub(crate) tenants: TenantStore,
+    pub(crate) authenticator: Authenticator,
+}
+
+/// The fields of a single create, and of a bulk row.
+const CREATE_FIELDS: &[&str] = &["userId", "platformUserId", "platformName", "tier", "platformId"];
+const ROW_FIELDS: &[&str] = &["userId", "platformUserId", "tier"];
+/// A thousand rows of a few hundred bytes each, with room to spare.
+const BULK_BODY_LIMIT: usize = 1024 * 1024;
+/// The deepest `page` a list serves (each page before it is read to get there).
+const MAX_PAGE: u32 = 100;
+
+#[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
+pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(into_response(dispatch(deps, &request).await))
+}
+
+async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
+    let admitted = deps.authenticator.admit::<B2bRoute>(request).await?;
+    let principal = admitted.principal()?;
+    let platform = principal.platform_id().ok_or(ApiError::Forbidden)?.clone();
+    match admitted.route {
+        B2bRoute::CreateUser => create(deps, request, principal, &platform).await,
+        B2bRoute::BulkCreateUsers => bulk(deps, request, principal, &platform).await,
+        B2bRoute::GetUser => {
+            let user = find(deps, request, &platform).await?;
+            Ok(json(StatusCode::OK, &view(&user)))
+        }
+        B2bRoute::UpdateUser => update(deps, request, principal, &platform).await,
+        B2bRoute::ListUsers => list(deps, request, &platform).await,
+    }
+}
+
+/// A user as the API shows it.
+fn view(user: &B2bUser) -> Value {
+    let mut view = json!({
+        "userId": user.user_id,
+        "tenantId": user.tenant_id,
+        "platformId": user.platform_id,
+        "platformUserId": user.platform_user_id,
+        "tier": user.tier.as_str(),
+        "state": user.session_state,
+        "createdAt": rfc3339(user.created_at),
+        "updatedAt": rfc3339(user.updated_at),
+    });
+    if let Some(name) = &user.platform_name {
+        view["platformName"] = json!(name);
+    }
+    view
+}
+
+fn new_user(request: UserRequest) -> NewB2bUser {
+    NewB2bUser {
+        user_id: request.user_id,
+        platform_user_id: request.platform_user_id,
+        platform_name: request.platform_name,
+        tier: request.tier,
+    }
+}
+
+/// The platform's user the path names; 404 for any other.
+async fn find(deps: &Deps, request: &Request, platform: &PlatformId) -> Result<B2bUser, ApiError> {
+    let id = path_param(request, "userId").and_then(|raw| B2bUserId::parse(&raw));
+    let id = id.ok_or(ApiError::NotFound)?;
+    deps.tenants.platforms().user(platform, &id).await?.ok_or(ApiError::NotFound)
+}
+
+async fn create(
+    deps: &Deps,
+    request: &Request,
+    principal: &Principal,
+    platform: &PlatformId,
+) -> Result<Response<Body>, ApiError> {
+    let body: Value = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let asked = user_request(&body, CREATE_FIELDS).map_err(ApiError::Validation)?;
+    if asked.platform_id.as_deref().is_some_and(|named| named != platform.as_str()) {
+        return Err(ApiError::Forbidden);
+    }
+    let row = new_user(asked);
+    let created =
+        deps.tenants.platforms().create_users(platform, std::slice::from_ref(&row)).await?;
+    match created.into_iter().next() {
+        Some(Created::Created(user)) => {
+            principal
+                .audit(&deps.tenants, "b2b.user_created", Some(user.user_id.as_str()), json!({}))
+                .await;
+            info!(platform_id = %platform, tenant_id = %user.tenant_id, "B2B user created");
+            Ok(json(StatusCode::CREATED, &view(&user)))
+        }
+        Some(Created::Existing(user)) => Ok(json(StatusCode::OK, &view(&user))),
+        Some(Created::Conflict(_)) => Err(ApiError::Conflict {
+            code: "user_exists",
+            detail: format!(
+                "User {} exists with other fields; PUT /api/b2b/users/{} changes them.",
+                row.user_id, row.user_id
+            ),
+        }),
+        None => Err(ApiError::internal("a create without an outcome")),
+    }
+}
+
+/// What became of one bulk row.
+enum Row {
+    Valid(NewB2bUser),
+    Failed { user_id: Option<String>, error: String },
+}
+
+async fn bulk(
+    deps: &Deps,
+    request: &Request,
+    principal: &Principal,
+    platform: &PlatformId,
+) -> Result<Response<Body>, ApiError> {
+    let body: Value = json_body(request, BULK_BODY_LIMIT)?;
+    let rows = match body.get("users") {
+        Some(Value::Array(rows)) if rows.is_empty() => {
+            return Err(ApiError::Validation(vec![FieldError::new("users", "must not be empty")]));
+        }
+        Some(Value::Array(rows)) if rows.len() > MAX_BULK_USERS => {
+            return Err(ApiError::PayloadTooLarge { limit: BULK_BODY_LIMIT });
+        }
+        Some(Value::Array(rows)) => rows,
+        _ => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "users",
+                "is required: an array of 1 to 1,000 users",
+            )]));
+        }
+    };
+    // Each row checked alone; a userId that appears twice is refused the second time.
+    let mut seen: HashMap<B2bUserId, usize> = HashMap::new();
+    let checked: Vec<Row> = rows
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let named = raw.get("userId").and_then(Value::as_str).map(str::to_owned);
+            match user_request(raw, ROW_FIELDS) {
+                Ok(asked) => match seen.insert(asked.user_id.clone(), index) {
+                    None => Row::Valid(new_user(asked)),
+                    Some(first) => Row::Failed {
+                        user_id: named,
+                        error: format!("userId appears already in row {first}"),
+                    },
+                },
+                Err(errors) => Row::Failed {
+                    user_id: named,
+                    error: errors
+                        .iter()
+                        .map(|e| format!("{} {}", e.field, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                },
+            }
+        })
+        .collect();
+    let valid: Vec<NewB2bUser> = checked
+        .iter()
+        .filter_map(|row| match row {
+            Row::Valid(user) => Some(user.clone()),
+            Row::Failed { .. } => None,
+        })
+        .collect();
+    let mut outcomes = deps.tenants.platforms().create_users(platform, &valid).await?.into_iter();
+
+    let (mut created, mut existing, mut failed) = (0, 0, 0);
+    let mut results = Vec::with_capacity(checked.len());
+    for row in &checked {
+        let result = match row {
+            Row::Failed { user_id, error } => {
+                failed += 1;
+                json!({"userId": user_id, "status": "failed", "error": error})
+            }
+            Row::Valid(asked) => match outcomes.next() {
+                Some(Created::Created(user)) => {
+                    created += 1;
+                    json!({"userId": user.user_id, "status": "created", "tenantId": user.tenant_id})
+                }
+                Some(Created::Existing(user)) => {
+                    existing += 1;
+                    json!({"userId": user.user_id, "status": "existing", "tenantId": user.tenant_id})
+                }
+                Some(Created::Conflict(_)) => {
+                    failed += 1;
+                    json!({"userId": asked.user_id, "status": "failed",
+                        "error": "the user exists with other fields (409 user_exists)"})
+                }
+                None => return Err(ApiError::internal("a bulk row without an outcome")),
+            },
+        };
+        results.push(result);
+    }
+    if created > 0 {
+        let detail = json!({"created": created, "existing": existing, "failed": failed});
+        principal.audit(&deps.tenants, "b2b.users_created", Some("bulk"), detail).await;
+    }
+    info!(platform_id = %platform, created, existing, failed, "B2B users created in bulk");
+    Ok(json(
+        StatusCode::OK,
+        &json!({"created": created, "existing": existing, "failed": failed, "results": results}),
+    ))
+}
+
+async fn update(
+    deps: &Deps,
+    request: &Request,
+    principal: &Principal,
+    platform: &PlatformId,
+) -> Result<Response<Body>, ApiError> {
+    let body: Value = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let changes = user_changes(&body).map_err(ApiError::Validation)?;
+    let user = find(deps, request, platform).await?;
+    let updated = deps
+        .tenants
+        .platforms()
+        .update_user(platform, &user, changes.platform_user_id.as_deref(), changes.tier)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let fields: Vec<&String> = body.as_object().map(|b| b.keys().collect()).unwrap_or_default();
+    principal
+        .audit(
+            &deps.tenants,
+            "b2b.user_updated",
+            Some(user.user_id.as_str()),
+            json!({"fields": fields}),
+        )
+        .await;
+    Ok(json(StatusCode::OK, &view(&updated)))
+}
+
+/// The platform's users: `limit` + `cursor`, or `page` (1-based) + `limit` as the seed API
+/// had them.
+async fn list(
+    deps: &Deps,
+    request: &Request,
+    platform: &PlatformId,
+) -> Result<Response<Body>, ApiError> {
+    let named = path_param(request, "platformId").unwrap_or_default();
+    if named != platform.as_str() {
+        return Err(ApiError::NotFound);
+    }
+    let limit = page_limit(query_param(request, "limit").as_deref())?;
+    let mut cursor = query_param(request, "cursor");
+    let page = match query_param(request, "page") {
+        None => None,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) && cursor.is_none() => Some(n),
+            _ => {
+                return Err(ApiError::Validation(vec![FieldError::new(
+                    "page",
+                    format!("must be 1 to {MAX_PAGE}, and not given with cursor"),
+                )]));
+            }
+        },
+    };
+    let platforms = deps.tenants.platforms();
+    for _ in 1..page.unwrap_or(1) {
+        let skipped = platforms.users(platform, limit, cursor.as_deref()).await?;
+        cursor = skipped.next_cursor;
+        if cursor.is_none() {
+            return Ok(json(StatusCode::OK, &json!({"items": [], "nextCursor": null})));
+        }
+    }
+    let found = platforms.users(platform, limit, cursor.as_deref()).await?;
+    let items: Vec<Value> = found.items.iter().map(view).collect();
+    let mut body = json!({"items": items, "nextCursor": found.next_cursor});
+    if let Some(page) = page {
+        body["page"] = json!(page);
+    }
+    Ok(json(StatusCode::OK, &body))
+}

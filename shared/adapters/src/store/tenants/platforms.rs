@@ -1,0 +1,600 @@
+//! Partner platforms (B2B): the platform, its key, and its users.
+//!
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | platform | `PLATFORM#<pid>` | `PLATFORM` | name, its own tenant, its key's lookup id |
+//! | directory entry | `PLATFORMS` | `PLATFORM#<pid>` | the operator's list of platforms |
+//! | user counter | `PLATFORM#<pid>` | `COUNT#<00-15>` | `users`; one of 16, so concurrent creates do not collide |
+//! | B2B user | `PLATFORM#<pid>` | `USER#<userId>` | its tenant, `platformUserId`, tier, session state |
+//! | key lookup | `PLATKEYLOOKUP#<lookup>` | `PLATKEYLOOKUP` | digest, platform, own tenant; `validUntil` once rotated away |
+//!
+//! A platform has a tenant of its own (`TENANT#<tid>`, `platformId` set): what a platform
+//! key does on its own behalf (its webhook subscriptions, its audit trail) lives there,
+//! through the same repositories as any tenant's. A B2B user is a tenant too, created with
+//! its directory entry and a `web` channel in one transaction; the directory entry is the
+//! only way from a platform to a user, so a platform reaches nothing else.
+
+use super::*;
+use crate::store::attrs::{key, n, now_secs, s};
+use crate::store::table::Table;
+use crate::store::{StoreError, TenantScope, dynamo_err, failed_conditions};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+use domain::ids::{B2bUserId, PlatformId};
+use futures_util::stream::{self, StreamExt};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+const PLATFORM_SK: &str = "PLATFORM";
+const DIRECTORY_PK: &str = "PLATFORMS";
+const B2B_USER_PREFIX: &str = "USER#";
+const COUNT_PREFIX: &str = "COUNT#";
+/// User counters per platform.
+const COUNT_SHARDS: usize = 16;
+/// Users written per transaction: three items each and one counter (DynamoDB takes 100).
+const USERS_PER_TRANSACTION: usize = 25;
+/// Transactions of one bulk create in flight at once.
+const TRANSACTIONS_IN_FLIGHT: usize = 8;
+/// How long a rotated-away platform key keeps working.
+pub const ROTATED_KEY_VALID_SECS: i64 = 24 * 3600;
+
+fn platform_pk(id: &PlatformId) -> String {
+    format!("PLATFORM#{id}")
+}
+
+fn platform_lookup_key(lookup_id: &str) -> Item {
+    key(format!("PLATKEYLOOKUP#{lookup_id}"), "PLATKEYLOOKUP")
+}
+
+fn b2b_user_key(platform: &PlatformId, user: &B2bUserId) -> Item {
+    key(platform_pk(platform), format!("{B2B_USER_PREFIX}{user}"))
+}
+
+fn count_key(platform: &PlatformId, shard: usize) -> Item {
+    key(platform_pk(platform), format!("{COUNT_PREFIX}{shard:02}"))
+}
+
+/// A platform as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Platform {
+    pub platform_id: PlatformId,
+    pub name: String,
+    /// The platform's own tenant: its subscriptions and audit trail.
+    pub tenant_id: TenantId,
+    /// The current key's lookup id (its public start is `sbp_<lookup id>`).
+    pub key_lookup_id: String,
+    /// The key rotated away last, which works until its `validUntil`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_key_lookup_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// A B2B user as its platform's directory holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct B2bUser {
+    pub user_id: B2bUserId,
+    pub platform_id: PlatformId,
+    /// The tenant that holds the user's data.
+    pub tenant_id: TenantId,
+    pub platform_user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_name: Option<String>,
+    pub tier: Tier,
+    /// The WhatsApp Web session's state, as the session host last wrote it.
+    pub session_state: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl B2bUser {
+    /// The user's tenant: where a platform acting for it reads and writes.
+    pub fn scope(&self) -> TenantScope {
+        TenantScope::new(self.tenant_id.clone())
+    }
+}
+
+impl Platform {
+    /// The platform's own tenant: its webhook subscriptions and audit trail.
+    pub fn scope(&self) -> TenantScope {
+        TenantScope::new(self.tenant_id.clone())
+    }
+}
+
+impl PlatformKey {
+    /// The platform's own tenant.
+    pub fn scope(&self) -> TenantScope {
+        TenantScope::new(self.tenant_id.clone())
+    }
+}
+
+/// What a create asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewB2bUser {
+    pub user_id: B2bUserId,
+    pub platform_user_id: String,
+    pub platform_name: Option<String>,
+    pub tier: Tier,
+}
+
+impl NewB2bUser {
+    /// Whether `stored` is this user as asked for (a repeat), rather than a conflict.
+    pub fn same_as(&self, stored: &B2bUser) -> bool {
+        stored.platform_user_id == self.platform_user_id
+            && stored.tier == self.tier
+            && (self.platform_name.is_none() || stored.platform_name == self.platform_name)
+    }
+}
+
+/// What became of one row of a create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Created(B2bUser),
+    /// It was there already, as asked.
+    Existing(B2bUser),
+    /// It was there already, with other fields.
+    Conflict(B2bUser),
+}
+
+/// What a platform key's lookup id resolves to.
+#[derive(Debug, Clone)]
+pub struct PlatformKey {
+    pub platform_id: PlatformId,
+    pub tenant_id: TenantId,
+    pub digest: String,
+}
+
+fn to_item<T: Serialize>(key: Item, value: &T) -> Result<Item, StoreError> {
+    let attrs: Item =
+        serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(format!("platform: {e}")))?;
+    let mut item = key;
+    item.extend(attrs);
+    Ok(item)
+}
+
+fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("platform: {e}")))
+}
+
+/// Platforms and their users.
+#[derive(Clone, Copy, Debug)]
+pub struct Platforms<'a> {
+    pub(crate) table: &'a Table,
+}
+
+impl Platforms<'_> {
+    /// Creates a platform, its own tenant and its key (`digest` of the key whose lookup id
+    /// is `lookup_id`), in one transaction.
+    pub async fn create(
+        &self,
+        name: &str,
+        lookup_id: &str,
+        digest: &str,
+    ) -> Result<Platform, StoreError> {
+        let now = now_secs();
+        let platform = Platform {
+            platform_id: PlatformId::generate(),
+            name: name.to_owned(),
+            tenant_id: TenantId::generate(),
+            key_lookup_id: lookup_id.to_owned(),
+            previous_key_lookup_id: None,
+            created_at: now,
+        };
+        let id = &platform.platform_id;
+        let own_tenant = with(
+            key(TenantScope::new(platform.tenant_id.clone()).pk(), TENANT_SK),
+            [
+                ("type", s("tenant")),
+                ("tenantId", s(platform.tenant_id.as_str())),
+                ("name", s(name)),
+                ("tier", s(Tier::EnterpriseB2b.as_str())),
+                ("platformId", s(id.as_str())),
+                ("kind", s("platform")),
+                ("userCount", n(0)),
+                ("adminCount", n(0)),
+                ("apiKeyCount", n(0)),
+                ("createdAt", n(now)),
+                ("updatedAt", n(now)),
+            ],
+        );
+        let lookup = with(
+            platform_lookup_key(lookup_id),
+            [
+                ("platformId", s(id.as_str())),
+                ("tenantId", s(platform.tenant_id.as_str())),
+                ("digest", s(digest)),
+            ],
+        );
+        let directory = with(
+            key(DIRECTORY_PK, format!("PLATFORM#{id}")),
+            [("platformId", s(id.as_str())), ("name", s(name)), ("createdAt", n(now))],
+        );
+        let exists_not = Some("attribute_not_exists(pk)");
+        let items = vec![
+            self.table
+                .put_in(to_item(key(platform_pk(id), PLATFORM_SK), &platform)?, exists_not)?,
+            self.table.put_in(own_tenant, exists_not)?,
+            self.table.put_in(lookup, exists_not)?,
+            self.table.put_in(directory, exists_not)?,
+        ];
+        match self.table.transact(items).await {
+            Ok(()) => Ok(platform),
+            Err(e) => Err(match failed_conditions(&e) {
+                Some(_) => StoreError::Conflict,
+                None => dynamo_err(e),
+            }),
+        }
+    }
+
+    pub async fn get(&self, id: &PlatformId) -> Result<Option<Platform>, StoreError> {
+        self.table.get(key(platform_pk(id), PLATFORM_SK)).await?.map(from_item).transpose()
+    }
+
+    /// The operator's list of platforms, oldest first.
+    pub async fn list(
+        &self,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<PlatformId>, StoreError> {
+        self.table
+            .page(DIRECTORY_PK, "PLATFORM#", limit, cursor, |item| {
+                PlatformId::parse(get_s(item, "platformId")?)
+                    .ok_or_else(|| StoreError::Corrupt("platformId".into()))
+            })
+            .await
+    }
+
+    /// How many users the platform has (its counters added up: one query).
+    pub async fn user_count(&self, id: &PlatformId) -> Result<i64, StoreError> {
+        let counters = self
+            .table
+            .query_all(
+                self.table
+                    .query()
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :count)")
+                    .expression_attribute_values(":pk", s(platform_pk(id)))
+                    .expression_attribute_values(":count", s(COUNT_PREFIX)),
+            )
+            .await?;
+        Ok(counters.iter().filter_map(|c| opt_n(c, "users")).sum())
+    }
+
+    /// Replaces the platform's key: the new one works at once, the current one until
+    /// [`ROTATED_KEY_VALID_SECS`] from now, and one rotated away before that stops now.
+    pub async fn rotate_key(
+        &self,
+        platform: &Platform,
+        lookup_id: &str,
+        digest: &str,
+    ) -> Result<i64, StoreError> {
+        let until = now_secs() + ROTATED_KEY_VALID_SECS;
+        let lookup = with(
+            platform_lookup_key(lookup_id),
+            [
+                ("platformId", s(platform.platform_id.as_str())),
+                ("tenantId", s(platform.tenant_id.as_str())),
+                ("digest", s(digest)),
+            ],
+        );
+        let expire = self
+            .table
+            .update_of(platform_lookup_key(&platform.key_lookup_id))
+            .update_expression("SET validUntil = :until, expiresAt = :until")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":until", n(until))
+            .build()
+            .map_err(dynamo_err)?;
+        let moved = self
+            .table
+            .update_of(key(platform_pk(&platform.platform_id), PLATFORM_SK))
+            .update_expression("SET keyLookupId = :new, previousKeyLookupId = :old")
+            .condition_expression("keyLookupId = :old")
+            .expression_attribute_values(":new", s(lookup_id))
+            .expression_attribute_values(":old", s(&platform.key_lookup_id))
+            .build()
+            .map_err(dynamo_err)?;
+        let mut items = vec![
+            self.table.put_in(lookup, Some("attribute_not_exists(pk)"))?,
+            TransactWriteItem::builder().update(expire).build(),
+            TransactWriteItem::builder().update(moved).build(),
+        ];
+        if let Some(older) = &platform.previous_key_lookup_id {
+            items.push(self.table.delete_in(platform_lookup_key(older), None)?);
+        }
+        match self.table.transact(items).await {
+            Ok(()) => Ok(until),
+            Err(e) => Err(match failed_conditions(&e) {
+                Some(_) => StoreError::Conflict,
+                None => dynamo_err(e),
+            }),
+        }
+    }
+
+    /// The platform key whose lookup id is `lookup_id`, if it exists and still works.
+    pub async fn key(&self, lookup_id: &str) -> Result<Option<PlatformKey>, StoreError> {
+        let Some(item) = self.table.get(platform_lookup_key(lookup_id)).await? else {
+            return Ok(None);
+        };
+        if opt_n(&item, "validUntil").is_some_and(|until| until <= now_secs()) {
+            return Ok(None);
+        }
+        let corrupt = |what: &str| StoreError::Corrupt(format!("platform key: {what}"));
+        Ok(Some(PlatformKey {
+            platform_id: PlatformId::parse(get_s(&item, "platformId")?)
+                .ok_or_else(|| corrupt("platformId"))?,
+            tenant_id: TenantId::parse(get_s(&item, "tenantId")?)
+                .ok_or_else(|| corrupt("tenantId"))?,
+            digest: get_s(&item, "digest")?.to_owned(),
+        }))
+    }
+
+    /// One of the platform's users; `None` for an id it does not have (another platform's
+    /// included).
+    pub async fn user(
+        &self,
+        platform: &PlatformId,
+        user: &B2bUserId,
+    ) -> Result<Option<B2bUser>, StoreError> {
+        self.table.get(b2b_user_key(platform, user)).await?.map(from_item).transpose()
+    }
+
+    /// The platform's users in `userId` order.
+    pub async fn users(
+        &self,
+        platform: &PlatformId,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<B2bUser>, StoreError> {
+        self.table
+            .page(&platform_pk(platform), B2B_USER_PREFIX, limit, cursor, |item| {
+                from_item(item.clone())
+            })
+            .await
+    }
+
+    /// Changes a user's `platformUserId` and tier (its tenant's tier too, so its limits
+    /// follow at once); `None` when the platform has no such user.
+    pub async fn update_user(
+        &self,
+        platform: &PlatformId,
+        user: &B2bUser,
+        platform_user_id: Option<&str>,
+        tier: Option<Tier>,
+    ) -> Result<Option<B2bUser>, StoreError> {
+        let mut next = user.clone();
+        if let Some(id) = platform_user_id {
+            next.platform_user_id = id.to_owned();
+        }
+        if let Some(tier) = tier {
+            next.tier = tier;
+        }
+        next.updated_at = now_secs();
+        let entry = self.table.put_in_if(
+            to_item(b2b_user_key(platform, &user.user_id), &next)?,
+            "attribute_exists(pk) AND updatedAt = :read",
+            (":read", n(user.updated_at)),
+        )?;
+        let tenant = self
+            .table
+            .update_of(key(TenantScope::new(user.tenant_id.clone()).pk(), TENANT_SK))
+            .update_expression("SET tier = :tier, platformUserId = :puid, updatedAt = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":tier", s(next.tier.as_str()))
+            .expression_attribute_values(":puid", s(&next.platform_user_id))
+            .expression_attribute_values(":now", n(next.updated_at))
+            .build()
+            .map_err(dynamo_err)?;
+        let items = vec![entry, TransactWriteItem::builder().update(tenant).build()];
+        match self.table.transact(items).await {
+            Ok(()) => Ok(Some(next)),
+            Err(e) => match failed_conditions(&e) {
+                Some(_) => Err(StoreError::Conflict),
+                None => Err(dynamo_err(e)),
+            },
+        }
+    }
+
+    /// Creates users, each a tenant with its directory entry and a `web` channel, up to
+    /// [`USERS_PER_TRANSACTION`] per transaction and [`TRANSACTIONS_IN_FLIGHT`] at once.
+    /// What became of each, in the order asked; a user that exists already is `Existing`
+    /// when it is as asked and `Conflict` otherwise. `rows` must not repeat a `userId`.
+    pub async fn create_users(
+        &self,
+        platform: &PlatformId,
+        rows: &[NewB2bUser],
+    ) -> Result<Vec<Created>, StoreError> {
+        let existing = self.users_by_id(platform, rows.iter().map(|r| &r.user_id)).await?;
+        let mut outcomes: Vec<Option<Created>> = rows
+            .iter()
+            .map(|row| existing.get(&row.user_id).map(|stored| classify(row, stored)))
+            .collect();
+        let missing: Vec<usize> = (0..rows.len()).filter(|&i| outcomes[i].is_none()).collect();
+        let chunks: Vec<Vec<usize>> =
+            missing.chunks(USERS_PER_TRANSACTION).map(<[usize]>::to_vec).collect();
+        let written: Vec<Result<Vec<(usize, Created)>, StoreError>> =
+            stream::iter(chunks.into_iter().enumerate())
+                .map(|(n, chunk)| self.create_chunk(platform, rows, chunk, n % COUNT_SHARDS))
+                .buffer_unordered(TRANSACTIONS_IN_FLIGHT)
+                .collect()
+                .await;
+        for chunk in written {
+            for (index, outcome) in chunk? {
+                outcomes[index] = Some(outcome);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| StoreError::Corrupt("a bulk row without an outcome".into())))
+            .collect()
+    }
+
+    /// One transaction of users (`rows[i]` for each `i` of `chunk`); users that turn out to
+    /// exist (a concurrent create won) are read and classified, and the rest written again.
+    async fn create_chunk(
+        &self,
+        platform: &PlatformId,
+        rows: &[NewB2bUser],
+        mut chunk: Vec<usize>,
+        shard: usize,
+    ) -> Result<Vec<(usize, Created)>, StoreError> {
+        let mut done = Vec::new();
+        for _ in 0..3 {
+            if chunk.is_empty() {
+                return Ok(done);
+            }
+            let now = now_secs();
+            let users: Vec<B2bUser> =
+                chunk.iter().map(|&i| new_user(platform, &rows[i], now)).collect();
+            let mut items = Vec::with_capacity(users.len() * 3 + 1);
+            for user in &users {
+                items.extend(self.user_items(user)?);
+            }
+            let count = self
+                .table
+                .update_of(count_key(platform, shard))
+                .update_expression("ADD #users :n")
+                .expression_attribute_names("#users", "users")
+                .expression_attribute_values(":n", n(i64::try_from(users.len()).unwrap_or(0)))
+                .build()
+                .map_err(dynamo_err)?;
+            items.push(TransactWriteItem::builder().update(count).build());
+            match self.table.transact(items).await {
+                Ok(()) => {
+                    done.extend(chunk.iter().copied().zip(users.into_iter().map(Created::Created)));
+                    return Ok(done);
+                }
+                Err(e) => {
+                    let Some(failed) = failed_conditions(&e) else {
+                        return Err(dynamo_err(e));
+                    };
+                    // Every user's first item is its directory entry.
+                    let taken: Vec<usize> = chunk
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| failed.get(j * 3) == Some(&true))
+                        .map(|(_, &i)| i)
+                        .collect();
+                    if taken.is_empty() {
+                        // Cancelled for another reason (a conflict with a concurrent
+                        // transaction): try again.
+                        continue;
+                    }
+                    let stored =
+                        self.users_by_id(platform, taken.iter().map(|&i| &rows[i].user_id)).await?;
+                    for &i in &taken {
+                        if let Some(user) = stored.get(&rows[i].user_id) {
+                            done.push((i, classify(&rows[i], user)));
+                        }
+                    }
+                    chunk.retain(|i| !taken.contains(i));
+                }
+            }
+        }
+        if chunk.is_empty() { Ok(done) } else { Err(StoreError::Conflict) }
+    }
+
+    /// A user's three items: its directory entry, its tenant and its `web` channel.
+    fn user_items(&self, user: &B2bUser) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let scope = TenantScope::new(user.tenant_id.clone());
+        let tenant = with(
+            key(scope.pk(), TENANT_SK),
+            [
+                ("type", s("tenant")),
+                ("tenantId", s(user.tenant_id.as_str())),
+                ("name", s(user.platform_name.as_deref().unwrap_or(&user.platform_user_id))),
+                ("tier", s(user.tier.as_str())),
+                ("platformId", s(user.platform_id.as_str())),
+                ("b2bUserId", s(user.user_id.as_str())),
+                ("platformUserId", s(&user.platform_user_id)),
+                ("userCount", n(0)),
+                ("adminCount", n(0)),
+                ("apiKeyCount", n(0)),
+                ("createdAt", n(user.created_at)),
+                ("updatedAt", n(user.created_at)),
+            ],
+        );
+        let channel = with(
+            key(scope.pk(), "CHANNEL"),
+            [
+                ("provider", s(domain::channel::Provider::Web.as_str())),
+                ("settings", s("{}")),
+                ("secretHints", s("{}")),
+                ("healthStatus", s("unknown")),
+                ("updatedAt", n(user.created_at)),
+            ],
+        );
+        let entry = to_item(b2b_user_key(&user.platform_id, &user.user_id), user)?;
+        let absent = Some("attribute_not_exists(pk)");
+        Ok(vec![
+            self.table.put_in(entry, absent)?,
+            self.table.put_in(tenant, absent)?,
+            self.table.put_in(channel, absent)?,
+        ])
+    }
+
+    /// The stored users among `ids`, by id (BatchGetItem, 100 keys a request).
+    async fn users_by_id<'a>(
+        &self,
+        platform: &PlatformId,
+        ids: impl Iterator<Item = &'a B2bUserId>,
+    ) -> Result<HashMap<B2bUserId, B2bUser>, StoreError> {
+        let keys: Vec<Item> = ids.map(|id| b2b_user_key(platform, id)).collect();
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(dynamo_err)?,
+            );
+            while let Some(request) = pending.take() {
+                let out = self
+                    .table
+                    .client()
+                    .batch_get_item()
+                    .request_items(self.table.name(), request)
+                    .send()
+                    .await
+                    .map_err(dynamo_err)?;
+                let items =
+                    out.responses.and_then(|mut r| r.remove(self.table.name())).unwrap_or_default();
+                for item in items {
+                    let user: B2bUser = from_item(item)?;
+                    found.insert(user.user_id.clone(), user);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(self.table.name()))
+                    .filter(|k| !k.keys().is_empty());
+                if pending.is_some() {
+                    // Throttled: DynamoDB asks for the rest again, after a pause.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn new_user(platform: &PlatformId, row: &NewB2bUser, now: i64) -> B2bUser {
+    B2bUser {
+        user_id: row.user_id.clone(),
+        platform_id: platform.clone(),
+        tenant_id: TenantId::generate(),
+        platform_user_id: row.platform_user_id.clone(),
+        platform_name: row.platform_name.clone(),
+        tier: row.tier,
+        session_state: "disconnected".into(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn classify(row: &NewB2bUser, stored: &B2bUser) -> Created {
+    if row.same_as(stored) {
+        Created::Existing(stored.clone())
+    } else {
+        Created::Conflict(stored.clone())
+    }
+}

@@ -1,0 +1,408 @@
+//! Partner platforms through the local stack: made by the operator, provisioning users one
+//! at a time and a thousand at once (idempotently), acting for them, and never reaching
+//! another platform's users.
+
+use edge::routes::{Access, ROUTES};
+use serde_json::{Value, json};
+use switchboard_tests::{App, Emulator, Stack, eventually};
+
+fn row(n: usize) -> Value {
+    json!({"userId": format!("cust-{n:04}"), "platformUserId": format!("p{n}")})
+}
+
+#[tokio::test]
+async fn a_platform_provisions_a_thousand_users_in_one_call_and_a_repeat_changes_nothing() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let operator = app.operator_token(&stack).await;
+    let (platform, key) = app.platform(&operator, "Acme CRM").await;
+
+    // 1,000 rows, three of them bad, one a repeat of an earlier row.
+    let mut rows: Vec<Value> = (0..996).map(row).collect();
+    rows.push(json!({"userId": "has space", "platformUserId": "x"}));
+    rows.push(json!({"userId": "no-platform-user-id"}));
+    rows.push(json!({"userId": "bad-tier", "platformUserId": "x", "tier": "gold"}));
+    rows.push(row(5));
+    let body = json!({"users": rows});
+    let (status, first) =
+        app.call("POST", "/api/b2b/users/bulk", Some(&key), Some(body.clone())).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (&first["created"], &first["existing"], &first["failed"]),
+        (&json!(996), &json!(0), &json!(4))
+    );
+    let results = first["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1_000, "one result per row, in order");
+    assert_eq!(results[0]["userId"], "cust-0000");
+    assert_eq!(results[0]["status"], "created");
+    for (index, field) in [(996, "userId"), (997, "platformUserId"), (998, "tier")] {
+        assert_eq!(results[index]["status"], "failed");
+        assert!(
+            results[index]["error"].as_str().is_some_and(|e| e.contains(field)),
+            "{}",
+            results[index]
+        );
+    }
+    assert!(results[999]["error"].as_str().is_some_and(|e| e.contains("row 5")));
+
+    let (status, again) = app.call("POST", "/api/b2b/users/bulk", Some(&key), Some(body)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&again["created"], &again["existing"], &again["failed"]),
+        (&json!(0), &json!(996), &json!(4))
+    );
+    assert_eq!(again["results"][0]["tenantId"], first["results"][0]["tenantId"], "the same tenant");
+
+    // The operator sees the count; the list pages through them all.
+    let (_, seen) =
+        app.call("GET", &format!("/api/admin/platforms/{platform}"), Some(&operator), None).await;
+    assert_eq!(seen["userCount"], 996, "{seen}");
+    let mut listed = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/b2b/platforms/{platform}/users?limit=100&cursor={c}"),
+            None => format!("/api/b2b/platforms/{platform}/users?limit=100"),
+        };
+        let (status, page) = app.call("GET", &path, Some(&key), None).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().expect("items");
+        assert!(
+            items.iter().all(|u| u["state"] == "disconnected" && u["tier"] == "enterprise_b2b")
+        );
+        listed += items.len();
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(listed, 996);
+    let path = format!("/api/b2b/platforms/{platform}/users?page=3&limit=10");
+    let (_, third) = app.call("GET", &path, Some(&key), None).await;
+    assert_eq!(third["items"][0]["userId"], "cust-0020", "page 3 of 10 starts at the 21st");
+    assert_eq!(third["page"], 3);
+
+    // Too many rows, or none.
+    let many: Vec<Value> = (0..1_001).map(row).collect();
+    let (status, _) =
+        app.call("POST", "/api/b2b/users/bulk", Some(&key), Some(json!({"users": many}))).await;
+    assert_eq!(status, 413);
+    let (status, _) =
+        app.call("POST", "/api/b2b/users/bulk", Some(&key), Some(json!({"users": []}))).await;
+    assert_eq!(status, 422);
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn one_user_is_created_read_updated_and_its_create_is_idempotent() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let operator = app.operator_token(&stack).await;
+    let (platform, key) = app.platform(&operator, "Solo").await;
+    let user = json!({"userId": "shop-42", "platformUserId": "acct-42", "platformName": "Shop 42"});
+
+    let (status, created) =
+        app.call("POST", "/api/b2b/users", Some(&key), Some(user.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (&created["platformId"], &created["tier"]),
+        (&json!(platform), &json!("enterprise_b2b"))
+    );
+    assert!(created["tenantId"].as_str().is_some_and(|t| t.starts_with("ten_")));
+    let (status, again) = app.call("POST", "/api/b2b/users", Some(&key), Some(user)).await;
+    assert_eq!((status, &again["tenantId"]), (200, &created["tenantId"]));
+    let other = json!({"userId": "shop-42", "platformUserId": "someone-else"});
+    let (status, conflict) = app.call("POST", "/api/b2b/users", Some(&key), Some(other)).await;
+    assert_eq!((status, &conflict["code"]), (409, &json!("user_exists")));
+    let foreign = json!({"userId": "shop-43", "platformUserId": "x", "platformId": "plt_other"});
+    let (status, _) = app.call("POST", "/api/b2b/users", Some(&key), Some(foreign)).await;
+    assert_eq!(status, 403, "a platformId that is not the caller's");
+
+    let (status, read) = app.call("GET", "/api/b2b/users/shop-42", Some(&key), None).await;
+    assert_eq!((status, &read["platformName"]), (200, &json!("Shop 42")));
+    let change = json!({"tier": "professional", "platformUserId": "acct-42b"});
+    let (status, updated) =
+        app.call("PUT", "/api/b2b/users/shop-42", Some(&key), Some(change)).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        (&updated["tier"], &updated["platformUserId"]),
+        (&json!("professional"), &json!("acct-42b"))
+    );
+    // The user's tenant moved to that tier's limits.
+    let (status, tenant) =
+        app.call_with("GET", "/api/tenant", Some(&key), &[("x-tenant-id", "shop-42")], None).await;
+    assert_eq!((status, &tenant["tier"]), (200, &json!("professional")), "{tenant}");
+    let (status, _) =
+        app.call("PUT", "/api/b2b/users/shop-42", Some(&key), Some(json!({"tier": 1}))).await;
+    assert_eq!(status, 422);
+    let (status, _) = app.call("GET", "/api/b2b/users/nobody", Some(&key), None).await;
+    assert_eq!(status, 404);
+
+    // The old key works for a day after a rotation; the new one at once.
+    let path = format!("/api/admin/platforms/{platform}/rotate-key");
+    let (status, rotated) = app.call("POST", &path, Some(&operator), None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_key = rotated["apiKey"].as_str().expect("new key");
+    for key in [key.as_str(), new_key] {
+        let (status, _) = app.call("GET", "/api/b2b/users/shop-42", Some(key), None).await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = app.call("POST", &path, Some(&operator), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.call("GET", "/api/b2b/users/shop-42", Some(&key), None).await;
+    assert_eq!(status, 401, "a key rotated away twice works no more");
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn a_platform_acts_for_its_user_and_is_the_actor_of_record() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let operator = app.operator_token(&stack).await;
+    let (platform, key) = app.platform(&operator, "Actor").await;
+    let (_, user) = app
+        .call(
+            "POST",
+            "/api/b2b/users",
+            Some(&key),
+            Some(json!({"userId": "u1", "platformUserId": "p1"})),
+        )
+        .await;
+    let tenant = user["tenantId"].as_str().expect("tenant").to_owned();
+    let acting = [("x-tenant-id", "u1")];
+
+    // A new user has a web channel; the platform switches it to the sandbox for the test.
+    let (status, channel) =
+        app.call_with("GET", "/api/whatsapp/channel", Some(&key), &acting, None).await;
+    assert_eq!((status, &channel["provider"]), (200, &json!("web")), "{channel}");
+    let sandbox = json!({"provider": "sandbox"});
+    let (status, _) =
+        app.call_with("PUT", "/api/whatsapp/channel", Some(&key), &acting, Some(sandbox)).await;
+    assert_eq!(status, 200);
+
+    // A customer writes; the platform sees the conversation and answers, both ways.
+    let customer = "+15550800001";
+    let written = app
+        .http
+        .post(format!("{}/_sandbox/inbound", app.sandbox_url))
+        .json(&json!({"tenantId": tenant, "from": customer, "text": "Hi"}))
+        .send()
+        .await
+        .expect("inbound");
+    assert_eq!(written.status(), 202);
+    let conversations = eventually(20, "the conversation", || async {
+        let (_, list) = app.call_with("GET", "/api/conversations", Some(&key), &acting, None).await;
+        list["items"].as_array().filter(|items| !items.is_empty()).cloned()
+    })
+    .await;
+    assert_eq!(conversations.len(), 1);
+    let reply = json!({"to": customer, "type": "text", "clientMessageId": "r1",
+        "text": {"body": "Hello from the platform"}});
+    let (status, sent) =
+        app.call_with("POST", "/api/messages", Some(&key), &acting, Some(reply)).await;
+    assert_eq!(status, 202, "{sent}");
+    let alias = json!({"to": customer, "type": "text", "clientMessageId": "r2",
+        "text": {"body": "And through the alias"}});
+    let (status, sent) =
+        app.call("POST", "/api/b2b/users/u1/messages", Some(&key), Some(alias)).await;
+    assert_eq!(status, 202, "{sent}");
+    eventually(20, "both replies sent", || async {
+        (app.sandbox_sent(customer).await.len() >= 2).then_some(())
+    })
+    .await;
+
+    // Without X-Tenant-Id the key is the platform's own: no messages of its own to send.
+    let (status, _) = app.call("GET", "/api/conversations", Some(&key), None).await;
+    assert_eq!(status, 403);
+    // A user token may not name another tenant.
+    let owner = app.register(&switchboard_tests::email("not-a-platform")).await;
+    let (status, _) =
+        app.call_with("GET", "/api/conversations", Some(&owner.access_token), &acting, None).await;
+    assert_eq!(status, 422);
+
+    // The channel change is in the user's audit trail with the platform as actor.
+    let tenants = &stack.resources.tenants_table;
+    let audit = stack.tenant_items(tenants, &tenant, "AUDIT#").await;
+    let replaced = audit
+        .iter()
+        .find(|e| {
+            e.get("action").and_then(|a| a.as_s().ok()).is_some_and(|a| a == "channel.replaced")
+        })
+        .expect("audited");
+    assert_eq!(replaced.get("actorId").and_then(|a| a.as_s().ok()), Some(&platform));
+    stack.remove().await;
+}
+
+/// A value for a path parameter other than the user or platform.
+fn some_id(name: &str) -> &'static str {
+    match name {
+        "deliveryId" => "msg_0123456789abcdef0123456789abcdef",
+        "tenantId" => "ten_0123456789abcdef0123456789abcdef",
+        _ => "x_0123456789abcdef0123456789abcdef",
+    }
+}
+
+#[tokio::test]
+async fn another_platforms_users_are_404_on_every_route() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let operator = app.operator_token(&stack).await;
+    let (_, key_a) = app.platform(&operator, "Platform A").await;
+    let (platform_b, key_b) = app.platform(&operator, "Platform B").await;
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/b2b/users",
+            Some(&key_b),
+            Some(json!({"userId": "b-user", "platformUserId": "b"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // Every route that takes credentials, from the route table: platform A naming B's user
+    // (in X-Tenant-Id and in the path) or B's platform is 404.
+    let mut checked = 0;
+    for route in ROUTES.iter().filter(|r| r.access != Access::Public) {
+        let path: String = route
+            .path
+            .split('/')
+            .map(|part| match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some("userId") => "b-user".to_owned(),
+                Some("platformId") => platform_b.clone(),
+                Some(other) => some_id(other).to_owned(),
+                None => part.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let body = matches!(route.method, "POST" | "PUT" | "PATCH").then(|| json!({}));
+        let (status, answer) = app
+            .call_with(route.method, &path, Some(&key_a), &[("x-tenant-id", "b-user")], body)
+            .await;
+        assert_eq!(status, 404, "{} {path}: {answer}", route.method);
+        checked += 1;
+    }
+    assert!(checked > 40, "{checked} routes");
+
+    // And B's own key reaches its user.
+    let (status, _) = app.call("GET", "/api/b2b/users/b-user", Some(&key_b), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.call("GET", "/api/b2b/users/b-user", Some(&key_a), None).await;
+    assert_eq!(status, 404, "without the header too");
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn aws_requests_per_user_of_a_bulk_create_are_counted() {
+    use switchboard_tests::RequestCounter;
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let operator = app.operator_token(&stack).await;
+    let (_, key) = app.platform(&operator, "Counted").await;
+
+    let counter = RequestCounter::default();
+    let clients = Emulator::shared().counted_clients(&counter).await;
+    let api = edge::config::ApiConfig {
+        token_keys: std::sync::Arc::new(
+            edge::tokens::TokenKeys::parse(
+                &switchboard_tests::test_key_spec(),
+                edge::tokens::DEFAULT_ISSUER,
+                "test",
+            )
+            .expect("keys"),
+        ),
+        sandbox: adapters::channel::SandboxCredentials::default(),
+        graph: switchboard_tests::loopback_graph(None),
+    };
+    let b2b = b2b::Deps::build(&clients, &stack.resources, &api);
+    let sample = include_str!("../../events/b2b/bulk-create-unauthenticated.json");
+    let mut event: Value = serde_json::from_str(sample).expect("sample");
+    let rows: Vec<Value> = (0..100).map(row).collect();
+    event["body"] = json!(json!({"users": rows}).to_string());
+    event["headers"]["authorization"] = json!(format!("Bearer {key}"));
+    let request = || lambda_http::request::from_str(&event.to_string()).expect("request");
+
+    counter.take();
+    let response = b2b::handle(&b2b, request()).await.expect("handled");
+    assert_eq!(response.status(), 200);
+    let created = counter.take();
+    let response = b2b::handle(&b2b, request()).await.expect("handled");
+    assert_eq!(response.status(), 200);
+    let repeated = counter.take();
+    println!("bulk create of 100 users: {created:?}; the same again: {repeated:?}");
+    let count = |batch: &std::collections::BTreeMap<String, u32>, k: &str| {
+        batch.get(k).copied().unwrap_or(0)
+    };
+    // The key looked up; the 100 directory entries read in one BatchGetItem; four
+    // transactions of 25 users (3 items each, and a counter); the audit entry.
+    assert_eq!(count(&created, "DynamoDB.GetItem"), 1, "{created:?}");
+    assert_eq!(count(&created, "DynamoDB.BatchGetItem"), 1, "{created:?}");
+    assert_eq!(count(&created, "DynamoDB.TransactWriteItems"), 4, "{created:?}");
+    assert_eq!(count(&created, "DynamoDB.PutItem"), 1, "{created:?}");
+    assert_eq!(created.len(), 4, "nothing else: {created:?}");
+    // A repeat reads and writes nothing but the key and the directory entries.
+    assert_eq!(count(&repeated, "DynamoDB.GetItem"), 1, "{repeated:?}");
+    assert_eq!(count(&repeated, "DynamoDB.BatchGetItem"), 1, "{repeated:?}");
+    assert_eq!(repeated.len(), 2, "nothing else: {repeated:?}");
+    stack.remove().await;
+}
+
+#[tokio::test]
+async fn a_platform_subscription_receives_the_events_of_all_its_users_with_their_ids() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let operator = app.operator_token(&stack).await;
+    let (_, key) = app.platform(&operator, "Hooked").await;
+    let user = json!({"userId": "hooked-1", "platformUserId": "crm-77"});
+    let (status, created) = app.call("POST", "/api/b2b/users", Some(&key), Some(user)).await;
+    assert_eq!(status, 201);
+    let tenant = created["tenantId"].as_str().expect("tenant").to_owned();
+    let acting = [("x-tenant-id", "hooked-1")];
+    let sandbox = json!({"provider": "sandbox"});
+    let (status, _) =
+        app.call_with("PUT", "/api/whatsapp/channel", Some(&key), &acting, Some(sandbox)).await;
+    assert_eq!(status, 200);
+
+    // The platform's own subscription (no X-Tenant-Id) and the user's (acting for it).
+    let receiver = |name: &str| format!("{}/_sandbox/receiver/{name}", app.sandbox_url);
+    let events = json!(["message.received"]);
+    let platform_hook = json!({"url": receiver("platform-hook"), "events": events});
+    let (status, platform_sub) =
+        app.call("POST", "/api/webhooks", Some(&key), Some(platform_hook)).await;
+    assert_eq!(status, 201, "{platform_sub}");
+    let user_hook = json!({"url": receiver("user-hook"), "events": events});
+    let (status, _) =
+        app.call_with("POST", "/api/webhooks", Some(&key), &acting, Some(user_hook)).await;
+    assert_eq!(status, 201);
+    let (_, own) = app.call("GET", "/api/webhooks", Some(&key), None).await;
+    assert_eq!(own["items"].as_array().map(Vec::len), Some(1), "the platform's own only");
+
+    let written = app
+        .http
+        .post(format!("{}/_sandbox/inbound", app.sandbox_url))
+        .json(&json!({"tenantId": tenant, "from": "+15550900001", "text": "Hi"}))
+        .send()
+        .await
+        .expect("inbound");
+    assert_eq!(written.status(), 202);
+    for name in ["platform-hook", "user-hook"] {
+        let items = eventually(30, "message.received delivered", || async {
+            let got: Value = app.http.get(receiver(name)).send().await.ok()?.json().await.ok()?;
+            got["items"].as_array().filter(|i| !i.is_empty()).cloned()
+        })
+        .await;
+        let data = &items[0]["body"]["data"];
+        assert_eq!(items[0]["body"]["type"], "message.received", "{name}");
+        assert_eq!(
+            (&data["userId"], &data["platformUserId"]),
+            (&json!("hooked-1"), &json!("crm-77"))
+        );
+        assert_eq!(data["tenantId"], tenant);
+    }
+    // The platform's delivery log has it.
+    let id = platform_sub["id"].as_str().expect("id");
+    let (status, log) =
+        app.call("GET", &format!("/api/webhooks/{id}/deliveries"), Some(&key), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(log["items"][0]["eventType"], "message.received");
+    stack.remove().await;
+}
