@@ -10,6 +10,25 @@ fn row(n: usize) -> Value {
     json!({"userId": format!("cust-{n:04}"), "platformUserId": format!("p{n}")})
 }
 
+/// Creates `user_id` for the platform whose key is `key`: the user's tenant id.
+async fn b2b_user(app: &App, key: &str, user_id: &str, platform_user_id: &str) -> String {
+    let user = json!({"userId": user_id, "platformUserId": platform_user_id});
+    let (status, created) = app.call("POST", "/api/b2b/users", Some(key), Some(user)).await;
+    assert_eq!(status, 201, "{created}");
+    created["tenantId"].as_str().expect("tenant").to_owned()
+}
+
+/// The same, its channel switched (by the platform, acting for it) to the sandbox.
+async fn sandbox_b2b_user(app: &App, key: &str, user_id: &str, platform_user_id: &str) -> String {
+    let tenant = b2b_user(app, key, user_id, platform_user_id).await;
+    let sandbox = json!({"provider": "sandbox"});
+    let acting = [("x-tenant-id", user_id)];
+    let (status, _) =
+        app.call_with("PUT", "/api/whatsapp/channel", Some(key), &acting, Some(sandbox)).await;
+    assert_eq!(status, 200);
+    tenant
+}
+
 #[tokio::test]
 async fn a_platform_provisions_a_thousand_users_in_one_call_and_a_repeat_changes_nothing() {
     let stack = Stack::new(Emulator::shared()).await;
@@ -160,15 +179,7 @@ async fn a_platform_acts_for_its_user_and_is_the_actor_of_record() {
     let app = App::spawn(&stack).await;
     let operator = app.operator_token(&stack).await;
     let (platform, key) = app.platform(&operator, "Actor").await;
-    let (_, user) = app
-        .call(
-            "POST",
-            "/api/b2b/users",
-            Some(&key),
-            Some(json!({"userId": "u1", "platformUserId": "p1"})),
-        )
-        .await;
-    let tenant = user["tenantId"].as_str().expect("tenant").to_owned();
+    let tenant = b2b_user(&app, &key, "u1", "p1").await;
     let acting = [("x-tenant-id", "u1")];
 
     // A new user has a web channel; the platform switches it to the sandbox for the test.
@@ -249,15 +260,7 @@ async fn another_platforms_users_are_404_on_every_route() {
     let operator = app.operator_token(&stack).await;
     let (_, key_a) = app.platform(&operator, "Platform A").await;
     let (platform_b, key_b) = app.platform(&operator, "Platform B").await;
-    let (status, _) = app
-        .call(
-            "POST",
-            "/api/b2b/users",
-            Some(&key_b),
-            Some(json!({"userId": "b-user", "platformUserId": "b"})),
-        )
-        .await;
-    assert_eq!(status, 201);
+    b2b_user(&app, &key_b, "b-user", "b").await;
 
     // Every route that takes credentials, from the route table: platform A naming B's user
     // (in X-Tenant-Id and in the path) or B's platform is 404.
@@ -352,15 +355,8 @@ async fn a_platform_subscription_receives_the_events_of_all_its_users_with_their
     let app = App::spawn(&stack).await;
     let operator = app.operator_token(&stack).await;
     let (_, key) = app.platform(&operator, "Hooked").await;
-    let user = json!({"userId": "hooked-1", "platformUserId": "crm-77"});
-    let (status, created) = app.call("POST", "/api/b2b/users", Some(&key), Some(user)).await;
-    assert_eq!(status, 201);
-    let tenant = created["tenantId"].as_str().expect("tenant").to_owned();
+    let tenant = sandbox_b2b_user(&app, &key, "hooked-1", "crm-77").await;
     let acting = [("x-tenant-id", "hooked-1")];
-    let sandbox = json!({"provider": "sandbox"});
-    let (status, _) =
-        app.call_with("PUT", "/api/whatsapp/channel", Some(&key), &acting, Some(sandbox)).await;
-    assert_eq!(status, 200);
 
     // The platform's own subscription (no X-Tenant-Id) and the user's (acting for it).
     let receiver = |name: &str| format!("{}/_sandbox/receiver/{name}", app.sandbox_url);
