@@ -6,7 +6,8 @@ use adapters::aws::AwsClients;
 use adapters::config::Resources;
 use adapters::config::StartError;
 use adapters::resources::{
-    EVENT_SOURCES, EventSourceSpec, MESSAGE_SENDER, WEBHOOK_DISPATCHER, WEBHOOK_PROCESSOR,
+    EVENT_SOURCES, EventSourceSpec, MESSAGE_SENDER, TENANT_ERASER, WEBHOOK_DISPATCHER,
+    WEBHOOK_PROCESSOR,
 };
 use aws_lambda_events::event::sqs::SqsEvent;
 use edge::config::ApiConfig;
@@ -143,6 +144,15 @@ impl Processor for WebhookDispatcher {
     }
 }
 
+/// The tenant eraser as the tenant-erasure queue's event source invokes it.
+pub struct TenantEraser(pub tenant_eraser::Deps);
+
+impl Processor for TenantEraser {
+    fn process(&self, event: SqsEvent) -> ProcessorFuture<'_> {
+        Box::pin(async move { Ok(tenant_eraser::handle(&self.0, event).await) })
+    }
+}
+
 /// An event source of the template, with the processor it invokes.
 pub type EventSource = (EventSourceSpec, Arc<dyn Processor>);
 
@@ -176,6 +186,7 @@ pub fn processors(
                 resources,
                 &settings.webhooks,
             ))),
+            TENANT_ERASER => Arc::new(TenantEraser(tenant_eraser::Deps::build(clients, resources))),
             other => {
                 tracing::error!(function = other, "the local stack does not host this processor");
                 continue;

@@ -402,3 +402,115 @@ async fn a_platform_subscription_receives_the_events_of_all_its_users_with_their
     assert_eq!(log["items"][0]["eventType"], "message.received");
     stack.remove().await;
 }
+
+/// Every item of every table of the stack that mentions `needle` anywhere.
+async fn items_mentioning(stack: &Stack, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let r = &stack.resources;
+    for table in [&r.tenants_table, &r.pool_table, &r.messages_table] {
+        let mut start = None;
+        loop {
+            let out = stack
+                .clients
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            for item in out.items() {
+                let text = format!("{item:?}");
+                if text.contains(needle) {
+                    found.push(format!("{table}: {text}"));
+                }
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_deleted_user_is_erased_from_every_table() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let operator = app.operator_token(&stack).await;
+    let (platform, key) = app.platform(&operator, "Eraser").await;
+    let tenant = sandbox_b2b_user(&app, &key, "gone-1", "crm-1").await;
+    let keep = sandbox_b2b_user(&app, &key, "kept-1", "crm-2").await;
+    let acting = [("x-tenant-id", "gone-1")];
+
+    // Data of every kind: a conversation with messages both ways, a subscription and its
+    // deliveries, an API key (with its look-up item), audit entries, usage counters.
+    let hook = json!({"url": format!("{}/_sandbox/receiver/erased", app.sandbox_url),
+        "events": ["*"]});
+    let (status, _) = app.call_with("POST", "/api/webhooks", Some(&key), &acting, Some(hook)).await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .call_with("POST", "/api/api-keys", Some(&key), &acting, Some(json!({"name": "crm"})))
+        .await;
+    assert_eq!(status, 201);
+    for (user, who) in [(&tenant, "+15550910001"), (&keep, "+15550910002")] {
+        let written = app
+            .http
+            .post(format!("{}/_sandbox/inbound", app.sandbox_url))
+            .json(&json!({"tenantId": user, "from": who, "text": "Hi"}))
+            .send()
+            .await
+            .expect("inbound");
+        assert_eq!(written.status(), 202);
+    }
+    eventually(20, "the conversation", || async {
+        let (_, list) = app.call_with("GET", "/api/conversations", Some(&key), &acting, None).await;
+        list["items"].as_array().filter(|items| !items.is_empty()).cloned()
+    })
+    .await;
+    let reply = json!({"to": "+15550910001", "type": "text", "clientMessageId": "bye",
+        "text": {"body": "Bye"}});
+    let (status, _) =
+        app.call_with("POST", "/api/messages", Some(&key), &acting, Some(reply)).await;
+    assert_eq!(status, 202);
+    eventually(20, "the reply sent and its delivery logged", || async {
+        (!app.sandbox_sent("+15550910001").await.is_empty()).then_some(())
+    })
+    .await;
+    assert!(!items_mentioning(&stack, &tenant).await.is_empty());
+
+    let (status, _) = app.call("DELETE", "/api/b2b/users/gone-1", Some(&key), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = app.call("GET", "/api/b2b/users/gone-1", Some(&key), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.call_with("GET", "/api/conversations", Some(&key), &acting, None).await;
+    assert_eq!(status, 404, "nothing reaches it any more");
+    let (status, _) = app.call("DELETE", "/api/b2b/users/gone-1", Some(&key), None).await;
+    assert_eq!(status, 404);
+
+    let left = eventually(30, "every item of the tenant erased", || async {
+        let left = items_mentioning(&stack, &tenant).await;
+        left.is_empty().then_some(left)
+    })
+    .await;
+    assert!(left.is_empty());
+    // The other user is untouched, and the platform's trail records the erasure.
+    assert!(!items_mentioning(&stack, &keep).await.is_empty());
+    let (status, _) = app.call("GET", "/api/b2b/users/kept-1", Some(&key), None).await;
+    assert_eq!(status, 200);
+    let (_, seen) =
+        app.call("GET", &format!("/api/admin/platforms/{platform}"), Some(&operator), None).await;
+    assert_eq!(seen["userCount"], 1);
+    let own = seen["tenantId"].as_str().expect("the platform's own tenant");
+    let trail = stack.tenant_items(&stack.resources.tenants_table, own, "AUDIT#").await;
+    let erased = trail.iter().find(|e| {
+        e.get("action").and_then(|a| a.as_s().ok()).is_some_and(|a| a == "b2b.user_erased")
+    });
+    let erased = erased.expect("the erasure is in the platform's trail");
+    assert_eq!(
+        erased.get("targetId").and_then(|a| a.as_s().ok()).map(String::as_str),
+        Some("gone-1")
+    );
+    stack.remove().await;
+}

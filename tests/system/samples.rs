@@ -118,6 +118,12 @@ async fn the_queue_samples_are_processed_as_named() {
     let settle = include_str!("../../events/webhook-dispatcher/settle-parked.json");
     let settled = webhook_dispatcher::handle(&dispatcher, sqs_of(&stack, settle, retries).await);
     assert!(settled.await.batch_item_failures.is_empty());
+    // The last sweep of a tenant with nothing left: nothing to erase, nothing queued.
+    let eraser = tenant_eraser::Deps::build(c, r);
+    let sweep = include_str!("../../events/tenant-eraser/final-sweep.json");
+    let erasures = &r.tenant_erasure_queue_url;
+    let swept = tenant_eraser::handle(&eraser, sqs_of(&stack, sweep, erasures).await).await;
+    assert!(swept.batch_item_failures.is_empty());
     let poison = include_str!("../../events/webhook-dispatcher/poison-record.json");
     let rejected = webhook_dispatcher::handle(&dispatcher, sqs_of(&stack, poison, fresh).await);
     assert!(rejected.await.batch_item_failures.is_empty());

@@ -1,8 +1,9 @@
+use adapters::queues::{Erasure, Queue};
 use adapters::store::tenants::{B2bUser, Created, NewB2bUser, TenantStore};
 use domain::b2b::{MAX_BULK_USERS, UserRequest, user_changes, user_request};
 use domain::ids::{B2bUserId, PlatformId};
 use domain::time::rfc3339;
-use edge::http::{ApiError, FieldError, into_response, json};
+use edge::http::{ApiError, FieldError, empty, into_response, json};
 use edge::principal::{Authenticator, Principal};
 use edge::request::{
     DEFAULT_BODY_LIMIT, json_body, page_limit, path_param, query_param, route_key,
@@ -16,6 +17,8 @@ use tracing::{info, instrument};
 
 pub struct Deps {
     pub(crate) tenants: TenantStore,
+    /// Where a deleted user's data goes to be erased.
+    pub(crate) erasures: Queue<Erasure>,
     pub(crate) authenticator: Authenticator,
 }
 
@@ -44,6 +47,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
             Ok(json(StatusCode::OK, &view(&user)))
         }
         B2bRoute::UpdateUser => update(deps, request, principal, &platform).await,
+        B2bRoute::DeleteUser => delete(deps, request, principal, &platform).await,
         B2bRoute::ListUsers => list(deps, request, &platform).await,
     }
 }
@@ -243,6 +247,30 @@ async fn update(
         .await;
     Ok(json(StatusCode::OK, &view(&updated)))
 }
+
+/// Erases a user: its erasure is queued first (it waits until the user's tenant item is
+/// gone, and erases nothing while it is there), then the user is taken from the platform
+/// in one transaction, so that nothing reaches it any more. 204 once both are done.
+async fn delete(
+    deps: &Deps,
+    request: &Request,
+    principal: &Principal,
+    platform: &PlatformId,
+) -> Result<Response<Body>, ApiError> {
+    let user = find(deps, request, platform).await?;
+    let erasure = Erasure { tenant_id: user.tenant_id.clone(), sweep: 0, waits: 0 };
+    deps.erasures.send_delayed(&[(&erasure, ERASE_AFTER)]).await?;
+    if !deps.tenants.platforms().remove_user(&user).await? {
+        return Err(ApiError::NotFound);
+    }
+    let detail = json!({"platformUserId": user.platform_user_id});
+    principal.audit(&deps.tenants, "b2b.user_erased", Some(user.user_id.as_str()), detail).await;
+    info!(platform_id = %platform, tenant_id = %user.tenant_id, "B2B user deleted; erasure queued");
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// How long after a delete its erasure starts (the user is gone by then).
+const ERASE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The platform's users: `limit` + `cursor`, or `page` (1-based) + `limit` as the seed API
 /// had them.

@@ -15,6 +15,10 @@ impl Deps {
     pub fn build(clients: &AwsClients, resources: &Resources, config: &Config) -> Self {
         Self {
             tenants: TenantStore::of(clients, resources),
+            erasures: adapters::queues::Queue::new(
+                clients.sqs.clone(),
+                resources.tenant_erasure_queue_url.clone(),
+            ),
             authenticator: Authenticator::of(config.token_keys.clone(), clients, resources),
         }
     }

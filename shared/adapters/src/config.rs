@@ -47,6 +47,7 @@ pub struct Resources {
     pub outbound_standard_queue_url: String,
     pub partner_events_queue_url: String,
     pub webhook_retries_queue_url: String,
+    pub tenant_erasure_queue_url: String,
     /// Dead-letter queues, by the logical id of their main queue.
     pub dlq_urls: std::collections::BTreeMap<&'static str, String>,
     /// A key id, ARN or alias (`alias/...`); functions use the alias.
@@ -75,6 +76,7 @@ impl Resources {
             outbound_standard_queue_url: get(resources::OUTBOUND_STANDARD_QUEUE.env_var)?,
             partner_events_queue_url: get(resources::PARTNER_EVENTS_QUEUE.env_var)?,
             webhook_retries_queue_url: get(resources::WEBHOOK_RETRIES_QUEUE.env_var)?,
+            tenant_erasure_queue_url: get(resources::TENANT_ERASURE_QUEUE.env_var)?,
             dlq_urls: resources::QUEUES
                 .iter()
                 .map(|q| Ok((q.logical_id, get(q.dlq_env_var)?)))
@@ -96,6 +98,7 @@ impl Resources {
             (resources::OUTBOUND_STANDARD_QUEUE.env_var, self.outbound_standard_queue_url.clone()),
             (resources::PARTNER_EVENTS_QUEUE.env_var, self.partner_events_queue_url.clone()),
             (resources::WEBHOOK_RETRIES_QUEUE.env_var, self.webhook_retries_queue_url.clone()),
+            (resources::TENANT_ERASURE_QUEUE.env_var, self.tenant_erasure_queue_url.clone()),
             (resources::CREDENTIALS_KEY.env_var, self.kms_key_id.clone()),
         ]);
         env.extend(dlqs);
@@ -126,6 +129,9 @@ impl Resources {
             id if id == resources::WEBHOOK_RETRIES_QUEUE.logical_id => {
                 &self.webhook_retries_queue_url
             }
+            id if id == resources::TENANT_ERASURE_QUEUE.logical_id => {
+                &self.tenant_erasure_queue_url
+            }
             _ => &self.partner_events_queue_url,
         }
     }
@@ -145,6 +151,7 @@ mod tests {
             outbound_standard_queue_url: "q3".into(),
             partner_events_queue_url: "q4".into(),
             webhook_retries_queue_url: "q5".into(),
+            tenant_erasure_queue_url: "q6".into(),
             dlq_urls: resources::QUEUES
                 .iter()
                 .map(|q| (q.logical_id, format!("{}-dlq", q.suffix)))
@@ -158,7 +165,8 @@ mod tests {
     fn when_every_variable_is_set_then_the_names_round_trip() {
         let env = full_env();
         let r = Resources::from_lookup(|k| env.get(k).cloned()).expect("complete env");
-        assert_eq!(r.to_env().len(), 14);
+        assert_eq!(r.to_env().len(), 16);
+        assert_eq!(r.queue_url(&resources::TENANT_ERASURE_QUEUE), "q6");
         assert_eq!(r.queue_url(&resources::WEBHOOK_RETRIES_QUEUE), "q5");
         assert_eq!(r.dlq_url(&resources::INBOUND_EVENTS_QUEUE), "inbound-events-dlq");
         assert_eq!(r.kms_key_id, "alias/k");

@@ -16,7 +16,8 @@ use crate::telemetry::error_chain;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 pub use domain::queues::{
-    DeliveryAttempt, PartnerEvent, QueueMessage, SendJob, SettleParked, WebhookPointer, WebhookWork,
+    DeliveryAttempt, Erasure, PartnerEvent, QueueMessage, SendJob, SettleParked, WebhookPointer,
+    WebhookWork,
 };
 use std::collections::HashMap;
 use std::marker::PhantomData;

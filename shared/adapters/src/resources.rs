@@ -171,12 +171,27 @@ pub const WEBHOOK_RETRIES_QUEUE: QueueSpec = QueueSpec {
     oldest_message_alarm_secs: 1800,
 };
 
-pub const QUEUES: [QueueSpec; 5] = [
+/// Tenants to erase (a platform deleted one of its users): every item of the tenant in
+/// every table, a page at a time, then once more later for what was in flight.
+pub const TENANT_ERASURE_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "TenantErasureQueue",
+    suffix: "tenant-erasure",
+    env_var: "TENANT_ERASURE_QUEUE_URL",
+    visibility_timeout_secs: 1800,
+    max_receive_count: 5,
+    dlq_logical_id: "TenantErasureDlq",
+    dlq_env_var: "TENANT_ERASURE_DLQ_URL",
+    // The final sweep waits 15 minutes.
+    oldest_message_alarm_secs: 1800,
+};
+
+pub const QUEUES: [QueueSpec; 6] = [
     INBOUND_EVENTS_QUEUE,
     OUTBOUND_HIGH_QUEUE,
     OUTBOUND_STANDARD_QUEUE,
     PARTNER_EVENTS_QUEUE,
     WEBHOOK_RETRIES_QUEUE,
+    TENANT_ERASURE_QUEUE,
 ];
 
 /// A queue's consumer: the SAM template's SQS event source on a function. The local stack
@@ -200,8 +215,9 @@ pub struct EventSourceSpec {
 pub const WEBHOOK_PROCESSOR: &str = "webhook-processor";
 pub const MESSAGE_SENDER: &str = "message-sender";
 pub const WEBHOOK_DISPATCHER: &str = "webhook-dispatcher";
+pub const TENANT_ERASER: &str = "tenant-eraser";
 
-pub const EVENT_SOURCES: [EventSourceSpec; 5] = [
+pub const EVENT_SOURCES: [EventSourceSpec; 6] = [
     EventSourceSpec {
         queue: INBOUND_EVENTS_QUEUE,
         function: WEBHOOK_PROCESSOR,
@@ -243,6 +259,16 @@ pub const EVENT_SOURCES: [EventSourceSpec; 5] = [
         // A failing endpoint holds at most two of these while its attempts time out.
         max_concurrency: 10,
         function_timeout_secs: 60,
+    },
+    // One tenant at a time per invocation; an erasure that does not finish in its time
+    // budget queues its own continuation.
+    EventSourceSpec {
+        queue: TENANT_ERASURE_QUEUE,
+        function: TENANT_ERASER,
+        event_id: "TenantErasure",
+        batch_size: 1,
+        max_concurrency: 2,
+        function_timeout_secs: 300,
     },
 ];
 

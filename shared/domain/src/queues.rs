@@ -20,7 +20,7 @@ macro_rules! tenanted {
     };
 }
 
-tenanted!(WebhookPointer, SendJob, PartnerEvent, DeliveryAttempt, SettleParked);
+tenanted!(WebhookPointer, SendJob, PartnerEvent, DeliveryAttempt, SettleParked, Erasure);
 
 /// A queue's body type. Every one belongs to a tenant: its tenant is the message's group,
 /// which makes each standard queue an SQS *fair queue* (a tenant that builds a backlog does
@@ -108,6 +108,23 @@ impl QueueMessage for DeliveryAttempt {
 pub struct SettleParked {
     pub tenant_id: TenantId,
     pub subscription_id: String,
+}
+
+/// `tenant-erasure`: a tenant whose data is to be erased (its platform deleted it). The
+/// tenant item is gone before this is processed; `waits` counts the times it was found
+/// still there (its delete not made yet), `sweep` the passes already made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Erasure {
+    pub tenant_id: TenantId,
+    #[serde(default)]
+    pub sweep: u32,
+    #[serde(default)]
+    pub waits: u32,
+}
+
+impl QueueMessage for Erasure {
+    const KIND: &'static str = "tenant erasure";
 }
 
 /// What the `webhook-retries` queue carries. Untagged: an attempt is told from a settling

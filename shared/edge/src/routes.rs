@@ -131,6 +131,7 @@ route_set!(
         BulkCreateUsers,
         GetUser,
         UpdateUser,
+        DeleteUser,
         ListUsers,
     }
 );
@@ -286,6 +287,7 @@ pub const ROUTES: &[Route] = &[
     route(R::B2bRoute(B2bRoute::BulkCreateUsers), "POST", "/api/b2b/users/bulk", Requires(Action::ManagePlatformUsers)),
     route(R::B2bRoute(B2bRoute::GetUser), "GET", "/api/b2b/users/{userId}", Requires(Action::ManagePlatformUsers)),
     route(R::B2bRoute(B2bRoute::UpdateUser), "PUT", "/api/b2b/users/{userId}", Requires(Action::ManagePlatformUsers)),
+    route(R::B2bRoute(B2bRoute::DeleteUser), "DELETE", "/api/b2b/users/{userId}", Requires(Action::ManagePlatformUsers)),
     route(R::B2bRoute(B2bRoute::ListUsers), "GET", "/api/b2b/platforms/{platformId}/users", Requires(Action::ManagePlatformUsers)),
     route(R::MessagesRoute(MessagesRoute::SendForUser), "POST", "/api/b2b/users/{userId}/messages", RequiresForUser(Action::SendMessages)),
 ];

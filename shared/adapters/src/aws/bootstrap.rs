@@ -54,6 +54,7 @@ pub async fn ensure(clients: &AwsClients, prefix: &str) -> Result<Resources, Boo
         outbound_standard_queue_url: url(&resources::OUTBOUND_STANDARD_QUEUE),
         partner_events_queue_url: url(&resources::PARTNER_EVENTS_QUEUE),
         webhook_retries_queue_url: url(&resources::WEBHOOK_RETRIES_QUEUE),
+        tenant_erasure_queue_url: url(&resources::TENANT_ERASURE_QUEUE),
         dlq_urls,
         kms_key_id,
     })

@@ -4,6 +4,7 @@
 
 pub mod attrs;
 pub mod channels;
+pub mod erasure;
 pub mod messages;
 pub mod pacing;
 pub mod page;

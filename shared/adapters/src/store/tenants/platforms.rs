@@ -394,6 +394,38 @@ impl Platforms<'_> {
         }
     }
 
+    /// Takes a user from its platform: its directory entry and its tenant item go (so that
+    /// nothing reaches it any more), and the user count drops, in one transaction; the rest
+    /// of its data is the erasure's (`store::erasure`). `false` when it was gone already.
+    pub async fn remove_user(&self, user: &B2bUser) -> Result<bool, StoreError> {
+        let shard = usize::try_from(crate::store::shard_of(user.user_id.as_str(), 16)).unwrap_or(0)
+            % COUNT_SHARDS;
+        let count = self
+            .table
+            .update_of(count_key(&user.platform_id, shard))
+            .update_expression("ADD #users :minus")
+            .expression_attribute_names("#users", "users")
+            .expression_attribute_values(":minus", n(-1))
+            .build()
+            .map_err(dynamo_err)?;
+        let items = vec![
+            self.table.delete_in(
+                b2b_user_key(&user.platform_id, &user.user_id),
+                Some("attribute_exists(pk)"),
+            )?,
+            self.table.delete_in(key(user.scope().pk(), TENANT_SK), None)?,
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        match self.table.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) => match failed_conditions(&e) {
+                Some(failed) if failed.first() == Some(&true) => Ok(false),
+                Some(_) => Err(StoreError::Conflict),
+                None => Err(dynamo_err(e)),
+            },
+        }
+    }
+
     /// Creates users, each a tenant with its directory entry and a `web` channel, up to
     /// [`USERS_PER_TRANSACTION`] per transaction and [`TRANSACTIONS_IN_FLIGHT`] at once.
     /// What became of each, in the order asked; a user that exists already is `Existing`
