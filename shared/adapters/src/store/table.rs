@@ -250,4 +250,21 @@ impl Table {
     ) -> Result<(), SdkError<TransactWriteItemsError>> {
         self.db.transact_write_items().set_transact_items(Some(items)).send().await.map(|_| ())
     }
+
+    /// Runs a transaction whose first item is conditional on the thing it changes being
+    /// there: `false` when it was not (gone already), `Conflict` when another condition
+    /// did not hold.
+    pub async fn transact_if_first(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) => match super::failed_conditions(&e) {
+                Some(failed) if failed.first() == Some(&true) => Ok(false),
+                Some(_) => Err(StoreError::Conflict),
+                None => Err(dynamo_err(e)),
+            },
+        }
+    }
 }

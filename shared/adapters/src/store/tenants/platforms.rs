@@ -416,14 +416,7 @@ impl Platforms<'_> {
             self.table.delete_in(key(user.scope().pk(), TENANT_SK), None)?,
             TransactWriteItem::builder().update(count).build(),
         ];
-        match self.table.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) => match failed_conditions(&e) {
-                Some(failed) if failed.first() == Some(&true) => Ok(false),
-                Some(_) => Err(StoreError::Conflict),
-                None => Err(dynamo_err(e)),
-            },
-        }
+        self.table.transact_if_first(items).await
     }
 
     /// Creates users, each a tenant with its directory entry and a `web` channel, up to

@@ -276,14 +276,7 @@ impl Webhooks<'_> {
             self.table.delete_in(subscription_key(scope, id), Some("attribute_exists(pk)"))?,
             TransactWriteItem::builder().update(count).build(),
         ];
-        match self.table.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) => match failed_conditions(&e) {
-                Some(failed) if failed.first() == Some(&true) => Ok(false),
-                Some(_) => Err(StoreError::Conflict),
-                None => Err(dynamo_err(e)),
-            },
-        }
+        self.table.transact_if_first(items).await
     }
 
     /// Replaces the secret with `sealed`; the one it replaces keeps signing until `until`.
