@@ -321,18 +321,21 @@ impl Stack {
         prefix: &str,
     ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let out = self
+        let query = self
             .clients
             .dynamodb
             .query()
             .table_name(table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-            .send()
-            .await
-            .expect("query");
-        out.items().to_vec()
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()));
+        // An empty prefix is every item (DynamoDB refuses an empty key value).
+        let query = if prefix.is_empty() {
+            query.key_condition_expression("pk = :pk")
+        } else {
+            query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+        };
+        query.send().await.expect("query").items().to_vec()
     }
 
     /// Items under `prefix` in every partition of `tenant` (its own and its shards).

@@ -434,8 +434,47 @@ async fn items_mentioning(stack: &Stack, needle: &str) -> Vec<String> {
     found
 }
 
+/// The (pk, sk) of every item in the tenant's partitions of every table.
+async fn partition_keys(
+    stack: &Stack,
+    tenant: &str,
+) -> std::collections::BTreeSet<(String, String)> {
+    let r = &stack.resources;
+    let mut keys = std::collections::BTreeSet::new();
+    for table in [&r.tenants_table, &r.messages_table, &r.pool_table] {
+        for item in stack.tenant_items(table, tenant, "").await {
+            let text =
+                |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            keys.insert((text("pk"), text("sk")));
+        }
+    }
+    keys
+}
+
+/// A B2B user's export, every page of 7 items.
+async fn export_all(app: &App, key: &str, tenant: &str) -> Vec<Value> {
+    let mut exported = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/b2b/users/gone-1/export?limit=7&cursor={c}"),
+            None => "/api/b2b/users/gone-1/export?limit=7".to_owned(),
+        };
+        let (status, page) = app.call("GET", &path, Some(key), None).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["tenantId"], tenant);
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 7);
+        exported.extend(items.iter().cloned());
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return exported,
+        }
+    }
+}
+
 #[tokio::test]
-async fn a_deleted_user_is_erased_from_every_table() {
+async fn a_users_data_is_exported_then_erased_from_every_table() {
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::spawn(&stack).await;
     let operator = app.operator_token(&stack).await;
@@ -478,7 +517,44 @@ async fn a_deleted_user_is_erased_from_every_table() {
         (!app.sandbox_sent("+15550910001").await.is_empty()).then_some(())
     })
     .await;
-    assert!(!items_mentioning(&stack, &tenant).await.is_empty());
+    let stored = items_mentioning(&stack, &tenant).await;
+    assert!(!stored.is_empty());
+
+    // The export, page by page, has every item of the tenant's partitions, and no secret
+    // (compared once the tenant's items stop changing: status webhooks arrive for a while).
+    let mut exported = Vec::new();
+    for _ in 0..20 {
+        let before = partition_keys(&stack, &tenant).await;
+        exported = export_all(&app, &key, &tenant).await;
+        let after = partition_keys(&stack, &tenant).await;
+        // The export's own audit entry, written once its last page is read.
+        let added: Vec<_> = after.difference(&before).collect();
+        let quiet =
+            before.is_subset(&after) && added.len() == 1 && added[0].1.starts_with("AUDIT#");
+        if quiet {
+            let keys: std::collections::BTreeSet<(String, String)> = exported
+                .iter()
+                .map(|e| {
+                    let item = &e["item"];
+                    (
+                        item["pk"].as_str().unwrap_or("").to_owned(),
+                        item["sk"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect();
+            assert_eq!(keys, before, "every item of its partitions");
+            assert_eq!(keys.len(), exported.len(), "once each");
+            break;
+        }
+        exported.clear();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(!exported.is_empty(), "the tenant's items never stopped changing");
+    let text = serde_json::to_string(&exported).expect("json");
+    assert!(text.contains("\"sk\":\"CHANNEL\"") && text.contains("conversationId"), "{text}");
+    assert!(!text.contains("whsec_") && !text.contains("sbk_"), "no secret in an export");
+    let (status, _) = app.call_with("GET", "/api/tenant/export", Some(&key), &acting, None).await;
+    assert_eq!(status, 200, "the tenant route, acting for the user");
 
     let (status, _) = app.call("DELETE", "/api/b2b/users/gone-1", Some(&key), None).await;
     assert_eq!(status, 204);

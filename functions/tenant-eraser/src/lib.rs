@@ -10,7 +10,7 @@ use adapters::config::Resources;
 use adapters::queues::{Erasure, Inbox, Queue, batch_response};
 use adapters::resources::TENANT_ERASURE_QUEUE;
 use adapters::store::TenantScope;
-use adapters::store::erasure::Eraser;
+use adapters::store::tenant_data::TenantData;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
@@ -25,7 +25,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const MAX_WAITS: u32 = 10;
 
 pub struct Deps {
-    eraser: Eraser,
+    eraser: TenantData,
     queue: Queue<Erasure>,
     inbox: Inbox,
     budget: Duration,
@@ -35,7 +35,7 @@ pub struct Deps {
 impl Deps {
     pub fn build(clients: &AwsClients, resources: &Resources) -> Self {
         Self {
-            eraser: Eraser::of(clients, resources),
+            eraser: TenantData::of(clients, resources),
             queue: Queue::new(clients.sqs.clone(), resources.tenant_erasure_queue_url.clone()),
             inbox: Inbox::new(clients.sqs.clone(), resources, &[TENANT_ERASURE_QUEUE]),
             budget: DEFAULT_BUDGET,

@@ -1,3 +1,4 @@
+use adapters::store::tenant_data::TenantData;
 use adapters::store::tenants::{NewUser, TenantStore};
 use domain::Violation;
 use domain::ids::{ApiKeyId, UserId};
@@ -18,11 +19,18 @@ pub struct Deps {
     store: TenantStore,
     passwords: Passwords,
     authenticator: Authenticator,
+    /// Every table, for exports; `None` in a wiring that serves no export.
+    data: Option<TenantData>,
 }
 
 impl Deps {
     pub fn new(store: TenantStore, authenticator: Authenticator, passwords: Passwords) -> Self {
-        Self { store, passwords, authenticator }
+        Self { store, passwords, authenticator, data: None }
+    }
+
+    pub fn with_data(mut self, data: TenantData) -> Self {
+        self.data = Some(data);
+        self
     }
 }
 
@@ -44,6 +52,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
         TenantsRoute::CreateApiKey => ctx.create_api_key().await,
         TenantsRoute::ListApiKeys => ctx.list_api_keys().await,
         TenantsRoute::RevokeApiKey => ctx.revoke_api_key().await,
+        TenantsRoute::Export | TenantsRoute::ExportForUser => ctx.export().await,
     }
 }
 
@@ -84,6 +93,40 @@ impl Ctx<'_> {
         let mut view = serde_json::to_value(&tenant).map_err(ApiError::internal)?;
         view["limits"] = serde_json::to_value(tenant.tier.limits()).map_err(ApiError::internal)?;
         Ok(view)
+    }
+
+    /// Everything stored for the tenant (GDPR access), a page at a time: `limit` items (1 to
+    /// 1,000, default 500) and `cursor` as lists take them.
+    async fn export(&self) -> Result<Response<Body>, ApiError> {
+        let data = self.deps.data.as_ref().ok_or(ApiError::NotFound)?;
+        let limit = match query_param(self.request, "limit") {
+            None => 500,
+            Some(raw) => {
+                raw.parse::<i32>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+                    ApiError::Validation(vec![Violation::new("limit", "must be 1 to 1000")])
+                })?
+            }
+        };
+        let cursor = query_param(self.request, "cursor");
+        let page = data.export_page(self.principal.scope(), limit, cursor.as_deref()).await?;
+        let next_cursor = page.next_cursor;
+        let items: Vec<serde_json::Value> = page
+            .items
+            .into_iter()
+            .map(|(table, item)| serde_json::json!({"table": table, "item": item}))
+            .collect();
+        if next_cursor.is_none() {
+            // Once the last page is read, so that an export never shows its own entry.
+            self.audit("tenant.exported", None, serde_json::json!({})).await;
+        }
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "tenantId": self.principal.tenant_id(),
+                "items": items,
+                "nextCursor": next_cursor,
+            }),
+        ))
     }
 
     async fn get_tenant(&self) -> Result<Response<Body>, ApiError> {

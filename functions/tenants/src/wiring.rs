@@ -22,6 +22,7 @@ impl Deps {
             TenantStore::of(clients, resources),
             Authenticator::of(config.token_keys.clone(), clients, resources),
             Passwords::new()?,
-        ))
+        )
+        .with_data(adapters::store::tenant_data::TenantData::of(clients, resources)))
     }
 }

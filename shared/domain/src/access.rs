@@ -37,6 +37,8 @@ pub enum Action {
     ManageWebhooks,
     /// A platform's B2B users (`/api/b2b/…`).
     ManagePlatformUsers,
+    /// Everything stored for the tenant (GDPR access).
+    ExportTenantData,
     /// Operator routes (`/api/admin/*`).
     Operate,
 }
@@ -62,6 +64,7 @@ pub const PERMISSIONS: &[(Action, &[Caller])] = &[
     (Action::ReadAnalytics, &[User(TenantAdmin), User(BillingAdmin), PlatformForUser]),
     (Action::ManageWebhooks, &[User(TenantAdmin), ApiKey, Platform, PlatformForUser]),
     (Action::ManagePlatformUsers, &[Platform]),
+    (Action::ExportTenantData, &[User(TenantAdmin), PlatformForUser]),
     (Action::Operate, &[User(SystemAdmin)]),
 ];
 

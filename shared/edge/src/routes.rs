@@ -101,6 +101,8 @@ route_set!(TenantsRoute {
     CreateApiKey,
     ListApiKeys,
     RevokeApiKey,
+    Export,
+    ExportForUser,
 });
 route_set!(ChannelRoute { Put, Get, Delete, HealthCheck });
 route_set!(MetaWebhookRoute { VerifyPlatform, ReceivePlatform, Verify, Receive, ReceiveGateway });
@@ -243,6 +245,8 @@ pub const ROUTES: &[Route] = &[
     route(R::TenantsRoute(TenantsRoute::CreateApiKey), "POST", "/api/api-keys", Requires(Action::ManageApiKeys)),
     route(R::TenantsRoute(TenantsRoute::ListApiKeys), "GET", "/api/api-keys", Requires(Action::ManageApiKeys)),
     route(R::TenantsRoute(TenantsRoute::RevokeApiKey), "DELETE", "/api/api-keys/{id}", RequiresOnceFound(Action::ManageApiKeys)),
+    route(R::TenantsRoute(TenantsRoute::Export), "GET", "/api/tenant/export", Requires(Action::ExportTenantData)),
+    route(R::TenantsRoute(TenantsRoute::ExportForUser), "GET", "/api/b2b/users/{userId}/export", RequiresForUser(Action::ExportTenantData)),
     route(R::ChannelRoute(ChannelRoute::Put), "PUT", "/api/whatsapp/channel", Requires(Action::ManageChannel)),
     route(R::ChannelRoute(ChannelRoute::Get), "GET", "/api/whatsapp/channel", Requires(Action::ManageChannel)),
     route(R::ChannelRoute(ChannelRoute::Delete), "DELETE", "/api/whatsapp/channel", Requires(Action::ManageChannel)),

@@ -4,11 +4,11 @@
 
 pub mod attrs;
 pub mod channels;
-pub mod erasure;
 pub mod messages;
 pub mod pacing;
 pub mod page;
 pub mod table;
+pub mod tenant_data;
 pub mod tenants;
 
 use domain::ids::TenantId;

@@ -396,7 +396,7 @@ impl Platforms<'_> {
 
     /// Takes a user from its platform: its directory entry and its tenant item go (so that
     /// nothing reaches it any more), and the user count drops, in one transaction; the rest
-    /// of its data is the erasure's (`store::erasure`). `false` when it was gone already.
+    /// of its data is the erasure's (`store::tenant_data`). `false` when it was gone already.
     pub async fn remove_user(&self, user: &B2bUser) -> Result<bool, StoreError> {
         let shard = usize::try_from(crate::store::shard_of(user.user_id.as_str(), 16)).unwrap_or(0)
             % COUNT_SHARDS;
