@@ -10,6 +10,16 @@ fn row(n: usize) -> Value {
     json!({"userId": format!("cust-{n:04}"), "platformUserId": format!("p{n}")})
 }
 
+/// A stack, its local app, an operator's token, and a platform `name` made by it (its id
+/// and key).
+async fn with_platform(name: &str) -> (Stack, App, String, String, String) {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    let operator = app.operator_token(&stack).await;
+    let (platform, key) = app.platform(&operator, name).await;
+    (stack, app, operator, platform, key)
+}
+
 /// Creates `user_id` for the platform whose key is `key`: the user's tenant id.
 async fn b2b_user(app: &App, key: &str, user_id: &str, platform_user_id: &str) -> String {
     let user = json!({"userId": user_id, "platformUserId": platform_user_id});
@@ -31,10 +41,7 @@ async fn sandbox_b2b_user(app: &App, key: &str, user_id: &str, platform_user_id:
 
 #[tokio::test]
 async fn a_platform_provisions_a_thousand_users_in_one_call_and_a_repeat_changes_nothing() {
-    let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn(&stack).await;
-    let operator = app.operator_token(&stack).await;
-    let (platform, key) = app.platform(&operator, "Acme CRM").await;
+    let (stack, app, operator, platform, key) = with_platform("Acme CRM").await;
 
     // 1,000 rows, three of them bad, one a repeat of an earlier row.
     let mut rows: Vec<Value> = (0..996).map(row).collect();
@@ -114,10 +121,7 @@ async fn a_platform_provisions_a_thousand_users_in_one_call_and_a_repeat_changes
 
 #[tokio::test]
 async fn one_user_is_created_read_updated_and_its_create_is_idempotent() {
-    let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn(&stack).await;
-    let operator = app.operator_token(&stack).await;
-    let (platform, key) = app.platform(&operator, "Solo").await;
+    let (stack, app, operator, platform, key) = with_platform("Solo").await;
     let user = json!({"userId": "shop-42", "platformUserId": "acct-42", "platformName": "Shop 42"});
 
     let (status, created) =
@@ -175,10 +179,7 @@ async fn one_user_is_created_read_updated_and_its_create_is_idempotent() {
 
 #[tokio::test]
 async fn a_platform_acts_for_its_user_and_is_the_actor_of_record() {
-    let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn(&stack).await;
-    let operator = app.operator_token(&stack).await;
-    let (platform, key) = app.platform(&operator, "Actor").await;
+    let (stack, app, _operator, platform, key) = with_platform("Actor").await;
     let tenant = b2b_user(&app, &key, "u1", "p1").await;
     let acting = [("x-tenant-id", "u1")];
 
@@ -193,14 +194,7 @@ async fn a_platform_acts_for_its_user_and_is_the_actor_of_record() {
 
     // A customer writes; the platform sees the conversation and answers, both ways.
     let customer = "+15550800001";
-    let written = app
-        .http
-        .post(format!("{}/_sandbox/inbound", app.sandbox_url))
-        .json(&json!({"tenantId": tenant, "from": customer, "text": "Hi"}))
-        .send()
-        .await
-        .expect("inbound");
-    assert_eq!(written.status(), 202);
+    customer_writes_to(&app, &tenant, customer, "Hi").await;
     let conversations = eventually(20, "the conversation", || async {
         let (_, list) = app.call_with("GET", "/api/conversations", Some(&key), &acting, None).await;
         list["items"].as_array().filter(|items| !items.is_empty()).cloned()
@@ -255,10 +249,7 @@ fn some_id(name: &str) -> &'static str {
 
 #[tokio::test]
 async fn another_platforms_users_are_404_on_every_route() {
-    let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn(&stack).await;
-    let operator = app.operator_token(&stack).await;
-    let (_, key_a) = app.platform(&operator, "Platform A").await;
+    let (stack, app, operator, _platform, key_a) = with_platform("Platform A").await;
     let (platform_b, key_b) = app.platform(&operator, "Platform B").await;
     b2b_user(&app, &key_b, "b-user", "b").await;
 
@@ -297,10 +288,7 @@ async fn another_platforms_users_are_404_on_every_route() {
 #[tokio::test]
 async fn aws_requests_per_user_of_a_bulk_create_are_counted() {
     use switchboard_tests::RequestCounter;
-    let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn(&stack).await;
-    let operator = app.operator_token(&stack).await;
-    let (_, key) = app.platform(&operator, "Counted").await;
+    let (stack, _app, _operator, platform, key) = with_platform("Counted").await;
 
     let counter = RequestCounter::default();
     let clients = Emulator::shared().counted_clients(&counter).await;
@@ -323,6 +311,15 @@ async fn aws_requests_per_user_of_a_bulk_create_are_counted() {
     event["body"] = json!(json!({"users": rows}).to_string());
     event["headers"]["authorization"] = json!(format!("Bearer {key}"));
     let request = || lambda_http::request::from_str(&event.to_string()).expect("request");
+    let mut stats_event = event.clone();
+    let stats_path = format!("/api/b2b/platforms/{platform}/stats");
+    stats_event["routeKey"] = json!("GET /api/b2b/platforms/{platformId}/stats");
+    stats_event["requestContext"]["routeKey"] = stats_event["routeKey"].clone();
+    stats_event["rawPath"] = json!(stats_path);
+    stats_event["requestContext"]["http"]["path"] = json!(stats_path);
+    stats_event["requestContext"]["http"]["method"] = json!("GET");
+    stats_event["pathParameters"] = json!({"platformId": platform});
+    stats_event["body"] = Value::Null;
 
     counter.take();
     let response = b2b::handle(&b2b, request()).await.expect("handled");
@@ -342,6 +339,17 @@ async fn aws_requests_per_user_of_a_bulk_create_are_counted() {
     assert_eq!(count(&created, "DynamoDB.TransactWriteItems"), 4, "{created:?}");
     assert_eq!(count(&created, "DynamoDB.PutItem"), 1, "{created:?}");
     assert_eq!(created.len(), 4, "nothing else: {created:?}");
+    counter.take();
+    let stats_request = lambda_http::request::from_str(&stats_event.to_string()).expect("request");
+    let response = b2b::handle(&b2b, stats_request).await.expect("handled");
+    assert_eq!(response.status(), 200);
+    let read = counter.take();
+    println!("platform stats: {read:?}");
+    // The key; the user counters (one query); active days and message counters (one batch).
+    assert_eq!(count(&read, "DynamoDB.GetItem"), 1, "{read:?}");
+    assert_eq!(count(&read, "DynamoDB.Query"), 1, "{read:?}");
+    assert_eq!(count(&read, "DynamoDB.BatchGetItem"), 1, "{read:?}");
+    assert_eq!(read.len(), 3, "nothing else: {read:?}");
     // A repeat reads and writes nothing but the key and the directory entries.
     assert_eq!(count(&repeated, "DynamoDB.GetItem"), 1, "{repeated:?}");
     assert_eq!(count(&repeated, "DynamoDB.BatchGetItem"), 1, "{repeated:?}");
@@ -351,10 +359,7 @@ async fn aws_requests_per_user_of_a_bulk_create_are_counted() {
 
 #[tokio::test]
 async fn a_platform_subscription_receives_the_events_of_all_its_users_with_their_ids() {
-    let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn(&stack).await;
-    let operator = app.operator_token(&stack).await;
-    let (_, key) = app.platform(&operator, "Hooked").await;
+    let (stack, app, _operator, _platform, key) = with_platform("Hooked").await;
     let tenant = sandbox_b2b_user(&app, &key, "hooked-1", "crm-77").await;
     let acting = [("x-tenant-id", "hooked-1")];
 
@@ -372,14 +377,7 @@ async fn a_platform_subscription_receives_the_events_of_all_its_users_with_their
     let (_, own) = app.call("GET", "/api/webhooks", Some(&key), None).await;
     assert_eq!(own["items"].as_array().map(Vec::len), Some(1), "the platform's own only");
 
-    let written = app
-        .http
-        .post(format!("{}/_sandbox/inbound", app.sandbox_url))
-        .json(&json!({"tenantId": tenant, "from": "+15550900001", "text": "Hi"}))
-        .send()
-        .await
-        .expect("inbound");
-    assert_eq!(written.status(), 202);
+    customer_writes_to(&app, &tenant, "+15550900001", "Hi").await;
     for name in ["platform-hook", "user-hook"] {
         let items = eventually(30, "message.received delivered", || async {
             let got: Value = app.http.get(receiver(name)).send().await.ok()?.json().await.ok()?;
@@ -475,10 +473,7 @@ async fn export_all(app: &App, key: &str, tenant: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_users_data_is_exported_then_erased_from_every_table() {
-    let stack = Stack::new(Emulator::shared()).await;
-    let app = App::spawn(&stack).await;
-    let operator = app.operator_token(&stack).await;
-    let (platform, key) = app.platform(&operator, "Eraser").await;
+    let (stack, app, operator, platform, key) = with_platform("Eraser").await;
     let tenant = sandbox_b2b_user(&app, &key, "gone-1", "crm-1").await;
     let keep = sandbox_b2b_user(&app, &key, "kept-1", "crm-2").await;
     let acting = [("x-tenant-id", "gone-1")];
@@ -494,14 +489,7 @@ async fn a_users_data_is_exported_then_erased_from_every_table() {
         .await;
     assert_eq!(status, 201);
     for (user, who) in [(&tenant, "+15550910001"), (&keep, "+15550910002")] {
-        let written = app
-            .http
-            .post(format!("{}/_sandbox/inbound", app.sandbox_url))
-            .json(&json!({"tenantId": user, "from": who, "text": "Hi"}))
-            .send()
-            .await
-            .expect("inbound");
-        assert_eq!(written.status(), 202);
+        customer_writes_to(&app, user, who, "Hi").await;
     }
     eventually(20, "the conversation", || async {
         let (_, list) = app.call_with("GET", "/api/conversations", Some(&key), &acting, None).await;
@@ -588,5 +576,70 @@ async fn a_users_data_is_exported_then_erased_from_every_table() {
         erased.get("targetId").and_then(|a| a.as_s().ok()).map(String::as_str),
         Some("gone-1")
     );
+    stack.remove().await;
+}
+
+/// A customer writes `text` to the B2B user whose tenant is `tenant`.
+async fn customer_writes_to(app: &App, tenant: &str, from: &str, text: &str) {
+    let written = app
+        .http
+        .post(format!("{}/_sandbox/inbound", app.sandbox_url))
+        .json(&json!({"tenantId": tenant, "from": from, "text": text}))
+        .send()
+        .await
+        .expect("inbound");
+    assert_eq!(written.status(), 202);
+}
+
+#[tokio::test]
+async fn platform_stats_follow_the_messages_of_its_users_from_counters() {
+    let (stack, app, operator, platform, key) = with_platform("Counted users").await;
+    let first = sandbox_b2b_user(&app, &key, "s1", "c1").await;
+    let second = sandbox_b2b_user(&app, &key, "s2", "c2").await;
+    b2b_user(&app, &key, "s3", "c3").await;
+    let path = format!("/api/b2b/platforms/{platform}/stats");
+    let (status, stats) = app.call("GET", &path, Some(&key), None).await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        stats,
+        json!({"totalUsers": 3, "activeUsers": 0, "totalMessages": 0,
+            "averageMessagesPerUser": 0.0, "sessions": {"disconnected": 3}})
+    );
+
+    // Three messages in, to two users; one answer out.
+    customer_writes_to(&app, &first, "+15550920001", "one").await;
+    customer_writes_to(&app, &first, "+15550920001", "two").await;
+    customer_writes_to(&app, &second, "+15550920002", "three").await;
+    eventually(20, "the inbound messages stored", || async {
+        let (_, list) = app
+            .call_with("GET", "/api/conversations", Some(&key), &[("x-tenant-id", "s1")], None)
+            .await;
+        list["items"].as_array().filter(|items| !items.is_empty()).cloned()
+    })
+    .await;
+    let reply = json!({"to": "+15550920001", "type": "text", "clientMessageId": "stats-1",
+        "text": {"body": "Thanks"}});
+    let (status, _) = app.call("POST", "/api/b2b/users/s1/messages", Some(&key), Some(reply)).await;
+    assert_eq!(status, 202);
+    let stats = eventually(30, "four messages counted", || async {
+        let (_, stats) = app.call("GET", &path, Some(&key), None).await;
+        (stats["totalMessages"] == 4).then_some(stats)
+    })
+    .await;
+    assert_eq!(stats["totalUsers"], 3);
+    assert_eq!(stats["activeUsers"], 2, "{stats}");
+    assert_eq!(stats["averageMessagesPerUser"], 1.33);
+
+    // A deleted user leaves the counts; another platform's stats are not this one's.
+    let (status, _) = app.call("DELETE", "/api/b2b/users/s3", Some(&key), None).await;
+    assert_eq!(status, 204);
+    let (_, stats) = app.call("GET", &path, Some(&key), None).await;
+    assert_eq!(
+        (&stats["totalUsers"], &stats["sessions"]),
+        (&json!(2), &json!({"disconnected": 2}))
+    );
+    let (_, other_key) = app.platform(&operator, "Nosy").await;
+    let (status, _) = app.call("GET", &path, Some(&other_key), None).await;
+    assert_eq!(status, 404);
     stack.remove().await;
 }

@@ -49,6 +49,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
         B2bRoute::UpdateUser => update(deps, request, principal, &platform).await,
         B2bRoute::DeleteUser => delete(deps, request, principal, &platform).await,
         B2bRoute::ListUsers => list(deps, request, &platform).await,
+        B2bRoute::Stats => stats(deps, request, &platform).await,
     }
 }
 
@@ -271,6 +272,30 @@ async fn delete(
 
 /// How long after a delete its erasure starts (the user is gone by then).
 const ERASE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The platform's figures, from its counters (never a scan of its users).
+async fn stats(
+    deps: &Deps,
+    request: &Request,
+    platform: &PlatformId,
+) -> Result<Response<Body>, ApiError> {
+    if path_param(request, "platformId").as_deref() != Some(platform.as_str()) {
+        return Err(ApiError::NotFound);
+    }
+    let now = adapters::store::attrs::now_secs();
+    let stats = deps.tenants.platforms().stats(platform, now).await?;
+    let average = if stats.users > 0 { stats.messages as f64 / stats.users as f64 } else { 0.0 };
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "totalUsers": stats.users,
+            "activeUsers": stats.active_users,
+            "totalMessages": stats.messages,
+            "averageMessagesPerUser": (average * 100.0).round() / 100.0,
+            "sessions": stats.sessions,
+        }),
+    ))
+}
 
 /// The platform's users: `limit` + `cursor`, or `page` (1-based) + `limit` as the seed API
 /// had them.

@@ -76,6 +76,8 @@ pub struct Deps {
     pub(crate) http: reqwest::Client,
     pub(crate) policy: Policy,
     plan_rates: Arc<Mutex<HashMap<TenantId, (Instant, u32)>>>,
+    /// A B2B user's platform, for its counters.
+    links: Arc<adapters::store::tenants::B2bLinks>,
 }
 
 impl Deps {
@@ -103,6 +105,7 @@ impl Deps {
             http: adapters::graph::http_client(config.policy.http_timeout)?,
             policy: config.policy,
             plan_rates: Arc::default(),
+            links: Arc::default(),
         })
     }
 }
@@ -250,6 +253,12 @@ async fn send_group(
         let spread_by = jobs.first().map_or("", |(_, id)| id.as_str());
         if let Err(e) = deps.messages.outbox().count_sent(&tenant, sent, spread_by).await {
             warn!(error = %e, sent, "sends not counted in the day's usage");
+        }
+        let by = i64::try_from(sent).unwrap_or(0);
+        let now = adapters::store::attrs::now_secs();
+        if let Err(e) = deps.links.count_messages(&deps.tenants, &tenant, spread_by, by, now).await
+        {
+            warn!(error = %e, sent, "sends not counted for the tenant's platform");
         }
     }
     outcomes

@@ -11,12 +11,12 @@ use adapters::queues::{
 use adapters::resources::WEBHOOK_RETRIES_QUEUE;
 use adapters::store::attrs::now_secs;
 use adapters::store::messages::{Delivery, MessageStore};
-use adapters::store::tenants::{B2bLink, Subscription, TenantStore};
+use adapters::store::tenants::{B2bLink, B2bLinks, Subscription, TenantStore};
 use adapters::store::{StoreError, TenantScope};
 use adapters::telemetry::error_chain;
 use adapters::webhook_client::WebhookClient;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use domain::ids::TenantId;
+use domain::ids::{PlatformId, TenantId};
 use domain::webhooks::{B2bIds, EventFilter, body, delivery_id};
 use futures_util::future::join_all;
 use std::collections::HashMap;
@@ -40,8 +40,7 @@ pub struct Deps {
     /// Where this instance's next attempt starts looking for a free endpoint slot: its
     /// concurrent attempts start at different slots instead of colliding.
     pub(crate) next_slot: std::sync::atomic::AtomicU32,
-    /// Whose B2B user each tenant is (and its platform's own tenant), read at most once a
-    /// minute per tenant: a `platformUserId` changed by its platform shows within a minute.
+    /// Whose B2B user each tenant is, and its platform's own tenant.
     pub(crate) links: LinkCache,
 }
 
@@ -53,13 +52,13 @@ pub(crate) struct PlatformLink {
     platform: TenantScope,
 }
 
-/// [`PlatformLink`]s by tenant, each kept [`LINK_TTL`].
+/// [`PlatformLink`]s by tenant: whose B2B user it is (read at most once a minute), and
+/// each platform's own tenant (which never changes).
 #[derive(Default)]
-pub(crate) struct LinkCache(Mutex<HashMap<TenantId, (std::time::Instant, Option<PlatformLink>)>>);
-
-const LINK_TTL: Duration = Duration::from_secs(60);
-/// Tenants kept at most; the cache starts over beyond it.
-const MAX_CACHED_LINKS: usize = 10_000;
+pub(crate) struct LinkCache {
+    links: B2bLinks,
+    platforms: Mutex<HashMap<PlatformId, TenantScope>>,
+}
 
 impl LinkCache {
     /// The tenant's link to its platform, if it is a B2B user.
@@ -68,29 +67,24 @@ impl LinkCache {
         deps: &Deps,
         scope: &TenantScope,
     ) -> Result<Option<PlatformLink>, StoreError> {
-        let fresh = |at: &std::time::Instant| at.elapsed() < LINK_TTL;
-        if let Ok(cache) = self.0.lock()
-            && let Some((at, link)) = cache.get(scope.tenant_id())
-            && fresh(at)
-        {
-            return Ok(link.clone());
-        }
-        let link = match deps.tenants.tenants().find(scope).await?.and_then(|t| t.b2b) {
-            None => None,
-            Some(link) => deps
-                .tenants
-                .platforms()
-                .get(&link.platform_id)
-                .await?
-                .map(|platform| PlatformLink { link, platform: platform.scope() }),
+        let Some(link) = self.links.of(&deps.tenants, scope).await? else {
+            return Ok(None);
         };
-        if let Ok(mut cache) = self.0.lock() {
-            if cache.len() >= MAX_CACHED_LINKS {
-                cache.clear();
-            }
-            cache.insert(scope.tenant_id().clone(), (std::time::Instant::now(), link.clone()));
-        }
-        Ok(link)
+        let known = self.platforms.lock().ok().and_then(|m| m.get(&link.platform_id).cloned());
+        let platform = match known {
+            Some(platform) => platform,
+            None => match deps.tenants.platforms().get(&link.platform_id).await? {
+                Some(platform) => {
+                    let own = platform.scope();
+                    if let Ok(mut known) = self.platforms.lock() {
+                        known.insert(link.platform_id.clone(), own.clone());
+                    }
+                    own
+                }
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(PlatformLink { link, platform }))
     }
 }
 

@@ -18,8 +18,10 @@ pub struct Deps {
     messages: MessageStore,
     events: PartnerEvents,
     inbox: Inbox,
-    /// For auto-assignment of new conversations (off when `None`).
+    /// For auto-assignment of new conversations and a B2B user's platform counters (both
+    /// off when `None`).
     tenants: Option<TenantStore>,
+    links: adapters::store::tenants::B2bLinks,
 }
 
 impl Deps {
@@ -41,6 +43,7 @@ impl Deps {
             ),
             inbox: Inbox::new(clients.sqs.clone(), resources, &[INBOUND_EVENTS_QUEUE]),
             tenants: None,
+            links: Default::default(),
         }
     }
 
@@ -140,6 +143,18 @@ async fn process(deps: &Deps, record: &SqsMessage) -> Result<(), ProcessError> {
         match item {
             WebhookItem::Message(message) => {
                 let applied = deps.messages.inbound().apply(&scope, &message).await?;
+                if applied.new_message
+                    && let Some(tenants) = &deps.tenants
+                {
+                    // Beside the tenant's usage, at most once: losing it loses a count.
+                    let counted = deps
+                        .links
+                        .count_messages(tenants, &scope, &message.wamid, 1, message.timestamp)
+                        .await;
+                    if let Err(e) = counted {
+                        warn!(tenant_id = %tenant, error = %e, "message not counted for its platform");
+                    }
+                }
                 if applied.new_conversation {
                     auto_assign(deps, &scope, &applied.conversation_id).await?;
                     events.push(event(

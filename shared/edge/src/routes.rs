@@ -135,6 +135,7 @@ route_set!(
         UpdateUser,
         DeleteUser,
         ListUsers,
+        Stats,
     }
 );
 route_set!(
@@ -293,6 +294,7 @@ pub const ROUTES: &[Route] = &[
     route(R::B2bRoute(B2bRoute::UpdateUser), "PUT", "/api/b2b/users/{userId}", Requires(Action::ManagePlatformUsers)),
     route(R::B2bRoute(B2bRoute::DeleteUser), "DELETE", "/api/b2b/users/{userId}", Requires(Action::ManagePlatformUsers)),
     route(R::B2bRoute(B2bRoute::ListUsers), "GET", "/api/b2b/platforms/{platformId}/users", Requires(Action::ManagePlatformUsers)),
+    route(R::B2bRoute(B2bRoute::Stats), "GET", "/api/b2b/platforms/{platformId}/stats", Requires(Action::ManagePlatformUsers)),
     route(R::MessagesRoute(MessagesRoute::SendForUser), "POST", "/api/b2b/users/{userId}/messages", RequiresForUser(Action::SendMessages)),
 ];
 

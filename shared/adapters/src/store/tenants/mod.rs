@@ -42,7 +42,8 @@ pub use api_keys::ApiKeys;
 pub use audit::AuditLog;
 pub use logins::Logins;
 pub use platforms::{
-    B2bUser, Created, NewB2bUser, Platform, PlatformKey, Platforms, ROTATED_KEY_VALID_SECS,
+    ACTIVE_DAYS, B2bLinks, B2bUser, Created, NewB2bUser, Platform, PlatformKey, PlatformStats,
+    Platforms, ROTATED_KEY_VALID_SECS,
 };
 pub use tenant::Tenants;
 pub use users::Users;

@@ -7,6 +7,9 @@
 //! | user counter | `PLATFORM#<pid>` | `COUNT#<00-15>` | `users`; one of 16, so concurrent creates do not collide |
 //! | B2B user | `PLATFORM#<pid>` | `USER#<userId>` | its tenant, `platformUserId`, tier, session state |
 //! | key lookup | `PLATKEYLOOKUP#<lookup>` | `PLATKEYLOOKUP` | digest, platform, own tenant; `validUntil` once rotated away |
+//! | user counters | `PLATFORM#<pid>` | `COUNT#<00-15>` | also `state_<session state>`: users by session state |
+//! | active users | `PLATFORM#<pid>` | `ACTIVE#<yyyy-mm-dd>` | `users`: those whose last active day it is |
+//! | message counters | `PLATSTATS#<pid>#<00-15>` | `COUNT` | `messages`, inbound and sent, in the shard of the message |
 //!
 //! A platform has a tenant of its own (`TENANT#<tid>`, `platformId` set): what a platform
 //! key does on its own behalf (its webhook subscriptions, its audit trail) lives there,
@@ -34,6 +37,36 @@ const COUNT_SHARDS: usize = 16;
 const USERS_PER_TRANSACTION: usize = 25;
 /// Transactions of one bulk create in flight at once.
 const TRANSACTIONS_IN_FLIGHT: usize = 8;
+/// A new user's session state (until the session host connects it).
+const NEW_SESSION_STATE: &str = "disconnected";
+/// Message counter partitions per platform.
+const MESSAGE_SHARDS: u32 = 16;
+/// Days a user counts as active after a message.
+pub const ACTIVE_DAYS: i64 = 7;
+
+fn state_counter(state: &str) -> String {
+    format!("state_{state}")
+}
+
+fn active_key(platform: &PlatformId, day: &str) -> Item {
+    key(platform_pk(platform), format!("ACTIVE#{day}"))
+}
+
+fn message_count_key(platform: &PlatformId, shard: u32) -> Item {
+    key(format!("PLATSTATS#{platform}#{shard:02}"), "COUNT")
+}
+
+/// A platform's figures, read from its counters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlatformStats {
+    pub users: i64,
+    /// Users with a message in the last [`ACTIVE_DAYS`] days (today included).
+    pub active_users: i64,
+    pub messages: i64,
+    /// Users by session state.
+    pub sessions: std::collections::BTreeMap<String, i64>,
+}
+
 /// How long a rotated-away platform key keeps working.
 pub const ROTATED_KEY_VALID_SECS: i64 = 24 * 3600;
 
@@ -83,6 +116,9 @@ pub struct B2bUser {
     pub tier: Tier,
     /// The WhatsApp Web session's state, as the session host last wrote it.
     pub session_state: String,
+    /// The last day (`yyyy-mm-dd`) a message was received or sent for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active_day: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -246,8 +282,12 @@ impl Platforms<'_> {
 
     /// How many users the platform has (its counters added up: one query).
     pub async fn user_count(&self, id: &PlatformId) -> Result<i64, StoreError> {
-        let counters = self
-            .table
+        Ok(self.counters(id).await?.iter().filter_map(|c| opt_n(c, "users")).sum())
+    }
+
+    /// The platform's user counters (`COUNT#<nn>`): one query.
+    async fn counters(&self, id: &PlatformId) -> Result<Vec<Item>, StoreError> {
+        self.table
             .query_all(
                 self.table
                     .query()
@@ -255,8 +295,7 @@ impl Platforms<'_> {
                     .expression_attribute_values(":pk", s(platform_pk(id)))
                     .expression_attribute_values(":count", s(COUNT_PREFIX)),
             )
-            .await?;
-        Ok(counters.iter().filter_map(|c| opt_n(c, "users")).sum())
+            .await
     }
 
     /// Replaces the platform's key: the new one works at once, the current one until
@@ -369,22 +408,22 @@ impl Platforms<'_> {
             next.tier = tier;
         }
         next.updated_at = now_secs();
-        let entry = self.table.put_in_if(
-            to_item(b2b_user_key(platform, &user.user_id), &next)?,
-            "attribute_exists(pk) AND updatedAt = :read",
-            (":read", n(user.updated_at)),
-        )?;
-        let tenant = self
-            .table
-            .update_of(key(TenantScope::new(user.tenant_id.clone()).pk(), TENANT_SK))
-            .update_expression("SET tier = :tier, platformUserId = :puid, updatedAt = :now")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":tier", s(next.tier.as_str()))
-            .expression_attribute_values(":puid", s(&next.platform_user_id))
-            .expression_attribute_values(":now", n(next.updated_at))
-            .build()
-            .map_err(dynamo_err)?;
-        let items = vec![entry, TransactWriteItem::builder().update(tenant).build()];
+        // Only the fields changed (the session state and activity are others' to write),
+        // the same on the directory entry and on the user's tenant.
+        let set = |item: Item| {
+            self.table.update_in(
+                self.table
+                    .update_of(item)
+                    .update_expression("SET tier = :tier, platformUserId = :puid, updatedAt = :now")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":tier", s(next.tier.as_str()))
+                    .expression_attribute_values(":puid", s(&next.platform_user_id))
+                    .expression_attribute_values(":now", n(next.updated_at)),
+            )
+        };
+        let entry = set(b2b_user_key(platform, &user.user_id))?;
+        let tenant = set(key(user.scope().pk(), TENANT_SK))?;
+        let items = vec![entry, tenant];
         match self.table.transact(items).await {
             Ok(()) => Ok(Some(next)),
             Err(e) => match failed_conditions(&e) {
@@ -392,6 +431,97 @@ impl Platforms<'_> {
                 None => Err(dynamo_err(e)),
             },
         }
+    }
+
+    /// Counts `by` messages of one of the platform's users (in the shard of `spread_by`).
+    pub async fn count_messages(
+        &self,
+        platform: &PlatformId,
+        spread_by: &str,
+        by: i64,
+    ) -> Result<(), StoreError> {
+        let shard = crate::store::shard_of(spread_by, MESSAGE_SHARDS);
+        self.table
+            .update(message_count_key(platform, shard))
+            .update_expression("ADD messages :by")
+            .expression_attribute_values(":by", n(by))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(dynamo_err)
+    }
+
+    /// Marks the user active on `day` (`yyyy-mm-dd`): the user moves from the count of its
+    /// last active day to that of `day`, in one transaction with its directory entry.
+    /// `false` when it was marked already (or is gone).
+    pub async fn mark_active(&self, link: &B2bLink, day: &str) -> Result<bool, StoreError> {
+        let Some(user) = self.user(&link.platform_id, &link.user_id).await? else {
+            return Ok(false);
+        };
+        let old = user.last_active_day.as_deref();
+        if old.is_some_and(|old| old >= day) {
+            return Ok(false);
+        }
+        let mut entry = self
+            .table
+            .update_of(b2b_user_key(&link.platform_id, &link.user_id))
+            .update_expression("SET lastActiveDay = :day")
+            .expression_attribute_values(":day", s(day));
+        entry = match old {
+            Some(old) => entry
+                .condition_expression("lastActiveDay = :old")
+                .expression_attribute_values(":old", s(old)),
+            None => entry.condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(lastActiveDay)",
+            ),
+        };
+        let bump = |day: &str, by: i64| {
+            self.table
+                .update_of(active_key(&link.platform_id, day))
+                .update_expression("ADD #users :by")
+                .expression_attribute_names("#users", "users")
+                .expression_attribute_values(":by", n(by))
+        };
+        let mut items = vec![self.table.update_in(entry)?, self.table.update_in(bump(day, 1))?];
+        if let Some(old) = old {
+            items.push(self.table.update_in(bump(old, -1))?);
+        }
+        self.table.transact_if_first(items).await
+    }
+
+    /// The platform's figures: its user counters (one query), and the last
+    /// [`ACTIVE_DAYS`] days' active users with its message counters (one BatchGetItem).
+    pub async fn stats(
+        &self,
+        platform: &PlatformId,
+        today: i64,
+    ) -> Result<PlatformStats, StoreError> {
+        let counters = self.counters(platform).await?;
+        let mut stats = PlatformStats::default();
+        for counter in &counters {
+            for (name, value) in counter {
+                let count = value.as_n().ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                if name == "users" {
+                    stats.users += count;
+                } else if let Some(state) = name.strip_prefix("state_") {
+                    *stats.sessions.entry(state.to_owned()).or_default() += count;
+                }
+            }
+        }
+        stats.sessions.retain(|_, n| *n != 0);
+        let days = (0..ACTIVE_DAYS).map(|back| {
+            domain::time::rfc3339(today - back * 86_400).chars().take(10).collect::<String>()
+        });
+        let mut keys: Vec<Item> = days.map(|d| active_key(platform, &d)).collect();
+        keys.extend((0..MESSAGE_SHARDS).map(|shard| message_count_key(platform, shard)));
+        for item in self.batch_get(keys).await? {
+            let count = opt_n(&item, "users").unwrap_or(0);
+            if opt_s(&item, "sk").is_some_and(|sk| sk.starts_with("ACTIVE#")) {
+                stats.active_users += count;
+            }
+            stats.messages += opt_n(&item, "messages").unwrap_or(0);
+        }
+        Ok(stats)
     }
 
     /// Takes a user from its platform: its directory entry and its tenant item go (so that
@@ -403,12 +533,13 @@ impl Platforms<'_> {
         let count = self
             .table
             .update_of(count_key(&user.platform_id, shard))
-            .update_expression("ADD #users :minus")
+            .update_expression("ADD #users :minus, #state :minus")
             .expression_attribute_names("#users", "users")
+            .expression_attribute_names("#state", state_counter(&user.session_state))
             .expression_attribute_values(":minus", n(-1))
             .build()
             .map_err(dynamo_err)?;
-        let items = vec![
+        let mut items = vec![
             self.table.delete_in(
                 b2b_user_key(&user.platform_id, &user.user_id),
                 Some("attribute_exists(pk)"),
@@ -416,6 +547,16 @@ impl Platforms<'_> {
             self.table.delete_in(key(user.scope().pk(), TENANT_SK), None)?,
             TransactWriteItem::builder().update(count).build(),
         ];
+        // No longer one of the active users of its last active day.
+        if let Some(day) = &user.last_active_day {
+            let active = self
+                .table
+                .update_of(active_key(&user.platform_id, day))
+                .update_expression("ADD #users :minus")
+                .expression_attribute_names("#users", "users")
+                .expression_attribute_values(":minus", n(-1));
+            items.push(self.table.update_in(active)?);
+        }
         self.table.transact_if_first(items).await
     }
 
@@ -477,8 +618,9 @@ impl Platforms<'_> {
             let count = self
                 .table
                 .update_of(count_key(platform, shard))
-                .update_expression("ADD #users :n")
+                .update_expression("ADD #users :n, #state :n")
                 .expression_attribute_names("#users", "users")
+                .expression_attribute_names("#state", state_counter(NEW_SESSION_STATE))
                 .expression_attribute_values(":n", n(i64::try_from(users.len()).unwrap_or(0)))
                 .build()
                 .map_err(dynamo_err)?;
@@ -565,6 +707,17 @@ impl Platforms<'_> {
     ) -> Result<HashMap<B2bUserId, B2bUser>, StoreError> {
         let keys: Vec<Item> = ids.map(|id| b2b_user_key(platform, id)).collect();
         let mut found = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            let user: B2bUser = from_item(item)?;
+            found.insert(user.user_id.clone(), user);
+        }
+        Ok(found)
+    }
+
+    /// The items of `keys` that exist (BatchGetItem, 100 keys a request, strongly
+    /// consistent; what DynamoDB leaves unprocessed is asked for again).
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
         for chunk in keys.chunks(100) {
             let mut pending = Some(
                 KeysAndAttributes::builder()
@@ -584,10 +737,7 @@ impl Platforms<'_> {
                     .map_err(dynamo_err)?;
                 let items =
                     out.responses.and_then(|mut r| r.remove(self.table.name())).unwrap_or_default();
-                for item in items {
-                    let user: B2bUser = from_item(item)?;
-                    found.insert(user.user_id.clone(), user);
-                }
+                found.extend(items);
                 pending = out
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(self.table.name()))
@@ -610,7 +760,8 @@ fn new_user(platform: &PlatformId, row: &NewB2bUser, now: i64) -> B2bUser {
         platform_user_id: row.platform_user_id.clone(),
         platform_name: row.platform_name.clone(),
         tier: row.tier,
-        session_state: "disconnected".into(),
+        session_state: NEW_SESSION_STATE.into(),
+        last_active_day: None,
         created_at: now,
         updated_at: now,
     }
@@ -621,5 +772,73 @@ fn classify(row: &NewB2bUser, stored: &B2bUser) -> Created {
         Created::Existing(stored.clone())
     } else {
         Created::Conflict(stored.clone())
+    }
+}
+
+/// Whose B2B user each tenant is, read at most once a minute per tenant (per process): what
+/// the processors use to count a platform's messages. A `platformUserId` changed by its
+/// platform shows within a minute.
+#[derive(Default, Debug)]
+pub struct B2bLinks {
+    links: std::sync::Mutex<HashMap<TenantId, (std::time::Instant, Option<B2bLink>)>>,
+    /// The day each tenant was last marked active by this process (to mark it once a day).
+    marked: std::sync::Mutex<HashMap<TenantId, String>>,
+}
+
+const LINK_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Tenants kept at most; the cache starts over beyond it.
+const MAX_CACHED_LINKS: usize = 10_000;
+
+impl B2bLinks {
+    /// The tenant's link to its platform, if it is a B2B user.
+    pub async fn of(
+        &self,
+        store: &TenantStore,
+        scope: &TenantScope,
+    ) -> Result<Option<B2bLink>, StoreError> {
+        if let Ok(cache) = self.links.lock()
+            && let Some((at, link)) = cache.get(scope.tenant_id())
+            && at.elapsed() < LINK_TTL
+        {
+            return Ok(link.clone());
+        }
+        let link = store.tenants().find(scope).await?.and_then(|t| t.b2b);
+        if let Ok(mut cache) = self.links.lock() {
+            if cache.len() >= MAX_CACHED_LINKS {
+                cache.clear();
+            }
+            cache.insert(scope.tenant_id().clone(), (std::time::Instant::now(), link.clone()));
+        }
+        Ok(link)
+    }
+
+    /// Counts `by` messages (received or sent at `at`, epoch seconds) of the tenant for its
+    /// platform, if it is a B2B user: the platform's message counter, and the user marked
+    /// active that day (once a day per process; the store keeps it once a day in all).
+    pub async fn count_messages(
+        &self,
+        store: &TenantStore,
+        scope: &TenantScope,
+        spread_by: &str,
+        by: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let Some(link) = self.of(store, scope).await? else {
+            return Ok(());
+        };
+        let platforms = store.platforms();
+        platforms.count_messages(&link.platform_id, spread_by, by).await?;
+        let day: String = domain::time::rfc3339(at).chars().take(10).collect();
+        let seen = self.marked.lock().ok().and_then(|m| m.get(scope.tenant_id()).cloned());
+        if seen.as_deref() != Some(day.as_str()) {
+            platforms.mark_active(&link, &day).await?;
+            if let Ok(mut marked) = self.marked.lock() {
+                if marked.len() >= MAX_CACHED_LINKS {
+                    marked.clear();
+                }
+                marked.insert(scope.tenant_id().clone(), day);
+            }
+        }
+        Ok(())
     }
 }
