@@ -87,6 +87,12 @@ async fn find(deps: &Deps, request: &Request, platform: &PlatformId) -> Result<B
     deps.tenants.platforms().user(platform, &id).await?.ok_or(ApiError::NotFound)
 }
 
+/// 404 unless the path's `{platformId}` is the caller's.
+fn own_platform(request: &Request, platform: &PlatformId) -> Result<(), ApiError> {
+    let named = path_param(request, "platformId");
+    if named.as_deref() == Some(platform.as_str()) { Ok(()) } else { Err(ApiError::NotFound) }
+}
+
 async fn create(
     deps: &Deps,
     request: &Request,
@@ -279,9 +285,7 @@ async fn stats(
     request: &Request,
     platform: &PlatformId,
 ) -> Result<Response<Body>, ApiError> {
-    if path_param(request, "platformId").as_deref() != Some(platform.as_str()) {
-        return Err(ApiError::NotFound);
-    }
+    own_platform(request, platform)?;
     let now = adapters::store::attrs::now_secs();
     let stats = deps.tenants.platforms().stats(platform, now).await?;
     let average = if stats.users > 0 { stats.messages as f64 / stats.users as f64 } else { 0.0 };
@@ -304,10 +308,7 @@ async fn list(
     request: &Request,
     platform: &PlatformId,
 ) -> Result<Response<Body>, ApiError> {
-    let named = path_param(request, "platformId").unwrap_or_default();
-    if named != platform.as_str() {
-        return Err(ApiError::NotFound);
-    }
+    own_platform(request, platform)?;
     let limit = page_limit(query_param(request, "limit").as_deref())?;
     let mut cursor = query_param(request, "cursor");
     let page = match query_param(request, "page") {

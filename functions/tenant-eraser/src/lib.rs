@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 /// How long one invocation erases before it hands the rest to the next (the function's
 /// timeout is 300 s).
-const DEFAULT_BUDGET: Duration = Duration::from_secs(240);
+const BUDGET: Duration = Duration::from_secs(240);
 /// When the last sweep runs.
 const SWEEP_AFTER: Duration = Duration::from_secs(900);
 /// How long, and how often, an erasure waits for its tenant item to go.
@@ -28,8 +28,6 @@ pub struct Deps {
     eraser: TenantData,
     queue: Queue<Erasure>,
     inbox: Inbox,
-    budget: Duration,
-    sweep_after: Duration,
 }
 
 impl Deps {
@@ -38,15 +36,7 @@ impl Deps {
             eraser: TenantData::of(clients, resources),
             queue: Queue::new(clients.sqs.clone(), resources.tenant_erasure_queue_url.clone()),
             inbox: Inbox::new(clients.sqs.clone(), resources, &[TENANT_ERASURE_QUEUE]),
-            budget: DEFAULT_BUDGET,
-            sweep_after: SWEEP_AFTER,
         }
-    }
-
-    /// For tests: the last sweep after `wait` instead of fifteen minutes.
-    pub fn sweeping_after(mut self, wait: Duration) -> Self {
-        self.sweep_after = wait;
-        self
     }
 }
 
@@ -85,13 +75,13 @@ async fn erase(deps: &Deps, order: &Erasure) -> Result<(), Error> {
         deps.queue.send_delayed(&[(&again, WAIT)]).await?;
         return Ok(());
     }
-    let erased = deps.eraser.erase(&scope, Instant::now() + deps.budget).await?;
+    let erased = deps.eraser.erase(&scope, Instant::now() + BUDGET).await?;
     info!(tenant_id = %scope, items = erased.items, done = erased.done, sweep = order.sweep, "tenant erased");
     if !erased.done {
         deps.queue.send(order).await?;
     } else if order.sweep == 0 {
         let last = Erasure { sweep: 1, ..order.clone() };
-        deps.queue.send_delayed(&[(&last, deps.sweep_after)]).await?;
+        deps.queue.send_delayed(&[(&last, SWEEP_AFTER)]).await?;
     }
     Ok(())
 }

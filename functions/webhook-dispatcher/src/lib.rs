@@ -13,4 +13,4 @@ mod parked;
 mod wiring;
 
 pub use handler::{Deps, handle};
-pub use wiring::{Config, DEFAULT_DEADLINE_GRACE, Policy};
+pub use wiring::{Config, Policy};

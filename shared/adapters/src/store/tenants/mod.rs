@@ -42,8 +42,7 @@ pub use api_keys::ApiKeys;
 pub use audit::AuditLog;
 pub use logins::Logins;
 pub use platforms::{
-    ACTIVE_DAYS, B2bLinks, B2bUser, Created, NewB2bUser, Platform, PlatformKey, PlatformStats,
-    Platforms, ROTATED_KEY_VALID_SECS,
+    B2bLinks, B2bUser, Created, NewB2bUser, Platform, PlatformKey, PlatformStats, Platforms,
 };
 pub use tenant::Tenants;
 pub use users::Users;
