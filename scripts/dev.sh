@@ -4,7 +4,9 @@
 #     elsewhere (LocalStack, say);
 #   - the WhatsApp Cloud API sandbox on 127.0.0.1:$SANDBOX_PORT;
 #   - the local stack on 127.0.0.1:$PORT: every route, and the queue processors; it
-#     creates the tables, queues and key under $STACK_PREFIX if they are missing.
+#     creates the tables, queues and key under $STACK_PREFIX if they are missing;
+#   - $SESSION_HOSTS session hosts (default 1) with the simulator driver, holding WhatsApp
+#     Web sessions against the sandbox; health on 127.0.0.1:$HEALTH_PORT and up.
 # Ctrl-C (or SIGTERM) stops all of them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -94,7 +96,7 @@ done
 
 scripts/venv.sh
 echo "==> building the local stack and the sandbox" >&2
-cargo build --quiet -p local -p sandbox
+cargo build --quiet -p local -p sandbox -p session-host
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   port_free "$MOTO_PORT" || { echo "port $MOTO_PORT is in use; set MOTO_PORT" >&2; exit 1; }
@@ -114,10 +116,23 @@ pids+=($!)
 servers+=($!)
 wait_http "http://127.0.0.1:$PORT/api/health/live" "switchboard-local" "${pids[-1]}"
 
-echo "==> operator login: POST /api/auth/login {\"email\":\"$OPERATOR_EMAIL\",\"password\":\"$OPERATOR_PASSWORD\"}" >&2
-echo "Switchboard is ready: API http://127.0.0.1:$PORT, WhatsApp sandbox http://127.0.0.1:$SANDBOX_PORT, AWS $AWS_ENDPOINT_URL (Ctrl-C stops; logs: tail -f .dev/logs/local.log)"
+# The session hosts: WhatsApp Web sessions, their WhatsApp servers the sandbox's.
+SESSION_HOSTS="${SESSION_HOSTS:-1}"
+HEALTH_PORT="${HEALTH_PORT:-3100}"
+for n in $(seq 1 "$SESSION_HOSTS"); do
+  port=$((HEALTH_PORT + n - 1))
+  port_free "$port" || { echo "port $port is in use; set HEALTH_PORT" >&2; exit 1; }
+  SESSION_DRIVER=simulator HEALTH_PORT="$port" HOST_ID="local-host-$n" \
+    target/debug/session-host > "$logs/session-host-$n.log" 2>&1 &
+  pids+=($!)
+  servers+=($!)
+  wait_http "http://127.0.0.1:$port/health" "session-host-$n" "${pids[-1]}"
+done
 
-# Either server ending ends the whole stack. The emulator is not watched: when it dies
+echo "==> operator login: POST /api/auth/login {\"email\":\"$OPERATOR_EMAIL\",\"password\":\"$OPERATOR_PASSWORD\"}" >&2
+echo "Switchboard is ready: API http://127.0.0.1:$PORT, WhatsApp sandbox http://127.0.0.1:$SANDBOX_PORT, $SESSION_HOSTS session host(s) (health http://127.0.0.1:$HEALTH_PORT/health), AWS $AWS_ENDPOINT_URL (Ctrl-C stops; logs: tail -f .dev/logs/local.log)"
+
+# Any server ending ends the whole stack. The emulator is not watched: when it dies
 # the API stays up and /api/health says 503, as it would in an AWS outage.
 wait -n "${servers[@]}"
 echo "a component stopped; shutting the stack down (see .dev/logs/)" >&2

@@ -19,6 +19,14 @@
 //!   `{"items":[<request body as received, plus "wamid">]}`.
 //! - `GET /_sandbox/stats`: `{"sends", "sentAtMs"}`, when each accepted send arrived.
 //!
+//! WhatsApp Web (the session host's simulator driver; see [`web`] for both sides):
+//! - `POST /_sandbox/web/scan {"qr","phoneNumber"}`, `POST /_sandbox/web/pair-code
+//!   {"phoneNumber","code"}`: a phone links a device (410 for an expired or unknown one).
+//! - `POST /_sandbox/web/inbound {"phoneNumber","from","text"}`: a customer writes to it.
+//! - `POST /_sandbox/web/unlink`, `POST /_sandbox/web/drop` `{"phoneNumber"}`: the phone
+//!   removes the device; the connection drops.
+//! - `GET /_sandbox/web/sent?phoneNumber=`, `GET /_sandbox/web/devices?phoneNumber=`.
+//!
 //! Webhook receivers (`/_sandbox/receiver/{name}`) to subscribe partner webhooks to: see
 //! [`receiver`].
 
@@ -27,6 +35,7 @@
 
 pub mod graph;
 mod receiver;
+mod web;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -55,6 +64,8 @@ pub struct Settings {
     pub status_delay: Duration,
     /// Off only to measure sending alone (`make bench`): no status webhooks.
     pub send_statuses: bool,
+    /// How long each WhatsApp Web pairing QR is shown before the next one.
+    pub qr_ttl: Duration,
 }
 
 impl Settings {
@@ -71,6 +82,12 @@ impl Settings {
                     .unwrap_or(500),
             ),
             send_statuses: std::env::var("SANDBOX_STATUSES").map_or(true, |v| v != "off"),
+            qr_ttl: Duration::from_millis(
+                std::env::var("SANDBOX_QR_TTL_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(20_000),
+            ),
         }
     }
 }
@@ -90,6 +107,7 @@ struct AppState {
     settings: Settings,
     http: reqwest::Client,
     memory: Mutex<Memory>,
+    web: web::WebServer,
 }
 
 pub struct Application {
@@ -118,7 +136,12 @@ impl Application {
     ) -> std::io::Result<()> {
         let http =
             reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
-        let state = Arc::new(AppState { settings: self.settings, http, memory: Mutex::default() });
+        let state = Arc::new(AppState {
+            settings: self.settings,
+            http,
+            memory: Mutex::default(),
+            web: web::WebServer::default(),
+        });
         axum::serve(self.listener, router(state)).with_graceful_shutdown(shutdown).await
     }
 }
@@ -136,6 +159,21 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/_sandbox/faults", post(add_fault))
         .route("/_sandbox/messages", get(list_sent))
         .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/web/scan", post(web::control_scan))
+        .route("/_sandbox/web/pair-code", post(web::control_pair_code))
+        .route("/_sandbox/web/inbound", post(web::control_inbound))
+        .route("/_sandbox/web/unlink", post(web::control_unlink))
+        .route("/_sandbox/web/drop", post(web::control_drop))
+        .route("/_sandbox/web/sent", get(web::control_sent))
+        .route("/_sandbox/web/devices", get(web::control_devices))
+        .route("/_wa/pair", post(web::pair))
+        .route("/_wa/pair/{reference}", get(web::pair_status))
+        .route("/_wa/connect", post(web::connect))
+        .route("/_wa/events", get(web::events))
+        .route("/_wa/ack", post(web::ack))
+        .route("/_wa/send", post(web::send))
+        .route("/_wa/logout", post(web::logout))
+        .route("/_wa/close", post(web::close))
         .route("/{version}/{id}", get(phone_number))
         .route("/{version}/{id}/messages", post(send))
         .route(

@@ -541,6 +541,7 @@ impl App {
                 switchboard_url: base_url.clone(),
                 status_delay: Duration::from_millis(50),
                 send_statuses: true,
+                qr_ttl: Duration::from_secs(20),
             },
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -849,4 +850,108 @@ pub fn sqs_event(
     let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
     event.records = vec![record];
     event
+}
+
+/// A session host process (`session-host-under-test`, the same code as `session-host`),
+/// on the test's resources, with the simulator talking to `sandbox_url`. Killed on drop.
+pub struct SessionHost {
+    child: Child,
+    pub health_url: String,
+    pub host_id: String,
+}
+
+/// Lease and heartbeat of the hosts tests start: short, so that a failover fits a test.
+pub const TEST_LEASE_MS: u64 = 4_000;
+pub const TEST_HEARTBEAT_MS: u64 = 1_000;
+
+impl SessionHost {
+    /// Starts a host (`bin`: the system tests' `env!("CARGO_BIN_EXE_session-host-under-test")`,
+    /// which only an integration test can name) and waits until its health endpoint answers
+    /// 200 (its loop runs).
+    pub async fn start(
+        bin: &str,
+        stack: &Stack,
+        sandbox_url: &str,
+        env: &[(&str, &str)],
+    ) -> SessionHost {
+        let port = free_port();
+        let host_id = format!("host-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let mut command = Command::new(bin);
+        command
+            .envs(stack.resources.to_env())
+            .env("AWS_ENDPOINT_URL", &Emulator::shared().endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("SANDBOX_URL", sandbox_url)
+            .env("SESSION_DRIVER", "simulator")
+            .env("HEALTH_PORT", port.to_string())
+            .env("HOST_ID", &host_id)
+            .env("SESSION_LEASE_MS", TEST_LEASE_MS.to_string())
+            .env("SESSION_HEARTBEAT_MS", TEST_HEARTBEAT_MS.to_string())
+            .env("SESSION_RECONNECT_BASE_MS", "300")
+            .env("SESSION_CLAIMS_PER_TICK", "50")
+            .env("SESSION_RESUMES_PER_SECOND", "50")
+            .env("RUST_LOG", std::env::var("HOST_LOG").unwrap_or_else(|_| "warn".into()))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null());
+        if std::env::var("HOST_LOG").is_err() {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start the session host");
+        let host =
+            SessionHost { child, health_url: format!("http://127.0.0.1:{port}/health"), host_id };
+        let http = reqwest::Client::new();
+        eventually(60, "the session host to be healthy", || {
+            let request = http.get(&host.health_url).send();
+            async move { request.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+        host
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid")
+    }
+
+    /// SIGKILL: the host is gone at once, its leases left to run out.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGSTOP / SIGCONT: the host is paused, as a long GC pause or a partition would.
+    pub fn pause(&self) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.pid(), libc::SIGSTOP) };
+    }
+
+    pub fn resume(&self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.pid(), libc::SIGCONT) };
+    }
+
+    /// SIGTERM, then waits for the host to exit (it gives its leases back).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        self.child.wait().expect("wait for the host")
+    }
+}
+
+impl Drop for SessionHost {
+    fn drop(&mut self) {
+        self.resume();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

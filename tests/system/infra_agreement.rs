@@ -538,3 +538,32 @@ fn short_and_long_intrinsic_forms_compare_equal() {
         json!({"a": {"Fn::GetAtt": ["Q", "Arn"]}, "b": {"Ref": "X"}, "c": {"Fn::Sub": "${AWS::StackName}-x"}})
     );
 }
+
+/// The session host's task is given every resource the code reads (`Resources::from_env`),
+/// each from the resource of that name, and stops within ECS's longest stop timeout.
+#[test]
+fn the_session_host_task_is_given_every_resource_it_reads() {
+    let template = load_template();
+    let tasks = resources_of_type(&template, "AWS::ECS::TaskDefinition");
+    let [(_, task)] = tasks.as_slice() else { panic!("one task definition: {tasks:?}") };
+    let container = &task["ContainerDefinitions"][0];
+    assert_eq!(container["StopTimeout"], json!(120));
+    let env: std::collections::BTreeMap<&str, &Value> = container["Environment"]
+        .as_array()
+        .expect("environment")
+        .iter()
+        .map(|e| (e["Name"].as_str().expect("name"), &e["Value"]))
+        .collect();
+    let wanted =
+        adapters::config::Resources::from_lookup(|name| Some(name.to_owned())).expect("names");
+    for name in wanted.to_env().keys() {
+        assert!(env.contains_key(name), "the session host's task lacks {name}");
+    }
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    for (name, value) in &env {
+        if let Some(global) = globals.get(*name) {
+            assert_eq!(*value, global, "{name} differs from the functions'");
+        }
+    }
+    assert_eq!(task["RuntimePlatform"]["CpuArchitecture"], "ARM64");
+}

@@ -15,5 +15,6 @@ mod infra_agreement;
 mod outbound;
 mod poller;
 mod samples;
+mod sessions;
 mod tenants;
 mod webhooks;

@@ -17,6 +17,7 @@ use tracing::{info, instrument};
 pub struct Deps {
     messages: MessageStore,
     tenants: TenantStore,
+    pub(crate) pool: Option<adapters::store::pool::PoolStore>,
     inbound: Queue<WebhookPointer>,
     authenticator: Authenticator,
 }
@@ -29,7 +30,19 @@ impl Deps {
         inbound_queue_url: String,
         authenticator: Authenticator,
     ) -> Self {
-        Self { messages, tenants, inbound: Queue::new(sqs, inbound_queue_url), authenticator }
+        Self {
+            messages,
+            tenants,
+            pool: None,
+            inbound: Queue::new(sqs, inbound_queue_url),
+            authenticator,
+        }
+    }
+
+    /// With the session pools (`GET /api/admin/pools`).
+    pub fn with_pools(mut self, pool: adapters::store::pool::PoolStore) -> Self {
+        self.pool = Some(pool);
+        self
     }
 }
 
@@ -51,6 +64,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
         AdminRoute::RotatePlatformKey => {
             crate::platforms::rotate_key(&deps.tenants, request, &operator).await
         }
+        AdminRoute::Pools => crate::pools::list(deps).await,
     }
 }
 

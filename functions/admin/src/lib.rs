@@ -2,6 +2,7 @@
 
 mod handler;
 mod platforms;
+mod pools;
 mod wiring;
 
 pub use handler::{Deps, handle};

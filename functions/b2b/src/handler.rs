@@ -13,13 +13,15 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 pub struct Deps {
     pub(crate) tenants: TenantStore,
     /// Where a deleted user's data goes to be erased.
     pub(crate) erasures: Queue<Erasure>,
     pub(crate) authenticator: Authenticator,
+    /// A user whose tier changes moves to the new tier's session pool.
+    pub(crate) sessions: Option<adapters::sessions::Sessions>,
 }
 
 /// The fields of a single create, and of a bulk row.
@@ -243,6 +245,24 @@ async fn update(
         .update_user(platform, &user, changes.platform_user_id.as_deref(), changes.tier)
         .await?
         .ok_or(ApiError::NotFound)?;
+    if let (Some(tier), Some(sessions)) = (changes.tier, &deps.sessions)
+        && tier != user.tier
+    {
+        let link = adapters::store::tenants::B2bLink {
+            platform_id: platform.clone(),
+            user_id: user.user_id.clone(),
+            platform_user_id: updated.platform_user_id.clone(),
+        };
+        let moved =
+            sessions.move_to(&user.scope(), tier, Some(&link)).await.map_err(|e| match e {
+                adapters::sessions::SessionError::Store(e) => ApiError::from(e),
+                adapters::sessions::SessionError::Queue(e) => ApiError::from(e),
+                other => ApiError::internal(other),
+            })?;
+        if !moved {
+            warn!(tenant_id = %user.tenant_id, tier = tier.as_str(), "the new tier's pool is full: the session stays in its old pool until it has room");
+        }
+    }
     let fields: Vec<&String> = body.as_object().map(|b| b.keys().collect()).unwrap_or_default();
     principal
         .audit(
@@ -264,11 +284,18 @@ async fn delete(
     principal: &Principal,
     platform: &PlatformId,
 ) -> Result<Response<Body>, ApiError> {
-    let user = find(deps, request, platform).await?;
+    let mut user = find(deps, request, platform).await?;
     let erasure = Erasure { tenant_id: user.tenant_id.clone(), sweep: 0, waits: 0 };
     deps.erasures.send_delayed(&[(&erasure, ERASE_AFTER)]).await?;
-    if !deps.tenants.platforms().remove_user(&user).await? {
-        return Err(ApiError::NotFound);
+    // The session host may move the user's session state between the read and the
+    // delete (which counts that state out): then it is read again.
+    let mut attempts = 0;
+    while !deps.tenants.platforms().remove_user(&user).await? {
+        attempts += 1;
+        user = find(deps, request, platform).await?;
+        if attempts >= 5 {
+            return Err(ApiError::from(adapters::store::StoreError::Conflict));
+        }
     }
     let detail = json!({"platformUserId": user.platform_user_id});
     principal.audit(&deps.tenants, "b2b.user_erased", Some(user.user_id.as_str()), detail).await;

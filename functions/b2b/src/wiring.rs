@@ -20,6 +20,7 @@ impl Deps {
                 resources.tenant_erasure_queue_url.clone(),
             ),
             authenticator: Authenticator::of(config.token_keys.clone(), clients, resources),
+            sessions: Some(adapters::sessions::Sessions::of(clients, resources)),
         }
     }
 }

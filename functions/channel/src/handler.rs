@@ -1,5 +1,6 @@
 use adapters::channel::Channels;
 use adapters::graph::GraphConfig;
+use adapters::sessions::Sessions;
 use adapters::store::channels::ChannelRecord;
 use adapters::store::tenants::TenantStore;
 use domain::Violation;
@@ -20,8 +21,9 @@ use std::time::Duration;
 use tracing::{instrument, warn};
 
 pub struct Deps {
-    channels: Channels,
-    tenants: TenantStore,
+    pub(crate) channels: Channels,
+    pub(crate) tenants: TenantStore,
+    pub(crate) sessions: Sessions,
     authenticator: Authenticator,
     http: reqwest::Client,
     graph: GraphConfig,
@@ -31,11 +33,12 @@ impl Deps {
     pub fn new(
         channels: Channels,
         tenants: TenantStore,
+        sessions: Sessions,
         authenticator: Authenticator,
         graph: GraphConfig,
     ) -> Result<Self, reqwest::Error> {
         let http = adapters::graph::http_client(Duration::from_secs(5))?;
-        Ok(Self { channels, tenants, authenticator, http, graph })
+        Ok(Self { channels, tenants, sessions, authenticator, http, graph })
     }
 }
 
@@ -63,6 +66,13 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
             Ok(empty(StatusCode::NO_CONTENT))
         }
         ChannelRoute::HealthCheck => health_check(deps, principal).await,
+        ChannelRoute::Connect | ChannelRoute::ConnectForUser => {
+            crate::sessions::connect(deps, request, principal).await
+        }
+        ChannelRoute::Session | ChannelRoute::StatusForUser => {
+            crate::sessions::status(deps, principal).await
+        }
+        ChannelRoute::Logout => crate::sessions::logout(deps, principal).await,
     }
 }
 

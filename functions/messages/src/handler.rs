@@ -24,6 +24,8 @@ pub struct Deps {
     pub(crate) graph: GraphConfig,
     pub(crate) http: reqwest::Client,
     authenticator: Authenticator,
+    /// `web` channels' sessions: their pool (where each session is) and work queues.
+    pub(crate) sessions: Option<adapters::sessions::Sessions>,
 }
 
 /// The two outbound queues: enterprise tiers' and everyone else's.
@@ -53,7 +55,14 @@ impl Deps {
             graph,
             http,
             authenticator,
+            sessions: None,
         })
+    }
+
+    /// With WhatsApp Web sessions: a `web` channel's messages go to its session's host.
+    pub fn with_sessions(mut self, sessions: adapters::sessions::Sessions) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 }
 

@@ -5,8 +5,10 @@ use adapters::queues::SendJob;
 use adapters::store::attrs::now_secs;
 use adapters::store::messages::SERVICE_WINDOW_SECS;
 use adapters::store::messages::outbox::{Accepted, NewOutbound};
+use domain::channel::Provider;
 use domain::outbound::{Content, OutboundMessage};
 use domain::secrets::sha256_hex;
+use domain::sessions::SessionWork;
 use edge::http::{ApiError, FieldError, json};
 use edge::principal::Principal;
 use edge::request::{DEFAULT_BODY_LIMIT, json_body};
@@ -36,15 +38,33 @@ pub async fn send(
     {
         return Ok(answer);
     }
-    if deps.channels.store().get(scope).await?.is_none() {
+    let Some(channel) = deps.channels.store().get(scope).await? else {
         return Err(ApiError::Conflict {
             code: "channel_not_configured",
             detail: "Connect a WhatsApp channel (PUT /api/whatsapp/channel) before sending.".into(),
         });
+    };
+    // A web channel sends through its session: one that cannot send refuses the message
+    // now rather than failing it later.
+    let web = channel.config.provider() == Provider::Web;
+    if web {
+        if !matches!(message.kind(), "text" | "reaction") {
+            return Err(ApiError::Unprocessable {
+                code: "unsupported_on_web",
+                detail: format!(
+                    "A WhatsApp Web session sends text, replies and reactions; not {} messages (yet).",
+                    message.kind()
+                ),
+            });
+        }
+        session_lane(deps, principal).await?;
     }
     let contact = deps.messages.outbox().contact(scope, message.to.wa_id()).await?;
     let last_inbound = contact.as_ref().and_then(|(_, at)| *at);
-    if !message.is_template() && last_inbound.is_none_or(|at| now_secs() > at + SERVICE_WINDOW_SECS)
+    // The 24-hour window is the Cloud API's rule; a linked WhatsApp Web device has none.
+    if !web
+        && !message.is_template()
+        && last_inbound.is_none_or(|at| now_secs() > at + SERVICE_WINDOW_SECS)
     {
         return Err(ApiError::Unprocessable {
             code: "outside_service_window",
@@ -63,12 +83,19 @@ pub async fn send(
         kind: message.kind().to_owned(),
         preview: preview(&message),
         graph_request,
-        queue: if high { "high" } else { "standard" }.to_owned(),
+        queue: if web {
+            "web"
+        } else if high {
+            "high"
+        } else {
+            "standard"
+        }
+        .to_owned(),
         created_by: principal.actor_id(),
     };
     match deps.messages.outbox().accept(scope, &new, contact).await? {
         Accepted::Created => {
-            enqueue(deps, principal, &new.message_id, high).await?;
+            enqueue(deps, principal, &new.message_id, &new.queue).await?;
             info!(tenant_id = %principal.tenant_id(), message_id = new.message_id, to = %message.to.redacted(), kind = new.kind, "message queued");
             Ok(accepted(StatusCode::ACCEPTED, &new.message_id, "queued", &new.client_message_id))
         }
@@ -109,7 +136,7 @@ async fn repeat(
         .await?
         .ok_or_else(|| ApiError::internal("message of a client id is missing"))?;
     if !stored.enqueued && !stored.settled() {
-        enqueue(deps, principal, &message_id, stored.queue == "high").await?;
+        enqueue(deps, principal, &message_id, &stored.queue).await?;
     }
     // Once Meta has it, its wamid item carries how far it got (delivered, read).
     let status = match &stored.wamid {
@@ -120,16 +147,50 @@ async fn repeat(
     Ok(Some(accepted(StatusCode::OK, &message_id, &status, client_message_id)))
 }
 
+/// The connection queue of the tenant's session, when the session can send.
+async fn session_lane(deps: &Deps, principal: &Principal) -> Result<String, ApiError> {
+    let sessions =
+        deps.sessions.as_ref().ok_or_else(|| ApiError::internal("sessions not wired"))?;
+    let session = sessions.pool.session(principal.scope()).await?;
+    match session {
+        Some(session) if session.state.can_send() => session
+            .connection_id
+            .ok_or_else(|| ApiError::internal("a session that can send has no connection")),
+        other => Err(ApiError::Conflict {
+            code: "session_not_connected",
+            detail: format!(
+                "The WhatsApp Web session is {}; connect it (POST /api/whatsapp/channel/connect) before sending.",
+                other.map_or("disconnected", |s| s.state.as_str())
+            ),
+        }),
+    }
+}
+
+/// Queues the message on its lane: `high` or `standard` for the message sender, `web` for
+/// the session host that holds the tenant's session (in order, per session).
 async fn enqueue(
     deps: &Deps,
     principal: &Principal,
     message_id: &str,
-    high: bool,
+    lane: &str,
 ) -> Result<(), ApiError> {
-    let queue = if high { &deps.high } else { &deps.standard };
     let job =
         SendJob { tenant_id: principal.tenant_id().clone(), message_id: message_id.to_owned() };
-    queue.send(&job).await.map_err(|e| {
+    let queued = match lane {
+        "web" => {
+            let connection = session_lane(deps, principal).await?;
+            let sessions =
+                deps.sessions.as_ref().ok_or_else(|| ApiError::internal("sessions not wired"))?;
+            let work = SessionWork::Send {
+                tenant_id: job.tenant_id.clone(),
+                message_id: job.message_id.clone(),
+            };
+            sessions.queues.send(&connection, &work).await
+        }
+        "high" => deps.high.send(&job).await,
+        _ => deps.standard.send(&job).await,
+    };
+    queued.map_err(|e| {
         // Stored but not queued: the client's retry with the same clientMessageId queues
         // it (see `repeat`).
         warn!(message_id, error = %e, "message stored but not queued");

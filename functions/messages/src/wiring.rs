@@ -30,6 +30,7 @@ impl Deps {
             },
             config.graph.clone(),
             Authenticator::of(config.token_keys.clone(), clients, resources),
-        )?)
+        )?
+        .with_sessions(adapters::sessions::Sessions::of(clients, resources)))
     }
 }

@@ -3,12 +3,14 @@
 //! done is queued again at once. Once nothing is left it sweeps once more fifteen minutes
 //! later, for what was in flight when the tenant went (a webhook being processed, a
 //! message being sent). It never touches a tenant whose tenant item still exists: that
-//! delete was not made (yet), and the message waits for it a while, then gives up.
+//! delete was not made (yet), and the message waits for it a while, then gives up. A
+//! WhatsApp Web session of the tenant leaves its pool and is stopped first.
 
 use adapters::aws::AwsClients;
 use adapters::config::Resources;
 use adapters::queues::{Erasure, Inbox, Queue, batch_response};
 use adapters::resources::TENANT_ERASURE_QUEUE;
+use adapters::sessions::Sessions;
 use adapters::store::TenantScope;
 use adapters::store::tenant_data::TenantData;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -26,6 +28,7 @@ const MAX_WAITS: u32 = 10;
 
 pub struct Deps {
     eraser: TenantData,
+    sessions: Sessions,
     queue: Queue<Erasure>,
     inbox: Inbox,
 }
@@ -34,6 +37,7 @@ impl Deps {
     pub fn build(clients: &AwsClients, resources: &Resources) -> Self {
         Self {
             eraser: TenantData::of(clients, resources),
+            sessions: Sessions::of(clients, resources),
             queue: Queue::new(clients.sqs.clone(), resources.tenant_erasure_queue_url.clone()),
             inbox: Inbox::new(clients.sqs.clone(), resources, &[TENANT_ERASURE_QUEUE]),
         }
@@ -74,6 +78,9 @@ async fn erase(deps: &Deps, order: &Erasure) -> Result<(), Error> {
         let again = Erasure { waits: order.waits + 1, ..order.clone() };
         deps.queue.send_delayed(&[(&again, WAIT)]).await?;
         return Ok(());
+    }
+    if deps.sessions.stop(&scope).await? {
+        info!(tenant_id = %scope, "the erased tenant's session left its pool");
     }
     let erased = deps.eraser.erase(&scope, Instant::now() + BUDGET).await?;
     info!(tenant_id = %scope, items = erased.items, done = erased.done, sweep = order.sweep, "tenant erased");

@@ -28,6 +28,7 @@ pub async fn quiet_sandbox() -> std::io::Result<String> {
             switchboard_url: "http://127.0.0.1:9".into(),
             status_delay: Duration::from_secs(1),
             send_statuses: false,
+            qr_ttl: Duration::from_secs(20),
         },
     );
     tokio::spawn(sandbox.run_until_stopped(std::future::pending()));

@@ -26,6 +26,8 @@ pub mod graph;
 pub mod operator;
 pub mod queues;
 pub mod resources;
+pub mod session_queues;
+pub mod sessions;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

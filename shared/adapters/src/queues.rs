@@ -33,6 +33,14 @@ impl QueueError {
     fn from_sdk(err: &(dyn std::error::Error + 'static)) -> Self {
         Self(error_chain(err))
     }
+
+    pub(crate) fn of(err: &(dyn std::error::Error + 'static)) -> Self {
+        Self::from_sdk(err)
+    }
+
+    pub(crate) fn message(what: impl Into<String>) -> Self {
+        Self(what.into())
+    }
 }
 
 /// The producer side of one queue, typed by its message.

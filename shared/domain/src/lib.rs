@@ -15,6 +15,7 @@ pub mod pacing;
 pub mod passwords;
 pub mod queues;
 pub mod secrets;
+pub mod sessions;
 pub mod tenant;
 pub mod time;
 pub mod user;

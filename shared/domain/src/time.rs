@@ -11,6 +11,11 @@ pub fn now_secs() -> i64 {
         .unwrap_or_default()
 }
 
+/// Milliseconds since the epoch (leases, QR times).
+pub fn now_ms() -> i64 {
+    now_us() / 1000
+}
+
 /// Microseconds since the epoch.
 pub fn now_us() -> i64 {
     SystemTime::now()

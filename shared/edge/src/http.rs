@@ -50,6 +50,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// Out of capacity for now (a full session pool): 503 with `Retry-After`.
+    #[error("{detail}")]
+    Full { code: &'static str, detail: String, retry_after_secs: u64 },
     /// A dependency (DynamoDB, SQS, KMS, Meta) did not answer; the name is safe to show.
     #[error("{dependency} unavailable")]
     Unavailable { dependency: &'static str, source: Source },
@@ -78,7 +81,7 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,7 +91,9 @@ impl ApiError {
         match self {
             Self::MalformedBody(_) => "malformed_body",
             Self::Validation(_) => "validation_failed",
-            Self::Unprocessable { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Unprocessable { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Full { code, .. } => code,
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
@@ -113,6 +118,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::RateLimited { .. } => "Too many requests",
             Self::Unavailable { .. } => "Service unavailable",
+            Self::Full { .. } => "Out of capacity",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -165,7 +171,7 @@ impl ApiError {
         }
         let mut response = with_body(status, PROBLEM_JSON, body.to_string().into());
         match self {
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::Full { retry_after_secs, .. } => {
                 response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             Self::MethodNotAllowed { allow } => {

@@ -104,7 +104,17 @@ route_set!(TenantsRoute {
     Export,
     ExportForUser,
 });
-route_set!(ChannelRoute { Put, Get, Delete, HealthCheck });
+route_set!(ChannelRoute {
+    Put,
+    Get,
+    Delete,
+    HealthCheck,
+    Connect,
+    Session,
+    Logout,
+    ConnectForUser,
+    StatusForUser,
+});
 route_set!(MetaWebhookRoute { VerifyPlatform, ReceivePlatform, Verify, Receive, ReceiveGateway });
 route_set!(MessagesRoute {
     ListConversations,
@@ -125,6 +135,7 @@ route_set!(AdminRoute {
     ListPlatforms,
     GetPlatform,
     RotatePlatformKey,
+    Pools,
 });
 route_set!(
     /// `b2b`: a partner platform's users.
@@ -252,6 +263,11 @@ pub const ROUTES: &[Route] = &[
     route(R::ChannelRoute(ChannelRoute::Get), "GET", "/api/whatsapp/channel", Requires(Action::ManageChannel)),
     route(R::ChannelRoute(ChannelRoute::Delete), "DELETE", "/api/whatsapp/channel", Requires(Action::ManageChannel)),
     route(R::ChannelRoute(ChannelRoute::HealthCheck), "POST", "/api/whatsapp/channel/health-check", Requires(Action::ManageChannel)),
+    route(R::ChannelRoute(ChannelRoute::Connect), "POST", "/api/whatsapp/channel/connect", Requires(Action::ManageChannel)),
+    route(R::ChannelRoute(ChannelRoute::Session), "GET", "/api/whatsapp/channel/session", Requires(Action::ManageChannel)),
+    route(R::ChannelRoute(ChannelRoute::Logout), "POST", "/api/whatsapp/channel/logout", Requires(Action::ManageChannel)),
+    route(R::ChannelRoute(ChannelRoute::ConnectForUser), "POST", "/api/b2b/users/{userId}/connect", RequiresForUser(Action::ManageChannel)),
+    route(R::ChannelRoute(ChannelRoute::StatusForUser), "GET", "/api/b2b/users/{userId}/status", RequiresForUser(Action::ManageChannel)),
     route(R::MetaWebhookRoute(MetaWebhookRoute::VerifyPlatform), "GET", "/api/whatsapp/webhook", Public),
     route(R::MetaWebhookRoute(MetaWebhookRoute::ReceivePlatform), "POST", "/api/whatsapp/webhook", Public),
     route(R::MetaWebhookRoute(MetaWebhookRoute::Verify), "GET", "/api/whatsapp/webhook/{tenantId}", Public),
@@ -286,6 +302,7 @@ pub const ROUTES: &[Route] = &[
     ),
     route(R::AdminRoute(AdminRoute::CreatePlatform), "POST", "/api/admin/platforms", Requires(Action::Operate)),
     route(R::AdminRoute(AdminRoute::ListPlatforms), "GET", "/api/admin/platforms", Requires(Action::Operate)),
+    route(R::AdminRoute(AdminRoute::Pools), "GET", "/api/admin/pools", Requires(Action::Operate)),
     route(R::AdminRoute(AdminRoute::GetPlatform), "GET", "/api/admin/platforms/{platformId}", Requires(Action::Operate)),
     route(R::AdminRoute(AdminRoute::RotatePlatformKey), "POST", "/api/admin/platforms/{platformId}/rotate-key", Requires(Action::Operate)),
     route(R::B2bRoute(B2bRoute::CreateUser), "POST", "/api/b2b/users", Requires(Action::ManagePlatformUsers)),

@@ -7,6 +7,7 @@ pub mod channels;
 pub mod messages;
 pub mod pacing;
 pub mod page;
+pub mod pool;
 pub mod table;
 pub mod tenant_data;
 pub mod tenants;
@@ -204,6 +205,23 @@ where
     match result {
         Ok(_) => Ok(true),
         Err(e) if condition_failed(&e) => Ok(false),
+        Err(e) => Err(dynamo_err(e)),
+    }
+}
+
+/// The answer of a conditional write, or `None` when only its condition did not hold.
+pub(crate) fn written_value<T, E>(
+    result: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    >,
+) -> Result<Option<T>, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if condition_failed(&e) => Ok(None),
         Err(e) => Err(dynamo_err(e)),
     }
 }

@@ -50,6 +50,19 @@ impl Table {
         Ok(out.item)
     }
 
+    /// A put of an item that must not exist yet: `false` when it did (nothing written).
+    pub async fn put_if_absent(&self, item: Item) -> Result<bool, StoreError> {
+        let out = self
+            .db
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        super::written(out)
+    }
+
     /// An unconditional put.
     pub async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.db

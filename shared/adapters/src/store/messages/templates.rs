@@ -3,7 +3,7 @@
 use super::*;
 use crate::store::attrs::{key, n, now_secs, opt_s, s};
 use crate::store::table::Table;
-use crate::store::{StoreError, TenantScope, dynamo_err, written};
+use crate::store::{StoreError, TenantScope, dynamo_err};
 use domain::meta::TemplateStatus;
 
 /// A tenant's templates.
@@ -59,16 +59,7 @@ impl Templates<'_> {
             item.insert("metaId".into(), s(id));
         }
         item.insert("updatedAt".into(), n(now_secs()));
-        let out = self
-            .table
-            .client()
-            .put_item()
-            .table_name(self.table.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        written(out)
+        self.table.put_if_absent(item).await
     }
 
     /// Every template of the tenant (a WhatsApp account holds at most a few hundred).

@@ -41,6 +41,7 @@ mod webhooks;
 pub use api_keys::ApiKeys;
 pub use audit::AuditLog;
 pub use logins::Logins;
+pub(crate) use platforms::session_state_move;
 pub use platforms::{
     B2bLinks, B2bUser, Created, NewB2bUser, Platform, PlatformKey, PlatformStats, Platforms,
 };

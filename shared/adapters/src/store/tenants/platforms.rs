@@ -21,7 +21,7 @@ use super::*;
 use crate::store::attrs::{key, n, now_secs, s};
 use crate::store::table::Table;
 use crate::store::{StoreError, TenantScope, dynamo_err, failed_conditions};
-use aws_sdk_dynamodb::types::KeysAndAttributes;
+use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes};
 use domain::ids::{B2bUserId, PlatformId};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -526,7 +526,8 @@ impl Platforms<'_> {
 
     /// Takes a user from its platform: its directory entry and its tenant item go (so that
     /// nothing reaches it any more), and the user count drops, in one transaction; the rest
-    /// of its data is the erasure's (`store::tenant_data`). `false` when it was gone already.
+    /// of its data is the erasure's (`store::tenant_data`). `false` when it was gone already,
+    /// or its session state moved since it was read (read it again).
     pub async fn remove_user(&self, user: &B2bUser) -> Result<bool, StoreError> {
         let shard = usize::try_from(crate::store::shard_of(user.user_id.as_str(), 16)).unwrap_or(0)
             % COUNT_SHARDS;
@@ -539,11 +540,17 @@ impl Platforms<'_> {
             .expression_attribute_values(":minus", n(-1))
             .build()
             .map_err(dynamo_err)?;
+        // NOTE: conditional on the session state read, so that the state counted out is the
+        // one the entry has (the session host may have moved it since).
+        let entry = Delete::builder()
+            .table_name(self.table.name())
+            .set_key(Some(b2b_user_key(&user.platform_id, &user.user_id)))
+            .condition_expression("attribute_exists(pk) AND sessionState = :state")
+            .expression_attribute_values(":state", s(&user.session_state))
+            .build()
+            .map_err(dynamo_err)?;
         let mut items = vec![
-            self.table.delete_in(
-                b2b_user_key(&user.platform_id, &user.user_id),
-                Some("attribute_exists(pk)"),
-            )?,
+            TransactWriteItem::builder().delete(entry).build(),
             self.table.delete_in(key(user.scope().pk(), TENANT_SK), None)?,
             TransactWriteItem::builder().update(count).build(),
         ];
@@ -841,4 +848,36 @@ impl B2bLinks {
         }
         Ok(())
     }
+}
+
+/// The writes that move a B2B user's session state from `old` to `new`: its directory
+/// entry's `sessionState` (conditional on `old`, so a move is counted once) and its
+/// platform's `state_<state>` counters. For the pool store, which writes them in the same
+/// transaction as the session itself.
+pub(crate) fn session_state_move(
+    table: &Table,
+    link: &B2bLink,
+    old: &str,
+    new: &str,
+) -> Result<Vec<TransactWriteItem>, StoreError> {
+    let entry = table.update_in(
+        table
+            .update_of(b2b_user_key(&link.platform_id, &link.user_id))
+            .update_expression("SET sessionState = :new")
+            .condition_expression("sessionState = :old")
+            .expression_attribute_values(":new", s(new))
+            .expression_attribute_values(":old", s(old)),
+    )?;
+    let shard = usize::try_from(crate::store::shard_of(link.user_id.as_str(), 16)).unwrap_or(0)
+        % COUNT_SHARDS;
+    let counters = table.update_in(
+        table
+            .update_of(count_key(&link.platform_id, shard))
+            .update_expression("ADD #old :minus, #new :plus")
+            .expression_attribute_names("#old", state_counter(old))
+            .expression_attribute_names("#new", state_counter(new))
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":plus", n(1)),
+    )?;
+    Ok(vec![entry, counters])
 }

@@ -1,0 +1,48 @@
+//! `GET /api/admin/pools`: the session host's pools, per tier, read from the pool table.
+
+use crate::Deps;
+use domain::sessions::PoolPolicy;
+use domain::tenant::Tier;
+use edge::http::{ApiError, json};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+
+const TIERS: [Tier; 4] =
+    [Tier::Standard, Tier::Professional, Tier::Enterprise, Tier::EnterpriseB2b];
+
+/// Per tier: `size` (connections made), `capacity` (connections the pool may have),
+/// `users` (sessions holding a slot), `utilization` (users over `maxUsers`),
+/// `usersPerConnection`, `maxUsers`, and `hosts` (hosts holding a live lease on one).
+pub async fn list(deps: &Deps) -> Result<Response<Body>, ApiError> {
+    let pool = deps.pool.as_ref().ok_or_else(|| ApiError::internal("pools not wired"))?;
+    let now_ms = domain::time::now_ms();
+    let mut out = Map::new();
+    for tier in TIERS {
+        let policy = PoolPolicy::configured(tier, |name| std::env::var(name).ok())
+            .map_err(ApiError::internal)?;
+        let connections = pool.connections(tier).await?;
+        let users: usize = connections.iter().map(|c| c.members.len()).sum();
+        let hosts: BTreeSet<&str> = connections
+            .iter()
+            .filter(|c| c.leased(now_ms))
+            .filter_map(|c| c.owner.as_deref())
+            .collect();
+        let max_users = policy.max_users();
+        let utilization = if max_users == 0 { 0.0 } else { users as f64 / f64::from(max_users) };
+        out.insert(
+            tier.as_str().into(),
+            json!({
+                "size": connections.len(),
+                "capacity": policy.max_connections,
+                "users": users,
+                "utilization": (utilization * 1000.0).round() / 1000.0,
+                "usersPerConnection": policy.users_per_connection,
+                "maxUsers": max_users,
+                "hosts": hosts.len(),
+            }),
+        );
+    }
+    Ok(json(StatusCode::OK, &Value::Object(out)))
+}

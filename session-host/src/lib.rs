@@ -1,0 +1,347 @@
+//! The session host: a long-running service (ECS in AWS, a process under `make dev`) that
+//! holds WhatsApp Web sessions for the tenants whose channel is `web`.
+//!
+//! - Pools, connections and leases live in the pool table (`adapters::store::pool`); each
+//!   host takes connections whose lease ran out, heartbeats them, and runs their member
+//!   sessions ([`host`]). Several hosts share the pools; every write is fenced by the
+//!   lease's epoch.
+//! - Work reaches the owner of a connection through the connection's FIFO queue
+//!   (`adapters::session_queues`): connect, send, logout, leave.
+//! - What a session receives is stored and queued for the webhook processor exactly as a
+//!   Meta webhook is ([`session`]).
+//! - Drivers sit behind one trait ([`driver`]); [`simulator`] talks to the local sandbox.
+//! - `GET /health` on `HEALTH_PORT` says whether the loop runs and the leases heartbeat.
+
+pub mod driver;
+pub mod host;
+pub mod session;
+pub mod simulator;
+
+use adapters::aws::AwsClients;
+use adapters::aws::envelope::Envelopes;
+use adapters::config::{ConfigError, Resources, StartError};
+use adapters::events::PartnerEvents;
+use adapters::queues::{Queue, WebhookPointer};
+use adapters::session_queues::SessionQueues;
+use adapters::store::messages::MessageStore;
+use adapters::store::pool::PoolStore;
+use adapters::store::tenants::{B2bLinks, TenantStore};
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use domain::sessions::PoolPolicy;
+use domain::tenant::Tier;
+
+/// Every tier, in the order pools are looked at.
+pub const TIERS: [Tier; 4] =
+    [Tier::Standard, Tier::Professional, Tier::Enterprise, Tier::EnterpriseB2b];
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+/// How the host behaves; every figure can be set by an environment variable.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This host's id in leases (`HOST_ID`; random by default).
+    pub host_id: String,
+    /// `SESSION_LEASE_MS` (30 s): how long a lease lasts without a heartbeat.
+    pub lease: Duration,
+    /// `SESSION_HEARTBEAT_MS` (10 s): heartbeats, and looking for connections to take.
+    pub heartbeat: Duration,
+    /// Connections taken at most per heartbeat (`SESSION_CLAIMS_PER_TICK`, 5).
+    pub claims_per_tick: u32,
+    /// Sessions resumed per second after a takeover (`SESSION_RESUMES_PER_SECOND`, 20).
+    pub resumes_per_second: u32,
+    /// Consecutive failed connections before a session is `failed` (`SESSION_MAX_FAILURES`, 6).
+    pub max_failures: u32,
+    /// The first reconnection delay (`SESSION_RECONNECT_BASE_MS`, 1 s), doubling to 5 min.
+    pub reconnect_base: Duration,
+    /// Each tier's pool, with the deployment's overrides (`PoolPolicy::configured`).
+    pub policies: Vec<PoolPolicy>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let ms = |name: &str, default: i64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_millis(
+                u64::try_from(adapters::config::number(name, default)?).unwrap_or(0),
+            ))
+        };
+        let whole = |name: &str, default: i64| -> Result<u32, ConfigError> {
+            Ok(u32::try_from(adapters::config::number(name, default)?).unwrap_or(0))
+        };
+        let policies = TIERS
+            .into_iter()
+            .map(|tier| {
+                PoolPolicy::configured(tier, |name| std::env::var(name).ok()).map_err(|reason| {
+                    ConfigError::Invalid { name: "SESSION_* pool settings".into(), reason }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            host_id: std::env::var("HOST_ID").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+                format!("host_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+            }),
+            lease: ms("SESSION_LEASE_MS", 30_000)?,
+            heartbeat: ms("SESSION_HEARTBEAT_MS", 10_000)?,
+            claims_per_tick: whole("SESSION_CLAIMS_PER_TICK", 5)?.max(1),
+            resumes_per_second: whole("SESSION_RESUMES_PER_SECOND", 20)?.max(1),
+            max_failures: whole("SESSION_MAX_FAILURES", 6)?.max(1),
+            reconnect_base: ms("SESSION_RECONNECT_BASE_MS", 1_000)?,
+            policies,
+        })
+    }
+
+    pub fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The tier's pool as configured.
+    pub fn policy(&self, tier: Tier) -> PoolPolicy {
+        self.policies
+            .iter()
+            .find(|p| p.tier == tier)
+            .copied()
+            .unwrap_or_else(|| PoolPolicy::of(tier))
+    }
+
+    pub fn idle_after(&self, tier: Tier) -> Option<Duration> {
+        self.policy(tier).idle_after
+    }
+
+    /// The wait before reconnection attempt `n` (1-based): doubling, capped at five
+    /// minutes, with "equal jitter" (half of it, plus up to the other half at random).
+    pub fn backoff(&self, n: u32) -> Duration {
+        let full = self
+            .reconnect_base
+            .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16)))
+            .min(Duration::from_secs(300));
+        let random = f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0;
+        full.mul_f64(0.5 + random / 2.0)
+    }
+}
+
+/// Spreads resumptions out: at most `per_second`, each at a jittered moment of its slot,
+/// so that a host taking over many sessions is not a reconnect storm.
+pub struct Resumptions {
+    per_second: u32,
+    next: Mutex<Instant>,
+}
+
+impl Resumptions {
+    pub fn new(per_second: u32) -> Self {
+        Self { per_second: per_second.max(1), next: Mutex::new(Instant::now()) }
+    }
+
+    pub async fn wait(&self) {
+        let slot = Duration::from_secs(1) / self.per_second;
+        let at = match self.next.lock() {
+            Ok(mut next) => {
+                let at = (*next).max(Instant::now());
+                *next = at + slot;
+                at
+            }
+            Err(_) => Instant::now(),
+        };
+        let jitter = slot.mul_f64(f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0);
+        tokio::time::sleep_until(at + jitter).await;
+    }
+}
+
+/// What `GET /health` reports: the loop ticked lately and its last heartbeats succeeded.
+pub struct Health {
+    last_tick: Mutex<Option<(Instant, bool, usize)>>,
+    heartbeat: Duration,
+}
+
+impl Health {
+    fn new(heartbeat: Duration) -> Self {
+        Self { last_tick: Mutex::new(None), heartbeat }
+    }
+
+    pub fn ticked(&self, heartbeats_ok: bool, connections: usize) {
+        if let Ok(mut last) = self.last_tick.lock() {
+            *last = Some((Instant::now(), heartbeats_ok, connections));
+        }
+    }
+
+    fn report(&self) -> (bool, serde_json::Value) {
+        let last = self.last_tick.lock().ok().and_then(|l| *l);
+        match last {
+            Some((at, ok, connections)) => {
+                let fresh = at.elapsed() < self.heartbeat * 3;
+                (fresh && ok, json!({"loop": fresh, "heartbeats": ok, "connections": connections}))
+            }
+            None => (false, json!({"loop": false, "detail": "starting"})),
+        }
+    }
+}
+
+/// Everything a host uses.
+pub struct Deps<D: driver::Driver> {
+    pub pool: PoolStore,
+    pub queues: SessionQueues,
+    pub messages: MessageStore,
+    pub tenants: TenantStore,
+    pub inbound: Queue<WebhookPointer>,
+    pub events: PartnerEvents,
+    pub envelopes: Envelopes,
+    pub links: B2bLinks,
+    pub driver: D,
+    pub config: Config,
+    pub resumptions: Resumptions,
+    pub health: Health,
+}
+
+impl<D: driver::Driver> Deps<D> {
+    pub fn build(clients: &AwsClients, resources: &Resources, driver: D, config: Config) -> Self {
+        Self {
+            pool: PoolStore::of(clients, resources),
+            queues: SessionQueues::of(clients, resources),
+            messages: MessageStore::of(clients, resources),
+            tenants: TenantStore::of(clients, resources),
+            inbound: Queue::new(clients.sqs.clone(), resources.inbound_events_queue_url.clone()),
+            events: PartnerEvents::new(
+                clients.sqs.clone(),
+                resources.partner_events_queue_url.clone(),
+            ),
+            envelopes: Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
+            links: B2bLinks::default(),
+            driver,
+            resumptions: Resumptions::new(config.resumes_per_second),
+            health: Health::new(config.heartbeat),
+            config,
+        }
+    }
+}
+
+/// Which driver the host runs (`SESSION_DRIVER`).
+pub fn driver_from_env() -> Result<simulator::Simulator, StartError> {
+    match std::env::var("SESSION_DRIVER").as_deref().unwrap_or("simulator") {
+        "simulator" => {
+            let url = std::env::var("SANDBOX_URL").map_err(|_| {
+                StartError::from(ConfigError::Missing(
+                    "SANDBOX_URL (the simulator's WhatsApp servers)".into(),
+                ))
+            })?;
+            simulator::Simulator::new(&url).map_err(|e| {
+                StartError::from(ConfigError::Invalid { name: "SANDBOX_URL".into(), reason: e.0 })
+            })
+        }
+        other => Err(ConfigError::Invalid {
+            name: "SESSION_DRIVER".into(),
+            reason: format!(
+                "{other:?}: this build has the simulator only (the WhatsApp Web driver is issue 14)"
+            ),
+        }
+        .into()),
+    }
+}
+
+/// A built host: its health endpoint bound, its loop ready to run.
+pub struct Application<D: driver::Driver> {
+    listener: TcpListener,
+    deps: Arc<Deps<D>>,
+}
+
+impl<D: driver::Driver> Application<D> {
+    /// Binds the health endpoint on `addr` (port 0 picks a free one, for tests).
+    pub async fn build(addr: SocketAddr, deps: Deps<D>) -> std::io::Result<Self> {
+        Ok(Self { listener: TcpListener::bind(addr).await?, deps: Arc::new(deps) })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Runs until `shutdown` resolves, then closes the sessions and releases the leases.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let host = tokio::spawn(host::Host::new(self.deps.clone()).run(stop_rx));
+        let deps = self.deps.clone();
+        let router = axum::Router::new().route(
+            "/health",
+            axum::routing::get(move || {
+                let deps = deps.clone();
+                async move {
+                    let (ok, mut body) = deps.health.report();
+                    body["host"] = json!(deps.config.host_id);
+                    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    body["status"] = json!(if ok { "ok" } else { "unavailable" });
+                    (status, Json(body)).into_response()
+                }
+            }),
+        );
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        let _ = host.await;
+        served
+    }
+}
+
+/// Raises the open-file limit to its maximum: each session holds a connection.
+pub fn raise_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// The whole host from its environment, until SIGTERM (or Ctrl-C): what `main` runs.
+/// Reads the deployment's resources as the Lambda functions do (or, with `STACK_PREFIX`,
+/// finds the local stack's), the driver from
+/// `SESSION_DRIVER`, and serves `GET /health` on `HEALTH_PORT` (8080; on every interface
+/// with `HEALTH_BIND_ALL=1`, as a container needs).
+pub async fn run_from_env() -> Result<(), StartError> {
+    adapters::telemetry::init();
+    raise_file_limit();
+    let port = adapters::config::port("HEALTH_PORT", 8080)?;
+    let bind = if std::env::var("HEALTH_BIND_ALL").is_ok_and(|v| v == "1") {
+        std::net::Ipv4Addr::UNSPECIFIED
+    } else {
+        std::net::Ipv4Addr::LOCALHOST
+    };
+    let clients = AwsClients::from_env().await;
+    // NOTE: locally (`make dev`) the host finds the stack's resources by its prefix, as the
+    // local stack does; in AWS the task definition names each one.
+    let resources = match std::env::var("STACK_PREFIX") {
+        Ok(prefix) if !prefix.is_empty() => {
+            adapters::aws::bootstrap::ensure(&clients, &prefix).await?
+        }
+        _ => Resources::from_env()?,
+    };
+    let config = Config::from_env()?;
+    let driver = driver_from_env()?;
+    let deps = Deps::build(&clients, &resources, driver, config);
+    let app = Application::build(SocketAddr::from((bind, port)), deps).await?;
+    tracing::info!(addr = %app.local_addr()?, "session host health endpoint listening");
+    app.run_until_stopped(adapters::shutdown::signal()).await?;
+    Ok(())
+}
+
+/// Whether the host on this machine's `port` answers `GET /health` with 200.
+pub async fn health_check(port: u16) -> bool {
+    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(3)).build() else {
+        return false;
+    };
+    client
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
