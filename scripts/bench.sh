@@ -8,7 +8,9 @@
 #   - send pacing at 80 and 1,000 msg/s through the message sender against the sandbox
 #     (DynamoDB on Dynoxide, installed into .tools/ on first use);
 #   - partner webhook delivery: events per second, latency, and fairness beside an endpoint
-#     that times out (scripts/bench/webhooks.sh).
+#     that times out (scripts/bench/webhooks.sh);
+#   - WhatsApp Web sessions: connect -> QR latency, host memory per connected session at
+#     1,000 sessions, failover time after a SIGKILL (scripts/bench/sessions.sh).
 #
 # BENCH_SMOKE=1 (what `make test` does) runs every section once with tiny counts on the
 # debug build that the tests already made, so that a benchmark that no longer runs fails
@@ -99,3 +101,4 @@ rate() { sed -n 's|.*: \([0-9.]*\)/s.*|\1|p' <<< "$1" | head -1; }
 kill "$moto" "$api" 2>/dev/null || true
 scripts/bench/pacing.sh
 scripts/bench/webhooks.sh
+scripts/bench/sessions.sh

@@ -154,6 +154,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         graph_api_base: "http://127.0.0.1:9".into(),
         graph_api_version: "v23.0".into(),
         sandbox_url: Some(sandbox_url.clone()),
+        // Only sandbox channels here: no gateway is reached.
+        destinations_allowed: Vec::new(),
     };
     // Each invocation with its own process-level caches, as separate Lambda instances.
     let sender = || {

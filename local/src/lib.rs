@@ -26,6 +26,8 @@ pub struct Application {
     listener: TcpListener,
     functions: Arc<Functions>,
     pollers: Vec<poller::Poller>,
+    /// Scheduled functions (the template's `Schedule` events), on timers.
+    gateway_health: Option<gateway_health::Deps>,
 }
 
 impl Application {
@@ -58,7 +60,15 @@ impl Application {
                     .with_source(&source),
             );
         }
-        Ok(Self { listener, functions, pollers })
+        let gateway_health = if settings.run_processors {
+            let deps =
+                gateway_health::Deps::build(&clients, &resources, settings.api.graph.clone())
+                    .map_err(std::io::Error::other)?;
+            Some(deps)
+        } else {
+            None
+        };
+        Ok(Self { listener, functions, pollers, gateway_health })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -71,8 +81,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let poller_tasks: Vec<_> =
+        let mut poller_tasks: Vec<_> =
             self.pollers.into_iter().map(|p| tokio::spawn(p.run(stop_rx.clone()))).collect();
+        if let Some(deps) = self.gateway_health {
+            poller_tasks.push(tokio::spawn(schedule(deps, stop_rx.clone())));
+        }
         let router = gateway::router(self.functions);
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
@@ -84,5 +97,20 @@ impl Application {
             let _ = task.await;
         }
         served
+    }
+}
+
+/// The gateway health checks, every period of their schedule, as EventBridge runs them.
+async fn schedule(deps: gateway_health::Deps, mut stop: watch::Receiver<bool>) {
+    let spec = adapters::resources::SCHEDULES[0];
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(spec.every_secs.into()));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = gateway_health::run(&deps, domain::time::now_secs()).await {
+            tracing::warn!(error = %e, "scheduled gateway health checks failed");
+        }
     }
 }

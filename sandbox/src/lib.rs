@@ -25,7 +25,10 @@
 //! - `POST /_sandbox/web/inbound {"phoneNumber","from","text"}`: a customer writes to it.
 //! - `POST /_sandbox/web/unlink`, `POST /_sandbox/web/drop` `{"phoneNumber"}`: the phone
 //!   removes the device; the connection drops.
-//! - `GET /_sandbox/web/sent?phoneNumber=`, `GET /_sandbox/web/devices?phoneNumber=`.
+//! - `GET /_sandbox/web/sent?phoneNumber=`, `GET /_sandbox/web/devices?phoneNumber=`,
+//!   `GET /_sandbox/web/stats` (totals, for load measurements).
+//!
+//! A tenant's own gateway (`/_gateway/{name}`, a Cloud API-compatible BSP): see [`gateway`].
 //!
 //! Webhook receivers (`/_sandbox/receiver/{name}`) to subscribe partner webhooks to: see
 //! [`receiver`].
@@ -33,6 +36,7 @@
 // NOTE: over 400 lines: the sandbox's control API, webhook signing and the Cloud API's send
 // path in one place, as a reader of a test wants them; the Graph API reads are in graph.rs.
 
+mod gateway;
 pub mod graph;
 mod receiver;
 mod web;
@@ -153,6 +157,11 @@ fn router(state: Arc<AppState>) -> Router {
             post(receiver::receive).put(receiver::set_up).get(receiver::list),
         )
         .with_state(Arc::new(receiver::Receivers::default()));
+    let gateways = Router::new()
+        .route("/_gateway/{name}", axum::routing::put(gateway::set_up).get(gateway::sent))
+        .route("/_gateway/{name}/messages", post(gateway::messages))
+        .route("/_gateway/{name}/health", get(gateway::health))
+        .with_state(Arc::new(gateway::Gateways::default()));
     Router::new()
         .route("/health", get(health))
         .route("/_sandbox/inbound", post(inbound))
@@ -166,6 +175,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/_sandbox/web/drop", post(web::control_drop))
         .route("/_sandbox/web/sent", get(web::control_sent))
         .route("/_sandbox/web/devices", get(web::control_devices))
+        .route("/_sandbox/web/stats", get(web::control_stats))
         .route("/_wa/pair", post(web::pair))
         .route("/_wa/pair/{reference}", get(web::pair_status))
         .route("/_wa/connect", post(web::connect))
@@ -183,6 +193,7 @@ fn router(state: Arc<AppState>) -> Router {
         .fallback(unknown_path)
         .with_state(state)
         .merge(receivers)
+        .merge(gateways)
 }
 
 async fn health() -> impl IntoResponse {

@@ -653,3 +653,20 @@ pub(crate) async fn control_devices(
     });
     Json(json!({"items": items.unwrap_or_default()})).into_response()
 }
+
+/// `GET /_sandbox/web/stats`: totals over every number, for load measurements:
+/// `{"devices","linked","online","pairings","connections","sent"}`.
+pub(crate) async fn control_stats(State(state): State<Arc<AppState>>) -> Response {
+    let totals = state.web.read(|web| {
+        let devices = web.devices.values();
+        json!({
+            "devices": web.devices.len(),
+            "linked": devices.clone().filter(|d| d.linked).count(),
+            "online": devices.clone().filter(|d| d.live.is_some()).count(),
+            "pairings": devices.clone().map(|d| u64::from(d.pairings)).sum::<u64>(),
+            "connections": devices.map(|d| u64::from(d.connections)).sum::<u64>(),
+            "sent": web.sent.values().map(Vec::len).sum::<usize>(),
+        })
+    });
+    Json(totals.unwrap_or_default()).into_response()
+}

@@ -42,15 +42,19 @@ impl<D: Driver> Host<D> {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         info!(host = self.deps.config.host_id, "session host running");
         self.prewarm().await;
-        let mut tick = tokio::time::interval(self.deps.config.heartbeat);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beat = tokio::time::interval(self.deps.config.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Looking for connections to take is more frequent than heartbeats: a connection
+        // the API has just made waits for a host no longer than this.
+        let mut look = tokio::time::interval(self.deps.config.claim_every);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut healthy = true;
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
-                _ = tick.tick() => {}
+                _ = beat.tick() => healthy = self.heartbeat().await,
+                _ = look.tick() => self.claim().await,
             }
-            let healthy = self.heartbeat().await;
-            self.claim().await;
             self.deps.health.ticked(healthy, self.owned.len());
         }
         self.shutdown().await;

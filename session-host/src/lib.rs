@@ -51,7 +51,9 @@ pub struct Config {
     pub lease: Duration,
     /// `SESSION_HEARTBEAT_MS` (10 s): heartbeats, and looking for connections to take.
     pub heartbeat: Duration,
-    /// Connections taken at most per heartbeat (`SESSION_CLAIMS_PER_TICK`, 5).
+    /// How often the host looks for connections to take (`SESSION_CLAIM_MS`, 1 s).
+    pub claim_every: Duration,
+    /// Connections taken at most each time it looks (`SESSION_CLAIMS_PER_TICK`, 20).
     pub claims_per_tick: u32,
     /// Sessions resumed per second after a takeover (`SESSION_RESUMES_PER_SECOND`, 20).
     pub resumes_per_second: u32,
@@ -87,7 +89,8 @@ impl Config {
             }),
             lease: ms("SESSION_LEASE_MS", 30_000)?,
             heartbeat: ms("SESSION_HEARTBEAT_MS", 10_000)?,
-            claims_per_tick: whole("SESSION_CLAIMS_PER_TICK", 5)?.max(1),
+            claim_every: ms("SESSION_CLAIM_MS", 1_000)?.max(Duration::from_millis(100)),
+            claims_per_tick: whole("SESSION_CLAIMS_PER_TICK", 20)?.max(1),
             resumes_per_second: whole("SESSION_RESUMES_PER_SECOND", 20)?.max(1),
             max_failures: whole("SESSION_MAX_FAILURES", 6)?.max(1),
             reconnect_base: ms("SESSION_RECONNECT_BASE_MS", 1_000)?,

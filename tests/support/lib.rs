@@ -400,6 +400,7 @@ pub fn loopback_graph(sandbox_url: Option<&str>) -> adapters::graph::GraphConfig
         graph_api_base: "http://127.0.0.1:9".into(),
         graph_api_version: "v23.0".into(),
         sandbox_url: sandbox_url.map(str::to_owned),
+        destinations_allowed: domain::webhooks::Cidr::parse_list("127.0.0.1/32").expect("range"),
     }
 }
 

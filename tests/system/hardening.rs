@@ -136,7 +136,7 @@ async fn a_short_secret_is_never_shown_even_in_part() {
             "PUT",
             "/api/whatsapp/channel",
             Some(&owner.access_token),
-            Some(json!({"provider": "gateway", "apiUrl": "https://gateway.example.com",
+            Some(json!({"provider": "gateway", "apiUrl": "http://127.0.0.1:9/gateway",
                         "apiKey": "k3y9", "webhookSecret": "a-long-enough-webhook-secret-7a1b"})),
         )
         .await;

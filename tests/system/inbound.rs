@@ -951,7 +951,7 @@ async fn a_gateway_endpoint_delivers_events_signed_with_its_webhook_secret() {
     let owner = app.register(&email("gateway")).await;
     let (status, channel) = app
         .call("PUT", "/api/whatsapp/channel", Some(&owner.access_token),
-              Some(json!({"provider": "gateway", "apiUrl": "https://gateway.example.com", "apiKey": "gw-key-1234", "webhookSecret": "gw-secret-5678"})))
+              Some(json!({"provider": "gateway", "apiUrl": "http://127.0.0.1:9/gateway", "apiKey": "gw-key-1234", "webhookSecret": "gw-secret-5678"})))
         .await;
     assert_eq!(status, 200, "{channel}");
     assert_eq!(channel["webhookSecret"], "••••5678");

@@ -330,6 +330,24 @@ fn differences(template: &Value) -> Vec<String> {
                         format!("{id}: Timeout {timeout}, code {}", spec.function_timeout_secs),
                     );
                 }
+                Some("Schedule") => {
+                    let spec = adapters::resources::SCHEDULES
+                        .iter()
+                        .find(|s| s.function == name && s.event_id == event_id.as_str());
+                    match spec {
+                        Some(spec) => check(
+                            p["Schedule"] == json!(spec.rate()),
+                            format!(
+                                "{id}.{event_id}: Schedule {}, code {}",
+                                p["Schedule"],
+                                spec.rate()
+                            ),
+                        ),
+                        None => {
+                            check(false, format!("{id}.{event_id}: not in resources::SCHEDULES"))
+                        }
+                    }
+                }
                 other => check(false, format!("{id}.{event_id}: unexpected event type {other:?}")),
             }
         }
@@ -517,6 +535,13 @@ fn every_kind_of_disagreement_is_found() {
             Box::new(|t| {
                 t["Resources"]["HealthFunction"]["Properties"]["CodeUri"] =
                     json!("../functions/healthz")
+            }),
+        ),
+        (
+            "schedule period",
+            Box::new(|t| {
+                t["Resources"]["GatewayHealthFunction"]["Properties"]["Events"]["EveryMinute"]["Properties"]
+                    ["Schedule"] = json!("rate(5 minutes)")
             }),
         ),
     ];

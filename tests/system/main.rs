@@ -8,6 +8,7 @@ mod auth;
 mod b2b;
 mod backlog;
 mod conversations;
+mod gateway;
 mod hardening;
 mod health;
 mod inbound;

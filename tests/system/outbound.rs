@@ -843,6 +843,7 @@ async fn aws_requests_per_outbound_message_are_counted() {
         graph_api_base: "http://127.0.0.1:9".into(),
         graph_api_version: "v23.0".into(),
         sandbox_url: Some(app.sandbox_url.clone()),
+        destinations_allowed: domain::webhooks::Cidr::parse_list("127.0.0.1/32").expect("range"),
     };
     let api = messages::Deps::new(
         MessageStore::new(clients.dynamodb.clone(), r.messages_table.clone()),

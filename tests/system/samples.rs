@@ -124,6 +124,13 @@ async fn the_queue_samples_are_processed_as_named() {
     let erasures = &r.tenant_erasure_queue_url;
     let swept = tenant_eraser::handle(&eraser, sqs_of(&stack, sweep, erasures).await).await;
     assert!(swept.batch_item_failures.is_empty());
+    // The schedule's tick with no gateway channel: nothing checked.
+    let _tick: serde_json::Value =
+        serde_json::from_str(include_str!("../../events/gateway-health/scheduled.json"))
+            .expect("a scheduled event");
+    let health = gateway_health::Deps::build(c, r, loopback_graph(None)).expect("gateway health");
+    let checked = gateway_health::run(&health, domain::time::now_secs()).await.expect("run");
+    assert_eq!(checked, gateway_health::Checked::default());
     let poison = include_str!("../../events/webhook-dispatcher/poison-record.json");
     let rejected = webhook_dispatcher::handle(&dispatcher, sqs_of(&stack, poison, fresh).await);
     assert!(rejected.await.batch_item_failures.is_empty());

@@ -1,11 +1,12 @@
 use adapters::channel::Channels;
-use adapters::graph::GraphConfig;
+use adapters::graph::{GraphConfig, HealthChecker};
 use adapters::sessions::Sessions;
 use adapters::store::channels::ChannelRecord;
 use adapters::store::tenants::TenantStore;
 use domain::Violation;
 use domain::channel::{
-    API_URL, ChannelConfig, MESSAGES_PER_SECOND, PHONE_NUMBER_ID, Provider, SecretName, WABA_ID,
+    API_KEY_HEADER, API_URL, ChannelConfig, DEFAULT_HEALTH_CHECK_INTERVAL, HEALTH_CHECK_INTERVAL,
+    HEALTH_CHECK_INTERVALS, KeyHeader, MESSAGES_PER_SECOND, PHONE_NUMBER_ID, Provider, WABA_ID,
     secret_hint,
 };
 use domain::pacing::MAX_MESSAGES_PER_SECOND;
@@ -17,16 +18,14 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::time::Duration;
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 pub struct Deps {
     pub(crate) channels: Channels,
     pub(crate) tenants: TenantStore,
     pub(crate) sessions: Sessions,
     authenticator: Authenticator,
-    http: reqwest::Client,
-    graph: GraphConfig,
+    pub(crate) health: HealthChecker,
 }
 
 impl Deps {
@@ -37,8 +36,7 @@ impl Deps {
         authenticator: Authenticator,
         graph: GraphConfig,
     ) -> Result<Self, reqwest::Error> {
-        let http = adapters::graph::http_client(Duration::from_secs(5))?;
-        Ok(Self { channels, tenants, sessions, authenticator, http, graph })
+        Ok(Self { channels, tenants, sessions, authenticator, health: HealthChecker::new(graph)? })
     }
 }
 
@@ -84,6 +82,9 @@ fn view(channel: &ChannelRecord) -> Value {
     }
     if let Some(rate) = channel.config.messages_per_second() {
         out.insert(MESSAGES_PER_SECOND.into(), json!(rate));
+    }
+    if let ChannelConfig::Gateway { health_check_interval, .. } = &channel.config {
+        out.insert(HEALTH_CHECK_INTERVAL.into(), json!(health_check_interval));
     }
     if let ChannelConfig::Gateway { endpoint_id, .. } = &channel.config {
         out.insert(
@@ -148,8 +149,35 @@ async fn put(
         }
         Some(_) => None,
     };
+    // A gateway's optional settings: the header its key goes in, how often it is checked.
+    let key_header = match body.get(API_KEY_HEADER) {
+        None | Some(Value::Null) => KeyHeader::Bearer,
+        Some(Value::String(name)) if KeyHeader::parse(name).is_some() => {
+            KeyHeader::parse(name).unwrap_or(KeyHeader::Bearer)
+        }
+        Some(_) => {
+            errors
+                .push(Violation::new(API_KEY_HEADER, "must be a header name (letters, digits, -)"));
+            KeyHeader::Bearer
+        }
+    };
+    let interval = match body.get(HEALTH_CHECK_INTERVAL) {
+        None | Some(Value::Null) => DEFAULT_HEALTH_CHECK_INTERVAL,
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if HEALTH_CHECK_INTERVALS.contains(&n) => n,
+            _ => {
+                errors.push(Violation::new(
+                    HEALTH_CHECK_INTERVAL,
+                    "must be a whole number of seconds from 10 to 86400",
+                ));
+                DEFAULT_HEALTH_CHECK_INTERVAL
+            }
+        },
+    };
     for known in body.keys() {
-        if known == MESSAGES_PER_SECOND && provider.paced() {
+        if (known == MESSAGES_PER_SECOND && provider.paced())
+            || provider.optional_setting_names().contains(&known.as_str())
+        {
             continue;
         }
         if known != "provider"
@@ -168,12 +196,22 @@ async fn put(
         errors.push(Violation::new(PHONE_NUMBER_ID, "must be Meta's numeric phone number id"));
     }
     if let Some(url) = settings.get(API_URL)
-        && !(url.starts_with("https://") || url.starts_with("http://"))
+        && let Err(e) = adapters::webhook_client::parse_url(url)
     {
-        errors.push(Violation::new(API_URL, "must be an http(s) URL"));
+        errors.push(Violation::new(API_URL, e.to_string()));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
+    }
+    // A gateway may not be a private, loopback or cloud metadata address (unless the
+    // deployment exempts it): checked now, and again at every connection.
+    if let Some(url) = settings.get(API_URL)
+        && let Err(refused) = deps.health.destination_allowed(url).await
+    {
+        return Err(ApiError::Unprocessable {
+            code: "destination_not_allowed",
+            detail: format!("apiUrl: {refused}"),
+        });
     }
     let setting = |name: &str| settings.get(name).cloned().unwrap_or_default();
     let config = match provider {
@@ -186,8 +224,11 @@ async fn put(
             // Where the gateway sends its events: /api/whatsapp/webhook/{tenantId}/{endpointId}.
             let id = domain::secrets::random_token(12).map_err(ApiError::internal)?;
             ChannelConfig::Gateway {
-                api_url: setting(API_URL),
+                api_url: setting(API_URL).trim_end_matches('/').to_owned(),
                 endpoint_id: format!("gw_{}", id.replace(['-', '_'], "x")),
+                key_header,
+                health_check_interval: interval,
+                messages_per_second: throughput,
             }
         }
         Provider::Web => ChannelConfig::Web,
@@ -229,31 +270,7 @@ async fn put(
 /// health endpoint. The web provider's sessions live in the session host: unknown here.
 async fn health_check(deps: &Deps, principal: &Principal) -> Result<Response<Body>, ApiError> {
     let channel = deps.channels.open(principal.tenant_id()).await?.ok_or(ApiError::NotFound)?;
-    // The Graph API (or the sandbox standing in for it) reads the phone number; a gateway
-    // answers its health endpoint.
-    let request = match &channel.config {
-        ChannelConfig::Cloud { .. } | ChannelConfig::Sandbox { .. } => deps
-            .graph
-            .target(principal.tenant_id(), &channel)
-            .ok()
-            .map(|target| target.authorise(deps.http.get(target.phone_number_url()))),
-        ChannelConfig::Gateway { api_url, .. } => Some(
-            deps.http
-                .get(format!("{}/health", api_url.trim_end_matches('/')))
-                .header("x-api-key", channel.secret(SecretName::ApiKey).unwrap_or_default()),
-        ),
-        ChannelConfig::Web => None,
-    };
-    let healthy = match request {
-        Some(request) => Some(match request.send().await {
-            Ok(response) => response.status().is_success(),
-            Err(e) => {
-                warn!(provider = channel.config.provider().as_str(), error = %e.without_url(), "channel health check failed");
-                false
-            }
-        }),
-        None => None,
-    };
+    let healthy = deps.health.check(principal.tenant_id(), &channel).await;
     deps.channels.store().record_health(principal.scope(), healthy).await?;
     let stored = deps.channels.store().get(principal.scope()).await?.ok_or(ApiError::NotFound)?;
     Ok(json(StatusCode::OK, &view(&stored)))

@@ -74,6 +74,8 @@ pub struct Deps {
     inbox: Inbox,
     graph: GraphConfig,
     pub(crate) http: reqwest::Client,
+    /// Tenants' own gateways are reached through the destination-checked client.
+    pub(crate) gateway: adapters::webhook_client::WebhookClient,
     pub(crate) policy: Policy,
     plan_rates: Arc<Mutex<HashMap<TenantId, (Instant, u32)>>>,
     /// A B2B user's platform, for its counters.
@@ -103,6 +105,7 @@ impl Deps {
             ),
             graph: config.graph.clone(),
             http: adapters::graph::http_client(config.policy.http_timeout)?,
+            gateway: config.graph.gateway_client()?,
             policy: config.policy,
             plan_rates: Arc::default(),
             links: Arc::default(),
@@ -233,6 +236,13 @@ async fn send_group(
             return out;
         }
     };
+    // An unhealthy gateway is not posted to: its messages wait (and fail if it does not
+    // recover within their attempts). Read fresh, not from the channel cache.
+    let held = target.gateway
+        && matches!(
+            deps.channels.store().get(&tenant).await.map(|c| c.map(|c| c.health_status)),
+            Ok(Some(status)) if status == "unhealthy"
+        );
     let reservation = match book(deps, &tenant, &channel, &target, jobs.len()).await {
         Ok(Booking::Slots(reservation)) => reservation,
         Ok(Booking::Busy(after)) => return all(&|| Outcome::Retry(after)),
@@ -244,7 +254,7 @@ async fn send_group(
     let sends = jobs.iter().enumerate().map(|(slot, (index, message_id))| {
         let due = reservation.due_us(slot);
         let (tenant, target) = (&tenant, &target);
-        async move { (*index, send_one(deps, tenant, target, message_id, due).await) }
+        async move { (*index, send_one(deps, tenant, (target, held), message_id, due).await) }
     });
     let outcomes = join_all(sends).await;
     let sent = outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Sent)).count();

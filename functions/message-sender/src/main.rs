@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let resources = Resources::from_env()?;
     let clients = AwsClients::from_env().await;
     let deps =
-        message_sender::Deps::build(&clients, &resources, &message_sender::Config::from_env())?;
+        message_sender::Deps::build(&clients, &resources, &message_sender::Config::from_env()?)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(message_sender::handle(&deps, event.payload).await)
     }))

@@ -23,13 +23,30 @@ enum Answer {
     },
     /// No usable answer (timeout, connection, 5xx without a Graph error).
     Unanswered(String),
+    /// A gateway at an address that is not allowed: nothing was sent.
+    NotAllowed(String),
 }
 
 async fn post(deps: &Deps, target: &Target, body: &Value) -> Answer {
-    let request = target.authorise(deps.http.post(target.messages_url()).json(body));
+    let request = if target.gateway {
+        // A tenant's own gateway: through the destination-checked client.
+        match deps.gateway.request(reqwest::Method::POST, &target.messages_url()) {
+            Ok(request) => request.timeout(deps.policy.http_timeout),
+            Err(refused) => return Answer::NotAllowed(refused.to_string()),
+        }
+    } else {
+        deps.http.post(target.messages_url())
+    };
+    let request = target.authorise(request.json(body));
     let response = match request.send().await {
         Ok(response) => response,
-        Err(e) => return Answer::Unanswered(e.without_url().to_string()),
+        Err(e) => {
+            let (error, refused) = adapters::webhook_client::failure(&e.without_url());
+            if refused {
+                return Answer::NotAllowed(error);
+            }
+            return Answer::Unanswered(error);
+        }
     };
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -46,19 +63,21 @@ async fn post(deps: &Deps, target: &Target, body: &Value) -> Answer {
 pub(crate) async fn send_one(
     deps: &Deps,
     tenant: &TenantScope,
-    target: &Target,
+    (target, held): (&Target, bool),
     message_id: &str,
     due_us: i64,
 ) -> Outcome {
-    match try_send(deps, tenant, target, message_id, due_us).await {
+    match try_send(deps, tenant, (target, held), message_id, due_us).await {
         Ok(outcome) | Err(outcome) => outcome,
     }
 }
 
+/// `held`: the channel's gateway is unhealthy; the message waits (as a failed attempt)
+/// rather than be posted to it.
 async fn try_send(
     deps: &Deps,
     tenant: &TenantScope,
-    target: &Target,
+    (target, held): (&Target, bool),
     message_id: &str,
     due_us: i64,
 ) -> Result<Outcome, Outcome> {
@@ -96,6 +115,21 @@ async fn try_send(
     };
     sleep_until_us(due_us).await;
     let attempt = message.attempts;
+    if held {
+        warn!(attempt, "the channel's gateway is unhealthy; the message waits for it");
+        let reason =
+            "The channel's gateway failed its health check; the message waits for it to recover.";
+        return retry_or_fail(
+            deps,
+            tenant,
+            &message,
+            attempt,
+            deps.policy.transient_attempts,
+            (json!("gateway_unhealthy"), reason),
+            2,
+        )
+        .await;
+    }
     match post(deps, target, &message.graph_request).await {
         Answer::Sent { wamid } => {
             record_sent(deps, tenant, &message, &wamid).await?;
@@ -104,6 +138,13 @@ async fn try_send(
         }
         Answer::Refused { code, title } => {
             refused(deps, tenant, target, &message, attempt, (code, &title)).await
+        }
+        Answer::NotAllowed(reason) => {
+            warn!(attempt, reason, "the gateway's address is not an allowed destination");
+            let title = format!("The channel's apiUrl is not an allowed destination ({reason}).");
+            fail(deps, tenant, &message.message_id, &json!("destination_not_allowed"), &title)
+                .await?;
+            Ok(Outcome::Done)
         }
         Answer::Unanswered(reason) => {
             warn!(attempt, reason, "the Graph API did not answer");

@@ -12,11 +12,11 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env() -> Self {
-        Self {
+    pub fn from_env() -> Result<Self, adapters::config::ConfigError> {
+        Ok(Self {
             sandbox: SandboxCredentials::from_env(),
-            graph: GraphConfig::from_env(),
+            graph: GraphConfig::from_env()?,
             policy: Policy::default(),
-        }
+        })
     }
 }

@@ -217,6 +217,34 @@ pub const MESSAGE_SENDER: &str = "message-sender";
 pub const WEBHOOK_DISPATCHER: &str = "webhook-dispatcher";
 pub const TENANT_ERASER: &str = "tenant-eraser";
 
+/// A function run on a schedule (the template's `Schedule` event); the local stack runs
+/// it on a timer of the same period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduleSpec {
+    /// The function's crate, `functions/{function}`.
+    pub function: &'static str,
+    /// The event's key under the function's `Events` in the template.
+    pub event_id: &'static str,
+    /// Its period, in seconds (the template's `rate(...)`).
+    pub every_secs: u32,
+}
+
+pub const GATEWAY_HEALTH: &str = "gateway-health";
+
+pub const SCHEDULES: [ScheduleSpec; 1] =
+    [ScheduleSpec { function: GATEWAY_HEALTH, event_id: "EveryMinute", every_secs: 60 }];
+
+impl ScheduleSpec {
+    /// The template's expression for the period.
+    pub fn rate(&self) -> String {
+        match self.every_secs {
+            60 => "rate(1 minute)".into(),
+            s if s % 60 == 0 => format!("rate({} minutes)", s / 60),
+            s => format!("rate({s} seconds)"),
+        }
+    }
+}
+
 pub const EVENT_SOURCES: [EventSourceSpec; 6] = [
     EventSourceSpec {
         queue: INBOUND_EVENTS_QUEUE,

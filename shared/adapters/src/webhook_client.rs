@@ -132,6 +132,24 @@ impl WebhookClient {
         if any { Ok(()) } else { Err(Refused::Unresolved { host, error: "no address".into() }) }
     }
 
+    /// A request to `url` through this client (its resolver drops refused addresses, no
+    /// redirect, no proxy), for a tenant's own endpoint such as a gateway: a refused literal
+    /// address is refused here, before any connection.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, Refused> {
+        let url = parse_url(url)?;
+        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        if let Ok(address) = host.parse::<IpAddr>()
+            && let Some(reason) = refused_address(address, &self.allowed)
+        {
+            return Err(Refused::Address { host: host.to_owned(), address, reason });
+        }
+        Ok(self.http.request(method, url))
+    }
+
     /// Posts `body` to `url` with the Standard Webhooks headers. Never panics, never
     /// follows a redirect (a 3xx is a failed attempt).
     pub async fn post(
@@ -214,6 +232,12 @@ const REFUSED_MARK: &str = "destination refused";
 
 fn is_refusal(e: &reqwest::Error) -> bool {
     describe(e).contains(REFUSED_MARK)
+}
+
+/// What a failed request through this client says: its error and causes, and whether
+/// the destination was refused (by the resolver).
+pub fn failure(e: &reqwest::Error) -> (String, bool) {
+    (describe(e), is_refusal(e))
 }
 
 /// The error and its causes, which is where the resolver's refusal is.
@@ -315,5 +339,14 @@ mod tests {
         ));
         let url = parse_url("http://127.0.0.1:9/").expect("url");
         assert_eq!(client.check(&url).await, Ok(()));
+        // The same for a tenant's gateway: cloud metadata and other tenants' networks are
+        // refused before a connection.
+        for refused in
+            ["http://169.254.169.254/latest", "http://10.0.0.5/messages", "http://127.0.0.2:9/"]
+        {
+            let request = client.request(reqwest::Method::GET, refused);
+            assert!(matches!(request, Err(Refused::Address { .. })), "{refused}");
+        }
+        assert!(client.request(reqwest::Method::POST, "http://127.0.0.1:9/messages").is_ok());
     }
 }

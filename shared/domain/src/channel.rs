@@ -53,9 +53,18 @@ impl Provider {
         }
     }
 
-    /// Whether sends are paced by Meta's per-number throughput (`messagesPerSecond`).
+    /// Settings a partner may give or leave out.
+    pub fn optional_setting_names(self) -> &'static [&'static str] {
+        match self {
+            Self::Gateway => &[API_KEY_HEADER, HEALTH_CHECK_INTERVAL],
+            _ => &[],
+        }
+    }
+
+    /// Whether sends are paced by the number's throughput (`messagesPerSecond`): Meta's
+    /// for the Cloud API, and a gateway's (which sends through the Cloud API itself).
     pub fn paced(self) -> bool {
-        matches!(self, Self::Cloud | Self::Sandbox)
+        matches!(self, Self::Cloud | Self::Sandbox | Self::Gateway)
     }
 }
 
@@ -64,6 +73,46 @@ pub const WABA_ID: &str = "wabaId";
 pub const API_URL: &str = "apiUrl";
 pub const ENDPOINT_ID: &str = "endpointId";
 pub const MESSAGES_PER_SECOND: &str = "messagesPerSecond";
+pub const API_KEY_HEADER: &str = "apiKeyHeader";
+pub const HEALTH_CHECK_INTERVAL: &str = "healthCheckInterval";
+
+/// How often a gateway's health is checked when its channel does not say (seconds).
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: u32 = 60;
+/// The range a channel's `healthCheckInterval` may take (seconds).
+pub const HEALTH_CHECK_INTERVALS: std::ops::RangeInclusive<u32> = 10..=86_400;
+
+/// How a gateway is given its API key: `Authorization: Bearer <key>` by default, or the
+/// key as the whole value of another header (360dialog's `D360-API-KEY`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyHeader {
+    Bearer,
+    Named(String),
+}
+
+impl KeyHeader {
+    /// A header name as given (`Authorization`, any case, is the bearer form); `None` when
+    /// it is not a header name (letters, digits and `-`, up to 64).
+    pub fn parse(name: &str) -> Option<Self> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid {
+            return None;
+        }
+        Some(if name.eq_ignore_ascii_case("authorization") {
+            Self::Bearer
+        } else {
+            Self::Named(name.to_owned())
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Bearer => "Authorization",
+            Self::Named(name) => name,
+        }
+    }
+}
 
 /// A channel secret, by what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -108,10 +157,15 @@ pub enum ChannelConfig {
         messages_per_second: Option<u32>,
     },
     /// `endpoint_id` is ours: the gateway posts its events to
-    /// `/api/whatsapp/webhook/{tenantId}/{endpointId}`.
+    /// `/api/whatsapp/webhook/{tenantId}/{endpointId}`. Its API is the Cloud API's
+    /// (`POST {apiUrl}/messages`), with the channel's key in `key_header`; its health is
+    /// `GET {apiUrl}/health`, checked every `health_check_interval` seconds.
     Gateway {
         api_url: String,
         endpoint_id: String,
+        key_header: KeyHeader,
+        health_check_interval: u32,
+        messages_per_second: Option<u32>,
     },
     Web,
     Sandbox {
@@ -139,9 +193,9 @@ impl ChannelConfig {
 
     pub fn messages_per_second(&self) -> Option<u32> {
         match self {
-            Self::Cloud { messages_per_second, .. } | Self::Sandbox { messages_per_second } => {
-                *messages_per_second
-            }
+            Self::Cloud { messages_per_second, .. }
+            | Self::Sandbox { messages_per_second }
+            | Self::Gateway { messages_per_second, .. } => *messages_per_second,
             _ => None,
         }
     }
@@ -154,9 +208,11 @@ impl ChannelConfig {
                 out.insert(PHONE_NUMBER_ID, phone_number_id.clone());
                 out.insert(WABA_ID, waba_id.clone());
             }
-            Self::Gateway { api_url, endpoint_id } => {
+            Self::Gateway { api_url, endpoint_id, key_header, health_check_interval, .. } => {
                 out.insert(API_URL, api_url.clone());
                 out.insert(ENDPOINT_ID, endpoint_id.clone());
+                out.insert(API_KEY_HEADER, key_header.name().to_owned());
+                out.insert(HEALTH_CHECK_INTERVAL, health_check_interval.to_string());
             }
             Self::Web | Self::Sandbox { .. } => {}
         }
@@ -179,9 +235,19 @@ impl ChannelConfig {
                 waba_id: get(WABA_ID)?,
                 messages_per_second: rate,
             },
-            Provider::Gateway => {
-                Self::Gateway { api_url: get(API_URL)?, endpoint_id: get(ENDPOINT_ID)? }
-            }
+            Provider::Gateway => Self::Gateway {
+                api_url: get(API_URL)?,
+                endpoint_id: get(ENDPOINT_ID)?,
+                key_header: settings
+                    .get(API_KEY_HEADER)
+                    .and_then(|h| KeyHeader::parse(h))
+                    .unwrap_or(KeyHeader::Bearer),
+                health_check_interval: settings
+                    .get(HEALTH_CHECK_INTERVAL)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL),
+                messages_per_second: rate,
+            },
             Provider::Web => Self::Web,
             Provider::Sandbox => Self::Sandbox { messages_per_second: rate },
         })
@@ -228,6 +294,16 @@ mod tests {
             ChannelConfig::Gateway {
                 api_url: "https://gw.example".into(),
                 endpoint_id: "gw_1".into(),
+                key_header: KeyHeader::Named("D360-API-KEY".into()),
+                health_check_interval: 300,
+                messages_per_second: Some(20),
+            },
+            ChannelConfig::Gateway {
+                api_url: "https://gw.example".into(),
+                endpoint_id: "gw_2".into(),
+                key_header: KeyHeader::Bearer,
+                health_check_interval: DEFAULT_HEALTH_CHECK_INTERVAL,
+                messages_per_second: None,
             },
             ChannelConfig::Web,
             ChannelConfig::Sandbox { messages_per_second: None },
@@ -238,6 +314,15 @@ mod tests {
         }
         let missing = ChannelConfig::from_settings(Provider::Cloud, &BTreeMap::new());
         assert_eq!(missing, Err(PHONE_NUMBER_ID));
+    }
+
+    #[test]
+    fn a_gateway_key_header_is_a_header_name_and_authorization_means_bearer() {
+        assert_eq!(KeyHeader::parse("authorization"), Some(KeyHeader::Bearer));
+        assert_eq!(KeyHeader::parse("D360-API-KEY"), Some(KeyHeader::Named("D360-API-KEY".into())));
+        for bad in ["", "x y", "a:b", "é", &"h".repeat(65)] {
+            assert_eq!(KeyHeader::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ impl ApiConfig {
         Ok(Self {
             token_keys: Arc::new(token_keys_from_env(clients).await?),
             sandbox: SandboxCredentials::from_env(),
-            graph: GraphConfig::from_env(),
+            graph: GraphConfig::from_env()?,
         })
     }
 }

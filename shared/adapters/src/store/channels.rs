@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | channel | `TENANT#<tid>` | `CHANNEL` |
 //! | phone number id → tenant | `PHONE#<phone number id>` | `PHONE` |
+//! | a gateway channel, for its scheduled health checks | `GATEWAYS` | `<tid>` |
 //!
 //! Secrets are one KMS envelope (see `aws::envelope`); only a hint (the last four
 //! characters of a long secret, see `domain::channel::secret_hint`) is kept in clear.
@@ -36,6 +37,12 @@ pub struct ChannelRecord {
 #[derive(Clone, Debug)]
 pub struct ChannelStore {
     pub(super) table: Table,
+}
+
+const GATEWAYS_PK: &str = "GATEWAYS";
+
+fn gateway_key(tenant: &str) -> Item {
+    key(GATEWAYS_PK, tenant)
 }
 
 fn phone_key(phone_number_id: &str) -> Item {
@@ -126,6 +133,19 @@ impl ChannelStore {
             lookup.insert("tenantId".into(), s(tenant));
             items.push(put(lookup, Some("attribute_not_exists(pk) OR tenantId = :tenant"))?);
         }
+        // Gateways are listed for their scheduled health checks.
+        if let ChannelConfig::Gateway { health_check_interval, .. } = &channel.config {
+            let mut listed = gateway_key(tenant);
+            listed.insert("interval".into(), n(*health_check_interval));
+            items.push(put(listed, None)?);
+        } else if previous.as_ref().is_some_and(|p| p.config.provider() == Provider::Gateway) {
+            let delete = Delete::builder()
+                .table_name(self.table.name())
+                .set_key(Some(gateway_key(tenant)))
+                .build()
+                .map_err(dynamo_err)?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
         if let Some(old) = previous.as_ref().and_then(|p| p.config.phone_number_id())
             && Some(old) != new_phone
         {
@@ -160,6 +180,19 @@ impl ChannelStore {
                 )
                 .build(),
         ];
+        if previous.config.provider() == Provider::Gateway {
+            items.push(
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(self.table.name())
+                            .set_key(Some(gateway_key(scope.tenant_id().as_str())))
+                            .build()
+                            .map_err(dynamo_err)?,
+                    )
+                    .build(),
+            );
+        }
         if let Some(phone) = previous.config.phone_number_id() {
             items.push(
                 TransactWriteItem::builder()
@@ -175,6 +208,39 @@ impl ChannelStore {
         }
         self.table.transact(items).await.map_err(dynamo_err)?;
         Ok(true)
+    }
+
+    /// The tenants with a gateway channel whose health check is due at `now` (its last
+    /// check is older than its interval, or it has had none).
+    pub async fn gateways_due(&self, now: i64) -> Result<Vec<TenantScope>, StoreError> {
+        let query = self
+            .table
+            .query()
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(GATEWAYS_PK));
+        let items = self.table.query_all(query).await?;
+        Ok(items
+            .iter()
+            .filter(|item| {
+                let interval = opt_n(item, "interval").unwrap_or(60);
+                opt_n(item, "checkedAt").is_none_or(|at| at + interval <= now)
+            })
+            .filter_map(|item| opt_s(item, "sk").and_then(TenantId::parse))
+            .map(TenantScope::new)
+            .collect())
+    }
+
+    /// A gateway's scheduled check was made at `now`.
+    pub async fn gateway_checked(&self, tenant: &TenantId, now: i64) -> Result<(), StoreError> {
+        self.table
+            .update(gateway_key(tenant.as_str()))
+            .update_expression("SET checkedAt = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| if condition_failed(&e) { Ok(()) } else { Err(dynamo_err(e)) })
     }
 
     /// After a health check, or when the sender learns from Meta that a token no longer
