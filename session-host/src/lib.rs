@@ -332,7 +332,7 @@ pub async fn run_from_env() -> Result<(), StartError> {
     let driver = driver_from_env()?;
     let deps = Deps::build(&clients, &resources, driver, config);
     let app = Application::build(SocketAddr::from((bind, port)), deps).await?;
-    tracing::info!(addr = %app.local_addr()?, "session host health endpoint listening");
+    tracing::info!(addr = %app.local_addr()?, pid = std::process::id(), "session host health endpoint listening");
     app.run_until_stopped(adapters::shutdown::signal()).await?;
     Ok(())
 }
