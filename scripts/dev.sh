@@ -124,15 +124,17 @@ for n in $(seq 1 "$SESSION_HOSTS"); do
   port_free "$port" || { echo "port $port is in use; set HEALTH_PORT" >&2; exit 1; }
   SESSION_DRIVER=simulator HEALTH_PORT="$port" HOST_ID="local-host-$n" \
     target/debug/session-host > "$logs/session-host-$n.log" 2>&1 &
+  # NOTE: not among the servers watched below: a session host that stops (or is killed to
+  # see a failover) leaves its sessions to the others, as in ECS.
   pids+=($!)
-  servers+=($!)
+  echo $! > "$root/.dev/session-host-$n.pid"
   wait_http "http://127.0.0.1:$port/health" "session-host-$n" "${pids[-1]}"
 done
 
 echo "==> operator login: POST /api/auth/login {\"email\":\"$OPERATOR_EMAIL\",\"password\":\"$OPERATOR_PASSWORD\"}" >&2
 echo "Switchboard is ready: API http://127.0.0.1:$PORT, WhatsApp sandbox http://127.0.0.1:$SANDBOX_PORT, $SESSION_HOSTS session host(s) (health http://127.0.0.1:$HEALTH_PORT/health), AWS $AWS_ENDPOINT_URL (Ctrl-C stops; logs: tail -f .dev/logs/local.log)"
 
-# Any server ending ends the whole stack. The emulator is not watched: when it dies
+# The emulator, sandbox or local stack ending ends the whole stack. The emulator is not watched: when it dies
 # the API stays up and /api/health says 503, as it would in an AWS outage.
 wait -n "${servers[@]}"
 echo "a component stopped; shutting the stack down (see .dev/logs/)" >&2
