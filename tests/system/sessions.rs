@@ -203,6 +203,19 @@ async fn a_user_pairs_by_qr_and_by_code_then_receives_and_sends_through_the_sess
         .await;
     assert_eq!(status, 202, "{pairing}");
     let code = pairing["pairingCode"].as_str().expect("a pairing code").to_owned();
+    // Asking again while that pairing is good answers with it (no second pairing).
+    let (status, again) = app
+        .call(
+            "POST",
+            "/api/whatsapp/channel/connect",
+            Some(&second.access_token),
+            Some(json!({"phoneNumber": code_phone})),
+        )
+        .await;
+    assert_eq!(
+        (status, &again["pairingCode"], &again["qr"]),
+        (202, &pairing["pairingCode"], &pairing["qr"])
+    );
     assert!(pairing["qr"].is_string() && pairing["expiresAt"].is_string(), "{pairing}");
     // The code works only for the number it was asked for.
     let (status, _) = sandbox(

@@ -68,6 +68,18 @@ pub async fn connect(
             &json!({ "state": "connected", "phoneNumber": session.phone_number }),
         ));
     }
+    // Already pairing with a QR that is still good (and the same kind of pairing): that
+    // QR, without starting another pairing.
+    if let Some(session) = &existing
+        && session.state == SessionState::Pairing
+        && session.connection_id.is_some()
+        && session.tier == Some(tenant.tier)
+        && session.expires_at.is_some_and(|at| at > domain::time::now_secs() + 2)
+        && session.pairing_code.is_some() == phone.is_some()
+        && session.qr.is_some()
+    {
+        return Ok(json(StatusCode::ACCEPTED, &pairing_view(session)));
+    }
     let policy = adapters::sessions::policy(tenant.tier).map_err(ApiError::internal)?;
     // A session still in another tier's pool (its tier changed) leaves it first.
     if existing.as_ref().is_some_and(|s| s.connection_id.is_some() && s.tier != Some(tenant.tier)) {
@@ -87,7 +99,10 @@ pub async fn connect(
             });
         }
     };
-    let asked_at = now_ms();
+    deps.sessions.pool.want_pairing(scope, phone.as_deref()).await?;
+    // NOTE: a QR is new when it differs from the one read before, not by its time: the
+    // host's clock and this function's need not agree.
+    let before = existing.as_ref().and_then(|s| s.qr.clone());
     let work = SessionWork::Connect {
         tenant_id: principal.tenant_id().clone(),
         phone_number: phone.clone(),
@@ -108,7 +123,8 @@ pub async fn connect(
                     &json!({ "state": "connected", "phoneNumber": session.phone_number }),
                 ));
             }
-            let fresh_qr = session.qr_at_ms.is_some_and(|at| at >= asked_at)
+            let fresh_qr = session.qr.is_some()
+                && session.qr != before
                 && session.state == SessionState::Pairing
                 && (phone.is_none() || session.pairing_code.is_some());
             if fresh_qr {

@@ -117,8 +117,6 @@ pub struct SessionRecord {
     pub pairing_code: Option<String>,
     /// When the QR (and pairing code) expire, epoch seconds.
     pub expires_at: Option<i64>,
-    /// When a QR or pairing code was last issued, epoch milliseconds.
-    pub qr_at_ms: Option<i64>,
     /// The number a pairing code was asked for.
     pub pair_phone: Option<String>,
     pub last_seen_at: Option<i64>,
@@ -154,7 +152,6 @@ impl SessionRecord {
             qr: text("qr"),
             pairing_code: text("pairingCode"),
             expires_at: opt_n(item, "qrExpiresAt"),
-            qr_at_ms: opt_n(item, "qrAtMs"),
             pair_phone: text("pairPhone"),
             last_seen_at: opt_n(item, "lastSeenAt"),
             failures: opt_n(item, "failures").unwrap_or(0),
@@ -338,6 +335,28 @@ impl PoolStore {
         self.applied(vec![add, session]).await
     }
 
+    /// What the API asks for: pairing by code for this number (or by QR alone). Not a
+    /// host's write: a host that takes the session over pairs the way it was asked.
+    pub async fn want_pairing(
+        &self,
+        tenant: &TenantScope,
+        phone: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let update = self.table.update(session_key(tenant));
+        let update = match phone {
+            Some(phone) => update
+                .update_expression("SET pairPhone = :phone")
+                .expression_attribute_values(":phone", s(phone.trim_start_matches('+'))),
+            None => update.update_expression("REMOVE pairPhone"),
+        };
+        update
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| if super::condition_failed(&e) { Ok(()) } else { Err(dynamo_err(e)) })
+    }
+
     /// Takes the tenant out of its connection (the session keeps its state and device).
     pub async fn leave(&self, tenant: &TenantScope, connection: &str) -> Result<bool, StoreError> {
         let member = tenant.tenant_id().as_str();
@@ -491,11 +510,10 @@ impl PoolStore {
             }
         }
         if let Some((qr, code, expires)) = &change.qr {
-            sets.push("qr = :qr, qrExpiresAt = :qrx, qrAtMs = :qrat".into());
+            sets.push("qr = :qr, qrExpiresAt = :qrx".into());
             update = update
                 .expression_attribute_values(":qr", s(qr))
-                .expression_attribute_values(":qrx", n(expires))
-                .expression_attribute_values(":qrat", n(now_ms()));
+                .expression_attribute_values(":qrx", n(expires));
             match code {
                 Some(code) => {
                     sets.push("pairingCode = :code".into());
