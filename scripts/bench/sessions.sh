@@ -51,6 +51,7 @@ wait_http "http://127.0.0.1:$api_port/api/health/live"
 HEALTH_PORT="$health1" HOST_ID=bench-host-1 "target/$profile/session-host" > /dev/null 2>&1 &
 host=$!
 pids+=($host)
+disown "$host"  # sessions.py kills it with SIGKILL; no "Killed" notice from bash
 wait_http "http://127.0.0.1:$health1/health"
 "$py" scripts/bench/sessions.py "http://127.0.0.1:$api_port" "$SANDBOX_URL" "$OPERATOR_EMAIL" \
   "$OPERATOR_PASSWORD" "$sessions" "$host" "target/$profile/session-host" "$health2"

@@ -615,3 +615,35 @@ async fn a_platform_connects_its_user_and_erasing_the_user_stops_the_session() {
     assert_eq!((&stats["totalUsers"], &stats["sessions"]), (&json!(0), &json!({})), "{stats}");
     stack.remove().await;
 }
+
+#[tokio::test]
+async fn a_host_stopped_with_sigterm_gives_its_leases_back_and_the_other_resumes_at_once() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+    // A long lease: only a released one is taken over within the test's wait.
+    let long = [("SESSION_LEASE_MS", "60000"), ("SESSION_HEARTBEAT_MS", "1000")];
+    let mut first = SessionHost::start(HOST, &stack, &app.sandbox_url, &long).await;
+    let owner = web_tenant(&app, "sigterm").await;
+    let token = owner.access_token.as_str();
+    let phone = "+15550370100";
+    pair_by_qr(&app, token, phone).await;
+    let second = SessionHost::start(HOST, &stack, &app.sandbox_url, &long).await;
+    let (connection, held_by, epoch) = connection_of(&stack, &owner.tenant_id).await;
+    assert_eq!(held_by, first.host_id);
+
+    let stopped = first.terminate();
+    assert!(stopped.success(), "a clean exit: {stopped:?}");
+    // Released, not left to run out: the other host takes it within seconds, not 60 s.
+    eventually(15, "the other host to take the released connection", || async {
+        let (now, owner, new_epoch) = connection_of(&stack, &owner.tenant_id).await;
+        (now == connection && owner == second.host_id && new_epoch > epoch).then_some(())
+    })
+    .await;
+    eventually(15, "the session resumed by the other host", || async {
+        let by = written_by(&stack, &owner.tenant_id).await;
+        (session(&app, token).await["state"] == "connected" && by == second.host_id).then_some(())
+    })
+    .await;
+    assert_eq!(devices(&app, phone).await[0]["pairings"], 1);
+    stack.remove().await;
+}
