@@ -48,12 +48,16 @@ impl<D: Driver> Host<D> {
         // the API has just made waits for a host no longer than this.
         let mut look = tokio::time::interval(self.deps.config.claim_every);
         look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut report = tokio::time::interval(Duration::from_secs(60));
         let mut healthy = true;
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
                 _ = beat.tick() => healthy = self.heartbeat().await,
                 _ = look.tick() => self.claim().await,
+                _ = report.tick() => {
+                    info!(metrics = %self.deps.metrics.report(), connections = self.owned.len(), "session host metrics");
+                }
             }
             self.deps.health.ticked(healthy, self.owned.len());
         }
@@ -148,13 +152,19 @@ impl<D: Driver> Host<D> {
                     continue;
                 }
                 budget -= 1;
+                let held_before = connection.owner.is_some();
                 match self
                     .deps
                     .pool
                     .acquire(&connection.id, &self.deps.config.host_id, self.deps.config.lease_ms())
                     .await
                 {
-                    Ok(Some((fence, connection))) => self.start_connection(fence, connection),
+                    Ok(Some((fence, connection))) => {
+                        if held_before {
+                            self.deps.metrics.took_over();
+                        }
+                        self.start_connection(fence, connection)
+                    }
                     Ok(None) => {}
                     Err(e) => warn!(error = %e, connection = connection.id, "lease not acquired"),
                 }

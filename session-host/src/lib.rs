@@ -183,6 +183,58 @@ impl Health {
     }
 }
 
+/// What this host counts (`GET /metrics`, and a `session host metrics` log line every
+/// minute, which a log-based metric filter turns into CloudWatch metrics): its sessions by
+/// tier and state, lease takeovers (connections it took from a host that had held them),
+/// and reconnections after a drop.
+#[derive(Default)]
+pub struct Metrics {
+    sessions: Mutex<
+        std::collections::HashMap<domain::ids::TenantId, (Tier, domain::sessions::SessionState)>,
+    >,
+    takeovers: std::sync::atomic::AtomicU64,
+    reconnects: std::sync::atomic::AtomicU64,
+}
+
+impl Metrics {
+    /// A session of this host is now in `state` (`None`: it left this host).
+    pub fn session(
+        &self,
+        tenant: &domain::ids::TenantId,
+        state: Option<(Tier, domain::sessions::SessionState)>,
+    ) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            match state {
+                Some(state) => sessions.insert(tenant.clone(), state),
+                None => sessions.remove(tenant),
+            };
+        }
+    }
+
+    pub fn took_over(&self) {
+        self.takeovers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn reconnected(&self) {
+        self.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn report(&self) -> serde_json::Value {
+        let mut by_tier: std::collections::BTreeMap<&str, std::collections::BTreeMap<&str, u64>> =
+            std::collections::BTreeMap::new();
+        if let Ok(sessions) = self.sessions.lock() {
+            for (tier, state) in sessions.values() {
+                *by_tier.entry(tier.as_str()).or_default().entry(state.as_str()).or_default() += 1;
+            }
+        }
+        json!({
+            "sessions": by_tier,
+            "takeovers": self.takeovers.load(std::sync::atomic::Ordering::Relaxed),
+            "reconnects": self.reconnects.load(std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+}
+
 /// Everything a host uses.
 pub struct Deps<D: driver::Driver> {
     pub pool: PoolStore,
@@ -197,6 +249,7 @@ pub struct Deps<D: driver::Driver> {
     pub config: Config,
     pub resumptions: Resumptions,
     pub health: Health,
+    pub metrics: Metrics,
 }
 
 impl<D: driver::Driver> Deps<D> {
@@ -216,6 +269,7 @@ impl<D: driver::Driver> Deps<D> {
             driver,
             resumptions: Resumptions::new(config.resumes_per_second),
             health: Health::new(config.heartbeat),
+            metrics: Metrics::default(),
             config,
         }
     }
@@ -268,19 +322,33 @@ impl<D: driver::Driver> Application<D> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let host = tokio::spawn(host::Host::new(self.deps.clone()).run(stop_rx));
         let deps = self.deps.clone();
-        let router = axum::Router::new().route(
-            "/health",
-            axum::routing::get(move || {
-                let deps = deps.clone();
-                async move {
-                    let (ok, mut body) = deps.health.report();
-                    body["host"] = json!(deps.config.host_id);
-                    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-                    body["status"] = json!(if ok { "ok" } else { "unavailable" });
-                    (status, Json(body)).into_response()
-                }
-            }),
-        );
+        let metrics = self.deps.clone();
+        let router = axum::Router::new()
+            .route(
+                "/health",
+                axum::routing::get(move || {
+                    let deps = deps.clone();
+                    async move {
+                        let (ok, mut body) = deps.health.report();
+                        body["host"] = json!(deps.config.host_id);
+                        let status =
+                            if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                        body["status"] = json!(if ok { "ok" } else { "unavailable" });
+                        (status, Json(body)).into_response()
+                    }
+                }),
+            )
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let deps = metrics.clone();
+                    async move {
+                        let mut body = deps.metrics.report();
+                        body["host"] = json!(deps.config.host_id);
+                        Json(body).into_response()
+                    }
+                }),
+            );
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;

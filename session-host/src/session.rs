@@ -128,7 +128,16 @@ impl<D: Driver> Session<D> {
         if let Some(client) = self.client.take() {
             client.stop().await;
         }
+        self.deps.metrics.session(&self.tenant, None);
         ended
+    }
+
+    /// The host's count of its sessions by state.
+    fn count(&self) {
+        let tier = domain::sessions::parse_connection_id(&self.fence.connection_id).map(|(t, _)| t);
+        if let Some(tier) = tier {
+            self.deps.metrics.session(&self.tenant, Some((tier, self.state())));
+        }
     }
 
     /// Reads the session; a session that was live is resumed (rate-limited, jittered).
@@ -140,6 +149,7 @@ impl<D: Driver> Session<D> {
         );
         self.pair_phone = record.pair_phone.clone();
         self.record = Some(record);
+        self.count();
         if resume {
             // Until its client is up again here, the session is not connected.
             if self.state() == SessionState::Connected {
@@ -204,6 +214,7 @@ impl<D: Driver> Session<D> {
             match written {
                 Ok(Fenced::Written) => {
                     self.apply(&change);
+                    self.count();
                     return Ok(());
                 }
                 Ok(Fenced::LeaseLost) => {
@@ -550,6 +561,7 @@ impl<D: Driver> Session<D> {
             }
             DriverEvent::Disconnected { reason } => {
                 info!(reason, "the connection dropped; reconnecting");
+                self.deps.metrics.reconnected();
                 self.connect_failed(&reason).await
             }
             DriverEvent::LoggedOut => {

@@ -920,6 +920,12 @@ impl SessionHost {
         host
     }
 
+    /// The host's `GET /metrics`: sessions by tier and state, takeovers, reconnects.
+    pub async fn metrics(&self) -> serde_json::Value {
+        let url = self.health_url.replace("/health", "/metrics");
+        reqwest::get(url).await.expect("metrics").json().await.expect("json")
+    }
+
     pub fn pid(&self) -> i32 {
         i32::try_from(self.child.id()).expect("pid")
     }

@@ -299,6 +299,10 @@ async fn a_killed_host_s_sessions_resume_on_the_other_without_pairing_again() {
     let devices = devices(&app, phone).await;
     assert_eq!(devices.len(), 1, "{devices:?}");
     assert_eq!(devices[0]["pairings"], 1, "no new pairing: {devices:?}");
+    // The survivor counts the takeover and its connected session.
+    let metrics = hosts[1 - victim].metrics().await;
+    assert!(metrics["takeovers"].as_u64() >= Some(1), "{metrics}");
+    assert_eq!(metrics["sessions"]["standard"]["connected"], 1, "{metrics}");
     assert!(devices[0]["connections"].as_u64() >= Some(2), "{devices:?}");
 
     // And it sends.
@@ -504,15 +508,27 @@ async fn an_idle_session_is_evicted_and_resumes_to_send() {
 }
 
 #[tokio::test]
-async fn unlinking_on_the_phone_logs_the_session_out_and_so_does_logout() {
+async fn a_dropped_session_reconnects_and_unlinking_logs_it_out_and_so_does_logout() {
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::spawn(&stack).await;
-    let _host = SessionHost::start(HOST, &stack, &app.sandbox_url, &[]).await;
+    let host = SessionHost::start(HOST, &stack, &app.sandbox_url, &[]).await;
 
     let owner = web_tenant(&app, "unlink").await;
     let token = owner.access_token.as_str();
     let phone = "+15550350100";
     pair_by_qr(&app, token, phone).await;
+    // A dropped connection comes back by itself, on the same device.
+    let (status, _) = sandbox(&app, "/_sandbox/web/drop", json!({"phoneNumber": phone})).await;
+    assert_eq!(status, 200);
+    eventually(20, "the session reconnected", || async {
+        let now = devices(&app, phone).await;
+        (now[0]["connections"] == 2 && now[0]["online"] == true).then_some(())
+    })
+    .await;
+    wait_state(&app, token, "connected", 20).await;
+    let metrics = host.metrics().await;
+    assert_eq!(metrics["reconnects"], 1, "{metrics}");
+    assert_eq!(devices(&app, phone).await[0]["pairings"], 1);
     let (status, _) = sandbox(&app, "/_sandbox/web/unlink", json!({"phoneNumber": phone})).await;
     assert_eq!(status, 200);
     eventually(20, "logged out, its slot freed", || async {
