@@ -16,6 +16,7 @@ mod infra_agreement;
 mod outbound;
 mod poller;
 mod samples;
+mod session_keys;
 mod sessions;
 mod tenants;
 mod webhooks;

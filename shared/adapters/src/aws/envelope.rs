@@ -44,30 +44,8 @@ impl Envelopes {
     }
 
     pub async fn seal(&self, tenant: &TenantId, plaintext: &[u8]) -> Result<String, EnvelopeError> {
-        let out = self
-            .kms
-            .generate_data_key()
-            .key_id(&self.key_id)
-            .key_spec(DataKeySpec::Aes256)
-            .encryption_context(CONTEXT_KEY, tenant.as_str())
-            .send()
-            .await
-            .map_err(|e| EnvelopeError::Kms(error_chain(&e)))?;
-        let wrapped = out.ciphertext_blob().ok_or(EnvelopeError::Crypto)?.as_ref().to_vec();
-        let mut data_key = out.plaintext().ok_or(EnvelopeError::Crypto)?.as_ref().to_vec();
-        let key = cipher(&data_key);
-        data_key.zeroize();
-        let key = key?;
-
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| EnvelopeError::Crypto)?;
-        let mut sealed = plaintext.to_vec();
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(tenant.as_str().as_bytes()),
-            &mut sealed,
-        )
-        .map_err(|_| EnvelopeError::Crypto)?;
+        let (key, wrapped) = self.new_data_key(tenant).await?;
+        let (nonce, sealed) = key.seal_with(tenant.as_str().as_bytes(), plaintext)?;
         Ok(format!(
             "{VERSION}.{}.{}.{}",
             B64.encode(wrapped),
@@ -84,11 +62,106 @@ impl Envelopes {
             return Err(EnvelopeError::Malformed);
         };
         let decode = |s: &str| B64.decode(s).map_err(|_| EnvelopeError::Malformed);
-        let (wrapped, nonce, mut body) = (decode(wrapped)?, decode(nonce)?, decode(body)?);
+        let (wrapped, nonce, body) = (decode(wrapped)?, decode(nonce)?, decode(body)?);
+        let key = self.data_key(tenant, &wrapped).await?;
+        key.open_with(tenant.as_str().as_bytes(), &nonce, body)
+    }
+}
+
+/// A data key of a tenant's own, for many small values sealed locally (a WhatsApp Web
+/// session's keys): KMS is asked once to make it, and once per process to unwrap it.
+pub struct DataKey {
+    key: LessSafeKey,
+    tenant: TenantId,
+}
+
+impl DataKey {
+    /// Seals `value` for `label` (what the value is: its name is bound to it as associated
+    /// data, with the tenant): `nonce || ciphertext and tag`.
+    pub fn seal(&self, label: &str, value: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+        let aad = format!("{}|{label}", self.tenant);
+        let (nonce, sealed) = self.seal_with(aad.as_bytes(), value)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Opens what [`DataKey::seal`] sealed for the same label.
+    pub fn open(&self, label: &str, sealed: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+        if sealed.len() < NONCE_LEN {
+            return Err(EnvelopeError::Malformed);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let aad = format!("{}|{label}", self.tenant);
+        self.open_with(aad.as_bytes(), nonce, body.to_vec())
+    }
+
+    fn seal_with(
+        &self,
+        aad: &[u8],
+        value: &[u8],
+    ) -> Result<([u8; NONCE_LEN], Vec<u8>), EnvelopeError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| EnvelopeError::Crypto)?;
+        let mut sealed = value.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut sealed,
+            )
+            .map_err(|_| EnvelopeError::Crypto)?;
+        Ok((nonce, sealed))
+    }
+
+    fn open_with(
+        &self,
+        aad: &[u8],
+        nonce: &[u8],
+        mut body: Vec<u8>,
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| EnvelopeError::Malformed)?;
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(aad), &mut body)
+            .map_err(|_| EnvelopeError::Tampered)?;
+        Ok(plain.to_vec())
+    }
+}
+
+impl Envelopes {
+    /// A new data key for `tenant`: the key, and its KMS-wrapped form to store.
+    pub async fn new_data_key(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(DataKey, Vec<u8>), EnvelopeError> {
+        let out = self
+            .kms
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .encryption_context(CONTEXT_KEY, tenant.as_str())
+            .send()
+            .await
+            .map_err(|e| EnvelopeError::Kms(error_chain(&e)))?;
+        let wrapped = out.ciphertext_blob().ok_or(EnvelopeError::Crypto)?.as_ref().to_vec();
+        let mut plain = out.plaintext().ok_or(EnvelopeError::Crypto)?.as_ref().to_vec();
+        let key = cipher(&plain);
+        plain.zeroize();
+        Ok((DataKey { key: key?, tenant: tenant.clone() }, wrapped))
+    }
+
+    /// Unwraps a stored data key of `tenant` (KMS refuses another tenant's).
+    pub async fn data_key(
+        &self,
+        tenant: &TenantId,
+        wrapped: &[u8],
+    ) -> Result<DataKey, EnvelopeError> {
         let out = self
             .kms
             .decrypt()
-            .ciphertext_blob(Blob::new(wrapped))
+            .ciphertext_blob(Blob::new(wrapped.to_vec()))
             .encryption_context(CONTEXT_KEY, tenant.as_str())
             .send()
             .await
@@ -96,15 +169,10 @@ impl Envelopes {
                 Some(se) if se.is_invalid_ciphertext_exception() => EnvelopeError::Tampered,
                 _ => EnvelopeError::Kms(error_chain(&e)),
             })?;
-        let mut data_key = out.plaintext().ok_or(EnvelopeError::Crypto)?.as_ref().to_vec();
-        let key = cipher(&data_key);
-        data_key.zeroize();
-        let nonce =
-            Nonce::try_assume_unique_for_key(&nonce).map_err(|_| EnvelopeError::Malformed)?;
-        let plain = key?
-            .open_in_place(nonce, Aad::from(tenant.as_str().as_bytes()), &mut body)
-            .map_err(|_| EnvelopeError::Tampered)?;
-        Ok(plain.to_vec())
+        let mut plain = out.plaintext().ok_or(EnvelopeError::Crypto)?.as_ref().to_vec();
+        let key = cipher(&plain);
+        plain.zeroize();
+        Ok(DataKey { key: key?, tenant: tenant.clone() })
     }
 }
 

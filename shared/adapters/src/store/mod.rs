@@ -8,6 +8,7 @@ pub mod messages;
 pub mod pacing;
 pub mod page;
 pub mod pool;
+pub mod session_keys;
 pub mod table;
 pub mod tenant_data;
 pub mod tenants;

@@ -467,7 +467,7 @@ impl PoolStore {
         }))
     }
 
-    fn fence_check(&self, fence: &Fence) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn fence_check(&self, fence: &Fence) -> Result<TransactWriteItem, StoreError> {
         let check = ConditionCheck::builder()
             .table_name(self.table.name())
             .set_key(Some(connection_key(&fence.connection_id)?))
@@ -608,7 +608,7 @@ impl PoolStore {
     }
 
     /// Runs a transaction whose first item is the fence.
-    async fn fenced(&self, items: Vec<TransactWriteItem>) -> Result<Fenced, StoreError> {
+    pub(crate) async fn fenced(&self, items: Vec<TransactWriteItem>) -> Result<Fenced, StoreError> {
         match self.table.transact(items).await {
             Ok(()) => Ok(Fenced::Written),
             Err(e) => match failed_conditions(&e) {

@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 
 /// Queries [`Table::query_all_of`] keeps in flight: a tenant's 64 shards read in four rounds.
 const QUERIES_IN_FLIGHT: usize = 16;
@@ -48,6 +50,42 @@ impl Table {
             .await
             .map_err(dynamo_err)?;
         Ok(out.item)
+    }
+
+    /// The items of `keys` that exist (BatchGetItem, 100 keys a request, strongly
+    /// consistent; what DynamoDB leaves unprocessed is asked for again).
+    pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(dynamo_err)?,
+            );
+            while let Some(request) = pending.take() {
+                let out = self
+                    .db
+                    .batch_get_item()
+                    .request_items(&self.name, request)
+                    .send()
+                    .await
+                    .map_err(dynamo_err)?;
+                let items =
+                    out.responses.and_then(|mut r| r.remove(&self.name)).unwrap_or_default();
+                found.extend(items);
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.name))
+                    .filter(|k| !k.keys().is_empty());
+                if pending.is_some() {
+                    // Throttled: DynamoDB asks for the rest again, after a pause.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// A put of an item that must not exist yet: `false` when it did (nothing written).

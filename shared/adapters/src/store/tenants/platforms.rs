@@ -21,7 +21,7 @@ use super::*;
 use crate::store::attrs::{key, n, now_secs, s};
 use crate::store::table::Table;
 use crate::store::{StoreError, TenantScope, dynamo_err, failed_conditions};
-use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes};
+use aws_sdk_dynamodb::types::Delete;
 use domain::ids::{B2bUserId, PlatformId};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -514,7 +514,7 @@ impl Platforms<'_> {
         });
         let mut keys: Vec<Item> = days.map(|d| active_key(platform, &d)).collect();
         keys.extend((0..MESSAGE_SHARDS).map(|shard| message_count_key(platform, shard)));
-        for item in self.batch_get(keys).await? {
+        for item in self.table.batch_get(keys).await? {
             let count = opt_n(&item, "users").unwrap_or(0);
             if opt_s(&item, "sk").is_some_and(|sk| sk.starts_with("ACTIVE#")) {
                 stats.active_users += count;
@@ -714,46 +714,9 @@ impl Platforms<'_> {
     ) -> Result<HashMap<B2bUserId, B2bUser>, StoreError> {
         let keys: Vec<Item> = ids.map(|id| b2b_user_key(platform, id)).collect();
         let mut found = HashMap::new();
-        for item in self.batch_get(keys).await? {
+        for item in self.table.batch_get(keys).await? {
             let user: B2bUser = from_item(item)?;
             found.insert(user.user_id.clone(), user);
-        }
-        Ok(found)
-    }
-
-    /// The items of `keys` that exist (BatchGetItem, 100 keys a request, strongly
-    /// consistent; what DynamoDB leaves unprocessed is asked for again).
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(100) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(dynamo_err)?,
-            );
-            while let Some(request) = pending.take() {
-                let out = self
-                    .table
-                    .client()
-                    .batch_get_item()
-                    .request_items(self.table.name(), request)
-                    .send()
-                    .await
-                    .map_err(dynamo_err)?;
-                let items =
-                    out.responses.and_then(|mut r| r.remove(self.table.name())).unwrap_or_default();
-                found.extend(items);
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(self.table.name()))
-                    .filter(|k| !k.keys().is_empty());
-                if pending.is_some() {
-                    // Throttled: DynamoDB asks for the rest again, after a pause.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
         }
         Ok(found)
     }
