@@ -3,13 +3,13 @@
 //! ran out. Each connection it holds has a worker that runs the member sessions and does
 //! the work on the connection's queue.
 
+use crate::Deps;
 use crate::driver::Driver;
 use crate::session::{self, Command, Done, Ended, Handle};
-use crate::{Deps, TIERS};
 use adapters::session_queues::Received;
 use adapters::store::pool::{Connection, Fence, member_scope};
 use domain::ids::TenantId;
-use domain::sessions::{SessionWork, parse_connection_id};
+use domain::sessions::{SessionWork, TIERS, parse_connection_id};
 use domain::time::now_ms;
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, HashMap};

@@ -29,12 +29,8 @@ use adapters::store::tenants::{B2bLinks, TenantStore};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use domain::sessions::PoolPolicy;
+use domain::sessions::{PoolPolicies, PoolPolicy};
 use domain::tenant::Tier;
-
-/// Every tier, in the order pools are looked at.
-pub const TIERS: [Tier; 4] =
-    [Tier::Standard, Tier::Professional, Tier::Enterprise, Tier::EnterpriseB2b];
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -62,7 +58,7 @@ pub struct Config {
     /// The first reconnection delay (`SESSION_RECONNECT_BASE_MS`, 1 s), doubling to 5 min.
     pub reconnect_base: Duration,
     /// Each tier's pool, with the deployment's overrides (`PoolPolicy::configured`).
-    pub policies: Vec<PoolPolicy>,
+    pub policies: PoolPolicies,
 }
 
 impl Config {
@@ -75,14 +71,10 @@ impl Config {
         let whole = |name: &str, default: i64| -> Result<u32, ConfigError> {
             Ok(u32::try_from(adapters::config::number(name, default)?).unwrap_or(0))
         };
-        let policies = TIERS
-            .into_iter()
-            .map(|tier| {
-                PoolPolicy::configured(tier, |name| std::env::var(name).ok()).map_err(|reason| {
-                    ConfigError::Invalid { name: "SESSION_* pool settings".into(), reason }
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let policies =
+            PoolPolicies::from_lookup(|name| std::env::var(name).ok()).map_err(|reason| {
+                ConfigError::Invalid { name: "SESSION_* pool settings".into(), reason }
+            })?;
         Ok(Self {
             host_id: std::env::var("HOST_ID").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
                 format!("host_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
@@ -104,11 +96,7 @@ impl Config {
 
     /// The tier's pool as configured.
     pub fn policy(&self, tier: Tier) -> PoolPolicy {
-        self.policies
-            .iter()
-            .find(|p| p.tier == tier)
-            .copied()
-            .unwrap_or_else(|| PoolPolicy::of(tier))
+        self.policies.of(tier)
     }
 
     pub fn idle_after(&self, tier: Tier) -> Option<Duration> {

@@ -514,6 +514,7 @@ impl App {
                     verify_token: Some(SANDBOX_VERIFY_TOKEN.to_owned().into()),
                 },
                 graph: loopback_graph(Some(&sandbox_url)),
+                pools: domain::sessions::PoolPolicies::default(),
             },
             lockout,
             sender,

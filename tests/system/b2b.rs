@@ -303,6 +303,7 @@ async fn aws_requests_per_user_of_a_bulk_create_are_counted() {
         ),
         sandbox: adapters::channel::SandboxCredentials::default(),
         graph: switchboard_tests::loopback_graph(None),
+        pools: domain::sessions::PoolPolicies::default(),
     };
     let b2b = b2b::Deps::build(&clients, &stack.resources, &api);
     let sample = include_str!("../../events/b2b/bulk-create-unauthenticated.json");

@@ -40,6 +40,7 @@ async fn the_http_samples_are_answered_as_named() {
         token_keys: keys(),
         sandbox: sandbox.clone(),
         graph: loopback_graph(None),
+        pools: domain::sessions::PoolPolicies::default(),
     };
     let channel = channel::Deps::build(c, r, &api).expect("channel");
     let messages = messages::Deps::build(c, r, &api).expect("messages");

@@ -17,7 +17,7 @@ use tracing::{info, instrument};
 pub struct Deps {
     messages: MessageStore,
     tenants: TenantStore,
-    pub(crate) pool: Option<adapters::store::pool::PoolStore>,
+    pub(crate) pools: Option<(adapters::store::pool::PoolStore, domain::sessions::PoolPolicies)>,
     inbound: Queue<WebhookPointer>,
     authenticator: Authenticator,
 }
@@ -33,15 +33,19 @@ impl Deps {
         Self {
             messages,
             tenants,
-            pool: None,
+            pools: None,
             inbound: Queue::new(sqs, inbound_queue_url),
             authenticator,
         }
     }
 
     /// With the session pools (`GET /api/admin/pools`).
-    pub fn with_pools(mut self, pool: adapters::store::pool::PoolStore) -> Self {
-        self.pool = Some(pool);
+    pub fn with_pools(
+        mut self,
+        pool: adapters::store::pool::PoolStore,
+        policies: domain::sessions::PoolPolicies,
+    ) -> Self {
+        self.pools = Some((pool, policies));
         self
     }
 }

@@ -1,27 +1,22 @@
 //! `GET /api/admin/pools`: the session host's pools, per tier, read from the pool table.
 
 use crate::Deps;
-use domain::sessions::PoolPolicy;
-use domain::tenant::Tier;
 use edge::http::{ApiError, json};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
-const TIERS: [Tier; 4] =
-    [Tier::Standard, Tier::Professional, Tier::Enterprise, Tier::EnterpriseB2b];
-
 /// Per tier: `size` (connections made), `capacity` (connections the pool may have),
 /// `users` (sessions holding a slot), `utilization` (users over `maxUsers`),
 /// `usersPerConnection`, `maxUsers`, and `hosts` (hosts holding a live lease on one).
 pub async fn list(deps: &Deps) -> Result<Response<Body>, ApiError> {
-    let pool = deps.pool.as_ref().ok_or_else(|| ApiError::internal("pools not wired"))?;
+    let (pool, policies) =
+        deps.pools.as_ref().ok_or_else(|| ApiError::internal("pools not wired"))?;
     let now_ms = domain::time::now_ms();
     let mut out = Map::new();
-    for tier in TIERS {
-        let policy = PoolPolicy::configured(tier, |name| std::env::var(name).ok())
-            .map_err(ApiError::internal)?;
+    for policy in policies.all() {
+        let tier = policy.tier;
         let connections = pool.connections(tier).await?;
         let users: usize = connections.iter().map(|c| c.members.len()).sum();
         let hosts: BTreeSet<&str> = connections

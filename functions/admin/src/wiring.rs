@@ -21,6 +21,6 @@ impl Deps {
             resources.inbound_events_queue_url.clone(),
             Authenticator::of(config.token_keys.clone(), clients, resources),
         )
-        .with_pools(adapters::store::pool::PoolStore::of(clients, resources))
+        .with_pools(adapters::store::pool::PoolStore::of(clients, resources), config.pools.clone())
     }
 }

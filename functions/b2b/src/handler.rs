@@ -22,6 +22,7 @@ pub struct Deps {
     pub(crate) authenticator: Authenticator,
     /// A user whose tier changes moves to the new tier's session pool.
     pub(crate) sessions: Option<adapters::sessions::Sessions>,
+    pub(crate) pools: domain::sessions::PoolPolicies,
 }
 
 /// The fields of a single create, and of a bulk row.
@@ -253,12 +254,7 @@ async fn update(
             user_id: user.user_id.clone(),
             platform_user_id: updated.platform_user_id.clone(),
         };
-        let moved =
-            sessions.move_to(&user.scope(), tier, Some(&link)).await.map_err(|e| match e {
-                adapters::sessions::SessionError::Store(e) => ApiError::from(e),
-                adapters::sessions::SessionError::Queue(e) => ApiError::from(e),
-                other => ApiError::internal(other),
-            })?;
+        let moved = sessions.move_to(&user.scope(), &deps.pools.of(tier), Some(&link)).await?;
         if !moved {
             warn!(tenant_id = %user.tenant_id, tier = tier.as_str(), "the new tier's pool is full: the session stays in its old pool until it has room");
         }

@@ -21,6 +21,7 @@ impl Deps {
             ),
             authenticator: Authenticator::of(config.token_keys.clone(), clients, resources),
             sessions: Some(adapters::sessions::Sessions::of(clients, resources)),
+            pools: config.pools.clone(),
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Deps {
     pub(crate) channels: Channels,
     pub(crate) tenants: TenantStore,
     pub(crate) sessions: Sessions,
+    /// The session pools, as configured at start-up.
+    pub(crate) pools: domain::sessions::PoolPolicies,
     authenticator: Authenticator,
     pub(crate) health: HealthChecker,
 }
@@ -32,11 +34,12 @@ impl Deps {
     pub fn new(
         channels: Channels,
         tenants: TenantStore,
-        sessions: Sessions,
+        (sessions, pools): (Sessions, domain::sessions::PoolPolicies),
         authenticator: Authenticator,
         graph: GraphConfig,
     ) -> Result<Self, reqwest::Error> {
-        Ok(Self { channels, tenants, sessions, authenticator, health: HealthChecker::new(graph)? })
+        let health = HealthChecker::new(graph)?;
+        Ok(Self { channels, tenants, sessions, pools, authenticator, health })
     }
 }
 

@@ -41,14 +41,6 @@ async fn web_tenant(deps: &Deps, principal: &Principal) -> Result<TenantRecord, 
     Ok(deps.tenants.tenants().get(principal.scope()).await?)
 }
 
-fn session_error(e: adapters::sessions::SessionError) -> ApiError {
-    match e {
-        adapters::sessions::SessionError::Store(e) => e.into(),
-        adapters::sessions::SessionError::Queue(e) => e.into(),
-        settings => ApiError::internal(settings),
-    }
-}
-
 /// `POST /api/whatsapp/channel/connect` (and `/api/b2b/users/{userId}/connect`).
 pub async fn connect(
     deps: &Deps,
@@ -80,10 +72,10 @@ pub async fn connect(
     {
         return Ok(json(StatusCode::ACCEPTED, &pairing_view(session)));
     }
-    let policy = adapters::sessions::policy(tenant.tier).map_err(ApiError::internal)?;
+    let policy = deps.pools.of(tenant.tier);
     // A session still in another tier's pool (its tier changed) leaves it first.
     if existing.as_ref().is_some_and(|s| s.connection_id.is_some() && s.tier != Some(tenant.tier)) {
-        deps.sessions.stop(scope).await.map_err(session_error)?;
+        deps.sessions.stop(scope).await?;
     }
     let connection = match deps.sessions.pool.join(scope, &policy, tenant.b2b.as_ref()).await? {
         Joined::Member(connection) => connection,

@@ -21,7 +21,7 @@ impl Deps {
         Ok(Deps::new(
             Channels::of(clients, resources, config.sandbox.clone()),
             TenantStore::of(clients, resources),
-            adapters::sessions::Sessions::of(clients, resources),
+            (adapters::sessions::Sessions::of(clients, resources), config.pools.clone()),
             Authenticator::of(config.token_keys.clone(), clients, resources),
             config.graph.clone(),
         )?)

@@ -47,7 +47,7 @@ pub async fn send(
     // A web channel sends through its session: one that cannot send refuses the message
     // now rather than failing it later.
     let web = channel.config.provider() == Provider::Web;
-    if web {
+    let session_connection = if web {
         if !matches!(message.kind(), "text" | "reaction") {
             return Err(ApiError::Unprocessable {
                 code: "unsupported_on_web",
@@ -57,8 +57,10 @@ pub async fn send(
                 ),
             });
         }
-        session_lane(deps, principal).await?;
-    }
+        Some(session_lane(deps, principal).await?)
+    } else {
+        None
+    };
     let contact = deps.messages.outbox().contact(scope, message.to.wa_id()).await?;
     let last_inbound = contact.as_ref().and_then(|(_, at)| *at);
     // The 24-hour window is the Cloud API's rule; a linked WhatsApp Web device has none.
@@ -95,7 +97,7 @@ pub async fn send(
     };
     match deps.messages.outbox().accept(scope, &new, contact).await? {
         Accepted::Created => {
-            enqueue(deps, principal, &new.message_id, &new.queue).await?;
+            enqueue(deps, principal, &new.message_id, &new.queue, session_connection).await?;
             info!(tenant_id = %principal.tenant_id(), message_id = new.message_id, to = %message.to.redacted(), kind = new.kind, "message queued");
             Ok(accepted(StatusCode::ACCEPTED, &new.message_id, "queued", &new.client_message_id))
         }
@@ -136,7 +138,7 @@ async fn repeat(
         .await?
         .ok_or_else(|| ApiError::internal("message of a client id is missing"))?;
     if !stored.enqueued && !stored.settled() {
-        enqueue(deps, principal, &message_id, &stored.queue).await?;
+        enqueue(deps, principal, &message_id, &stored.queue, None).await?;
     }
     // Once Meta has it, its wamid item carries how far it got (delivered, read).
     let status = match &stored.wamid {
@@ -167,18 +169,23 @@ async fn session_lane(deps: &Deps, principal: &Principal) -> Result<String, ApiE
 }
 
 /// Queues the message on its lane: `high` or `standard` for the message sender, `web` for
-/// the session host that holds the tenant's session (in order, per session).
+/// the session host that holds the tenant's session (in order, per session), on the
+/// session's connection when the caller has just read it.
 async fn enqueue(
     deps: &Deps,
     principal: &Principal,
     message_id: &str,
     lane: &str,
+    connection: Option<String>,
 ) -> Result<(), ApiError> {
     let job =
         SendJob { tenant_id: principal.tenant_id().clone(), message_id: message_id.to_owned() };
     let queued = match lane {
         "web" => {
-            let connection = session_lane(deps, principal).await?;
+            let connection = match connection {
+                Some(connection) => connection,
+                None => session_lane(deps, principal).await?,
+            };
             let sessions =
                 deps.sessions.as_ref().ok_or_else(|| ApiError::internal("sessions not wired"))?;
             let work = SessionWork::Send {

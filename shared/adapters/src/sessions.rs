@@ -8,7 +8,6 @@ use crate::store::pool::{Joined, PoolStore};
 use crate::store::tenants::B2bLink;
 use crate::store::{StoreError, TenantScope};
 use domain::sessions::{PoolPolicy, SessionWork};
-use domain::tenant::Tier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -16,13 +15,6 @@ pub enum SessionError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
-    #[error("pool settings: {0}")]
-    Settings(String),
-}
-
-/// The tier's pool with the deployment's overrides (`SESSION_*` variables).
-pub fn policy(tier: Tier) -> Result<PoolPolicy, SessionError> {
-    PoolPolicy::configured(tier, |name| std::env::var(name).ok()).map_err(SessionError::Settings)
 }
 
 #[derive(Clone, Debug)]
@@ -57,20 +49,19 @@ impl Sessions {
     pub async fn move_to(
         &self,
         scope: &TenantScope,
-        tier: Tier,
+        policy: &PoolPolicy,
         b2b: Option<&B2bLink>,
     ) -> Result<bool, SessionError> {
         let Some(session) = self.pool.session(scope).await? else { return Ok(true) };
         let Some(old) = session.connection_id.clone() else { return Ok(true) };
-        if session.tier == Some(tier) {
+        if session.tier == Some(policy.tier) {
             return Ok(true);
         }
-        let policy = policy(tier)?;
-        if !self.pool.has_room(&policy).await? {
+        if !self.pool.has_room(policy).await? {
             return Ok(false);
         }
         self.stop(scope).await?;
-        match self.pool.join(scope, &policy, b2b).await? {
+        match self.pool.join(scope, policy, b2b).await? {
             Joined::Member(connection) => {
                 let resume = SessionWork::Connect {
                     tenant_id: scope.tenant_id().clone(),

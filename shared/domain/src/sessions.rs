@@ -146,6 +146,39 @@ impl PoolPolicy {
     }
 }
 
+/// Every tier's pool as a deployment configures it, read once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolPolicies(Vec<PoolPolicy>);
+
+impl Default for PoolPolicies {
+    fn default() -> Self {
+        Self(TIERS.into_iter().map(PoolPolicy::of).collect())
+    }
+}
+
+impl PoolPolicies {
+    /// With the overrides `lookup` gives (see [`PoolPolicy::configured`]).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        TIERS
+            .into_iter()
+            .map(|tier| PoolPolicy::configured(tier, &lookup))
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    pub fn of(&self, tier: Tier) -> PoolPolicy {
+        self.0.iter().find(|p| p.tier == tier).copied().unwrap_or_else(|| PoolPolicy::of(tier))
+    }
+
+    pub fn all(&self) -> &[PoolPolicy] {
+        &self.0
+    }
+}
+
+/// Every tier, in the order pools are looked at.
+pub const TIERS: [Tier; 4] =
+    [Tier::Standard, Tier::Professional, Tier::Enterprise, Tier::EnterpriseB2b];
+
 /// A connection of a pool: `<tier>-<nn>`.
 pub fn connection_id(tier: Tier, index: u32) -> String {
     format!("{}-{index:03}", tier.as_str())

@@ -16,6 +16,8 @@ pub struct ApiConfig {
     pub sandbox: SandboxCredentials,
     /// Where Cloud API requests go.
     pub graph: GraphConfig,
+    /// The session pools' sizes and idle times (`SESSION_*` overrides).
+    pub pools: domain::sessions::PoolPolicies,
 }
 
 impl ApiConfig {
@@ -24,6 +26,8 @@ impl ApiConfig {
             token_keys: Arc::new(token_keys_from_env(clients).await?),
             sandbox: SandboxCredentials::from_env(),
             graph: GraphConfig::from_env()?,
+            pools: domain::sessions::PoolPolicies::from_lookup(|name| std::env::var(name).ok())
+                .map_err(|reason| ConfigError::Invalid { name: "SESSION_*".into(), reason })?,
         })
     }
 }

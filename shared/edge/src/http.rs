@@ -237,6 +237,15 @@ impl From<EnvelopeError> for ApiError {
     }
 }
 
+impl From<adapters::sessions::SessionError> for ApiError {
+    fn from(err: adapters::sessions::SessionError) -> Self {
+        match err {
+            adapters::sessions::SessionError::Store(e) => e.into(),
+            adapters::sessions::SessionError::Queue(e) => e.into(),
+        }
+    }
+}
+
 impl From<QueueError> for ApiError {
     fn from(err: QueueError) -> Self {
         ApiError::unavailable("sqs", err)

@@ -424,13 +424,8 @@ impl PoolStore {
         lease_ms: i64,
     ) -> Result<Option<Connection>, StoreError> {
         let out = self
-            .table
-            .update(connection_key(&fence.connection_id)?)
+            .held(fence)?
             .update_expression("SET leaseUntil = :until")
-            .condition_expression("#owner = :host AND epoch = :epoch")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":host", s(&fence.host))
-            .expression_attribute_values(":epoch", n(fence.epoch))
             .expression_attribute_values(":until", n(now_ms() + lease_ms))
             .return_values(ReturnValue::AllNew)
             .send()
@@ -441,16 +436,29 @@ impl PoolStore {
         }
     }
 
-    /// Gives the lease up (shutdown): another host may take it at once.
-    pub async fn release(&self, fence: &Fence) -> Result<bool, StoreError> {
-        let out = self
+    /// An update of the fence's connection, conditional on the host still holding it with
+    /// this epoch (`#owner` names the owner attribute).
+    fn held(
+        &self,
+        fence: &Fence,
+    ) -> Result<
+        aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+        StoreError,
+    > {
+        Ok(self
             .table
             .update(connection_key(&fence.connection_id)?)
-            .update_expression("REMOVE #owner SET leaseUntil = :zero")
             .condition_expression("#owner = :host AND epoch = :epoch")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":host", s(&fence.host))
-            .expression_attribute_values(":epoch", n(fence.epoch))
+            .expression_attribute_values(":epoch", n(fence.epoch)))
+    }
+
+    /// Gives the lease up (shutdown): another host may take it at once.
+    pub async fn release(&self, fence: &Fence) -> Result<bool, StoreError> {
+        let out = self
+            .held(fence)?
+            .update_expression("REMOVE #owner SET leaseUntil = :zero")
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
