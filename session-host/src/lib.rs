@@ -9,7 +9,8 @@
 //!   (`adapters::session_queues`): connect, send, logout, leave.
 //! - What a session receives is stored and queued for the webhook processor exactly as a
 //!   Meta webhook is ([`session`]).
-//! - Drivers sit behind one trait ([`driver`]); [`simulator`] talks to the local sandbox.
+//! - Drivers sit behind one trait ([`driver`]); [`simulator`] talks to the local sandbox,
+//!   `whatsapp_web` (its own crate) to WhatsApp; `SESSION_DRIVER` chooses.
 //! - `GET /health` on `HEALTH_PORT` says whether the loop runs and the leases heartbeat.
 
 pub mod driver;
@@ -25,6 +26,7 @@ use adapters::queues::{Queue, WebhookPointer};
 use adapters::session_queues::SessionQueues;
 use adapters::store::messages::MessageStore;
 use adapters::store::pool::PoolStore;
+use adapters::store::session_keys::SessionKeys;
 use adapters::store::tenants::{B2bLinks, TenantStore};
 use axum::Json;
 use axum::http::StatusCode;
@@ -232,6 +234,8 @@ pub struct Deps<D: driver::Driver> {
     pub inbound: Queue<WebhookPointer>,
     pub events: PartnerEvents,
     pub envelopes: Envelopes,
+    /// A driver's own keys for a session (whatsapp-rust's store), forgotten on unlink.
+    pub keys: SessionKeys,
     pub links: B2bLinks,
     pub driver: D,
     pub config: Config,
@@ -253,6 +257,7 @@ impl<D: driver::Driver> Deps<D> {
                 resources.partner_events_queue_url.clone(),
             ),
             envelopes: Envelopes::new(clients.kms.clone(), resources.kms_key_id.clone()),
+            keys: SessionKeys::of(clients, resources),
             links: B2bLinks::default(),
             driver,
             resumptions: Resumptions::new(config.resumes_per_second),
@@ -263,27 +268,50 @@ impl<D: driver::Driver> Deps<D> {
     }
 }
 
-/// Which driver the host runs (`SESSION_DRIVER`).
-pub fn driver_from_env() -> Result<simulator::Simulator, StartError> {
-    match std::env::var("SESSION_DRIVER").as_deref().unwrap_or("simulator") {
-        "simulator" => {
-            let url = std::env::var("SANDBOX_URL").map_err(|_| {
-                StartError::from(ConfigError::Missing(
-                    "SANDBOX_URL (the simulator's WhatsApp servers)".into(),
-                ))
-            })?;
-            simulator::Simulator::new(&url).map_err(|e| {
-                StartError::from(ConfigError::Invalid { name: "SANDBOX_URL".into(), reason: e.0 })
-            })
+/// Which driver the host runs (`SESSION_DRIVER`): `simulator` (the local sandbox's
+/// WhatsApp, `SANDBOX_URL`) or `whatsapp-web` (WhatsApp's servers, through whatsapp-rust).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    Simulator,
+    WhatsAppWeb,
+}
+
+impl DriverKind {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var("SESSION_DRIVER").as_deref().unwrap_or("simulator") {
+            "simulator" => Ok(Self::Simulator),
+            "whatsapp-web" => Ok(Self::WhatsAppWeb),
+            other => Err(ConfigError::Invalid {
+                name: "SESSION_DRIVER".into(),
+                reason: format!("{other:?}: the drivers are simulator and whatsapp-web"),
+            }),
         }
-        other => Err(ConfigError::Invalid {
-            name: "SESSION_DRIVER".into(),
-            reason: format!(
-                "{other:?}: this build has the simulator only (the WhatsApp Web driver is issue 14)"
-            ),
-        }
-        .into()),
     }
+}
+
+/// The simulator, against the sandbox at `SANDBOX_URL`.
+pub fn simulator_from_env() -> Result<simulator::Simulator, StartError> {
+    let url = std::env::var("SANDBOX_URL").map_err(|_| {
+        StartError::from(ConfigError::Missing(
+            "SANDBOX_URL (the simulator's WhatsApp servers)".into(),
+        ))
+    })?;
+    simulator::Simulator::new(&url).map_err(|e| {
+        StartError::from(ConfigError::Invalid { name: "SANDBOX_URL".into(), reason: e.0 })
+    })
+}
+
+/// whatsapp-rust against WhatsApp's servers, its keys in the pool table.
+pub fn whatsapp_web_from_env(
+    clients: &AwsClients,
+    resources: &Resources,
+) -> Result<whatsapp_web::WhatsAppWeb, StartError> {
+    let invalid = |reason: String| {
+        StartError::from(ConfigError::Invalid { name: "SESSION_WA_*".into(), reason })
+    };
+    let config =
+        whatsapp_web::WebConfig::from_lookup(|name| std::env::var(name).ok()).map_err(invalid)?;
+    whatsapp_web::WhatsAppWeb::online(SessionKeys::of(clients, resources), config).map_err(invalid)
 }
 
 /// A built host: its health endpoint bound, its loop ready to run.
@@ -367,6 +395,22 @@ pub fn raise_file_limit() {
 /// `SESSION_DRIVER`, and serves `GET /health` on `HEALTH_PORT` (8080; on every interface
 /// with `HEALTH_BIND_ALL=1`, as a container needs).
 pub async fn run_from_env() -> Result<(), StartError> {
+    let (clients, resources, config, addr) = prepare_from_env().await?;
+    match DriverKind::from_env()? {
+        DriverKind::Simulator => {
+            let driver = simulator_from_env()?;
+            serve(Deps::build(&clients, &resources, driver, config), addr).await
+        }
+        DriverKind::WhatsAppWeb => {
+            let driver = whatsapp_web_from_env(&clients, &resources)?;
+            serve(Deps::build(&clients, &resources, driver, config), addr).await
+        }
+    }
+}
+
+/// Logs, file limit, AWS clients, resources, configuration and the health endpoint's
+/// address, from the environment: everything but the driver.
+pub async fn prepare_from_env() -> Result<(AwsClients, Resources, Config, SocketAddr), StartError> {
     adapters::telemetry::init();
     raise_file_limit();
     let port = adapters::config::port("HEALTH_PORT", 8080)?;
@@ -385,9 +429,12 @@ pub async fn run_from_env() -> Result<(), StartError> {
         _ => Resources::from_env()?,
     };
     let config = Config::from_env()?;
-    let driver = driver_from_env()?;
-    let deps = Deps::build(&clients, &resources, driver, config);
-    let app = Application::build(SocketAddr::from((bind, port)), deps).await?;
+    Ok((clients, resources, config, SocketAddr::from((bind, port))))
+}
+
+/// Runs a host with its driver until SIGTERM (or Ctrl-C).
+pub async fn serve<D: driver::Driver>(deps: Deps<D>, addr: SocketAddr) -> Result<(), StartError> {
+    let app = Application::build(addr, deps).await?;
     tracing::info!(addr = %app.local_addr()?, pid = std::process::id(), "session host health endpoint listening");
     app.run_until_stopped(adapters::shutdown::signal()).await?;
     Ok(())

@@ -321,6 +321,8 @@ impl<D: Driver> Session<D> {
         let (tx, rx) = mpsc::channel(64);
         let spec = SessionSpec {
             label: self.tenant.to_string(),
+            tenant: self.tenant.clone(),
+            fence: self.fence.clone(),
             credentials,
             pair_phone: if pairing { self.pair_phone.clone() } else { None },
         };
@@ -470,6 +472,11 @@ impl<D: Driver> Session<D> {
             Ok(Fenced::LeaseLost) => return Err(Ended::LeaseLost),
             Ok(_) => {}
             Err(e) => warn!(error = %e, "device keys not deleted"),
+        }
+        match self.deps.keys.forget(&self.fence, &self.scope).await {
+            Ok(Fenced::LeaseLost) => return Err(Ended::LeaseLost),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "the driver's session keys not deleted"),
         }
         self.write(SessionChange {
             state: Some(SessionState::LoggedOut),

@@ -20,3 +20,4 @@ mod session_keys;
 mod sessions;
 mod tenants;
 mod webhooks;
+mod whatsapp_web;

@@ -13,7 +13,7 @@ fn tenant() -> domain::ids::TenantId {
 }
 
 fn set(namespace: &str, name: &str, value: &[u8]) -> Change {
-    Change { namespace: namespace.into(), name: name.into(), value: Some(value.to_vec()) }
+    Change::set(namespace, name, value.to_vec())
 }
 
 #[tokio::test]
@@ -51,7 +51,7 @@ async fn values_round_trip_sealed_and_only_under_the_current_lease() {
     assert_eq!(keys.list(&ring, "session").await.expect("list").len(), 2);
 
     // A removal.
-    let removed = Change { namespace: "session".into(), name: "15551230002.0".into(), value: None };
+    let removed = Change::remove("session", "15551230002.0");
     assert_eq!(keys.write(&fence, &ring, &[removed]).await.expect("write"), Fenced::Written);
     assert_eq!(keys.list(&ring, "session").await.expect("list").len(), 1);
 
@@ -83,6 +83,18 @@ async fn values_round_trip_sealed_and_only_under_the_current_lease() {
     );
     assert_eq!(keys.write(&newer, &ring, &stale).await.expect("write"), Fenced::Written);
 
+    // Times kept beside values select what an expiry sweep deletes.
+    let timed = [
+        set("sent", "a", b"old").at(100),
+        set("sent", "b", b"edge").at(200),
+        set("sent", "c", b"new").at(300),
+        set("sent", "d", b"untimed"),
+    ];
+    assert_eq!(keys.write(&newer, &ring, &timed).await.expect("write"), Fenced::Written);
+    let mut due = keys.names_at_most(&ring, "sent", 200).await.expect("due");
+    due.sort();
+    assert_eq!(due, ["a", "b"]);
+
     // A value copied into another tenant's partition does not open there.
     let other = tenant();
     let other_ring = keys.open(&scope_of(&other)).await.expect("other ring");
@@ -99,5 +111,15 @@ async fn values_round_trip_sealed_and_only_under_the_current_lease() {
         .expect("copy");
     let refused = keys.get(&other_ring, "session", "15551230001.0").await;
     assert!(matches!(refused, Err(KeysError::Envelope(_))), "{:?}", refused.map(|_| ()));
+
+    // Unlinking forgets every value of the session, and only under the lease.
+    assert_eq!(keys.forget(&short, &scope).await.expect("forget"), Fenced::LeaseLost);
+    assert_eq!(keys.list(&ring, "sent").await.expect("list").len(), 4);
+    assert_eq!(keys.forget(&newer, &scope).await.expect("forget"), Fenced::Written);
+    for namespace in ["sent", "session", "identity", "prekey"] {
+        assert!(keys.list(&ring, namespace).await.expect("list").is_empty(), "{namespace}");
+    }
+    let others = stack.items(&r.pool_table, &format!("TENANT#{other}"), "WA#").await;
+    assert_eq!(others.len(), 1, "not the other tenant's");
     stack.remove().await;
 }

@@ -253,7 +253,17 @@ pub enum WebContent {
         message_id: String,
         emoji: String,
     },
-    /// Media and anything else: its kind only (media arrive in a later issue).
+    /// Media, as metadata: what it is, not its bytes (they stay on WhatsApp's servers).
+    Media {
+        /// `image`, `video`, `audio`, `document` or `sticker`.
+        kind: String,
+        mime_type: Option<String>,
+        /// The file's SHA-256, base64.
+        sha256: Option<String>,
+        caption: Option<String>,
+        filename: Option<String>,
+    },
+    /// Anything else: its kind only.
     Other(String),
 }
 
@@ -291,6 +301,21 @@ pub fn inbound_webhook(tenant: &TenantId, message: &WebInbound) -> Value {
         WebContent::Reaction { message_id, emoji } => {
             entry["type"] = json!("reaction");
             entry["reaction"] = json!({ "message_id": message_id, "emoji": emoji });
+        }
+        WebContent::Media { kind, mime_type, sha256, caption, filename } => {
+            let mut media = serde_json::Map::new();
+            for (name, value) in [
+                ("mime_type", mime_type),
+                ("sha256", sha256),
+                ("caption", caption),
+                ("filename", filename),
+            ] {
+                if let Some(value) = value {
+                    media.insert(name.into(), json!(value));
+                }
+            }
+            entry["type"] = json!(kind);
+            entry[kind.as_str()] = Value::Object(media);
         }
         WebContent::Other(kind) => {
             entry["type"] = json!(kind);
@@ -421,6 +446,26 @@ mod tests {
         let items = parse(&inbound_webhook(&tenant(), &reaction)).expect("parses");
         let [WebhookItem::Message(message)] = items.as_slice() else { panic!("{items:?}") };
         assert_eq!(message.kind, "reaction");
+
+        let image = WebInbound {
+            content: WebContent::Media {
+                kind: "image".into(),
+                mime_type: Some("image/jpeg".into()),
+                sha256: Some("AQID".into()),
+                caption: Some("the receipt".into()),
+                filename: None,
+            },
+            reply_to: None,
+            ..reaction
+        };
+        let items = parse(&inbound_webhook(&tenant(), &image)).expect("parses");
+        let [WebhookItem::Message(message)] = items.as_slice() else { panic!("{items:?}") };
+        assert_eq!(message.kind, "image");
+        assert_eq!(message.preview.as_deref(), Some("the receipt"), "the caption previews it");
+        assert_eq!(
+            message.raw["image"],
+            serde_json::json!({"mime_type": "image/jpeg", "sha256": "AQID", "caption": "the receipt"})
+        );
 
         let receipt = WebReceipt {
             message_id: "3EB0FF".into(),

@@ -5,7 +5,7 @@
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
 //! | the session's data key | `TENANT#<tid>` | `SESSION#DATAKEY` | KMS-wrapped (tenant as encryption context), made once |
-//! | a value | `TENANT#<tid>` | `WA#<namespace>#<key>` | `v`: AES-256-GCM under the data key, the tenant, namespace and key bound as associated data; `epoch` of the write |
+//! | a value | `TENANT#<tid>` | `WA#<namespace>#<key>` | `v`: AES-256-GCM under the data key, the tenant, namespace and key bound as associated data; `epoch` of the write; `at`, a time in clear when the value has one (what expiry sweeps select on) |
 //!
 //! Every write is fenced like the session's other writes (`PoolStore`): a transaction whose
 //! first item checks the connection's lease and epoch, so a host that lost the lease writes
@@ -52,6 +52,24 @@ pub struct Change {
     pub namespace: String,
     pub name: String,
     pub value: Option<Vec<u8>>,
+    /// A time kept in clear beside the value (epoch seconds), for [`SessionKeys::names_at_most`].
+    pub at: Option<i64>,
+}
+
+impl Change {
+    pub fn set(namespace: impl Into<String>, name: impl Into<String>, value: Vec<u8>) -> Self {
+        Self { namespace: namespace.into(), name: name.into(), value: Some(value), at: None }
+    }
+
+    pub fn remove(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), name: name.into(), value: None, at: None }
+    }
+
+    /// The value's time, in clear.
+    pub fn at(mut self, at: i64) -> Self {
+        self.at = Some(at);
+        self
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -195,10 +213,66 @@ impl SessionKeys {
                         let mut item = at;
                         item.insert("v".into(), AttributeValue::B(Blob::new(sealed)));
                         item.insert("epoch".into(), n(fence.epoch));
+                        if let Some(at) = change.at {
+                            item.insert("at".into(), n(at));
+                        }
                         self.table.put_in(item, None)?
                     }
                     None => self.table.delete_in(at, None)?,
                 });
+            }
+            match self.pool.fenced(items).await? {
+                Fenced::Written => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Fenced::Written)
+    }
+
+    /// The names of a namespace's values whose time (`Change::at`) is set and at most
+    /// `max_at`: what an expiry sweep deletes. Reads keys and times only.
+    pub async fn names_at_most(
+        &self,
+        ring: &KeyRing,
+        namespace: &str,
+        max_at: i64,
+    ) -> Result<Vec<String>, KeysError> {
+        let prefix = format!("{VALUE_PREFIX}{namespace}#");
+        let query = self
+            .table
+            .query()
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .filter_expression("#at <= :max")
+            .projection_expression("sk")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":pk", AttributeValue::S(ring.scope.pk()))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
+            .expression_attribute_values(":max", n(max_at))
+            .consistent_read(true);
+        Ok(self
+            .table
+            .query_all(query)
+            .await?
+            .iter()
+            .filter_map(|item| opt_s(item, "sk")?.strip_prefix(&prefix).map(str::to_owned))
+            .collect())
+    }
+
+    /// Deletes every value of the session (the device was unlinked), under the fence.
+    pub async fn forget(&self, fence: &Fence, scope: &TenantScope) -> Result<Fenced, KeysError> {
+        let query = self
+            .table
+            .query()
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .projection_expression("pk, sk")
+            .expression_attribute_values(":pk", AttributeValue::S(scope.pk()))
+            .expression_attribute_values(":prefix", AttributeValue::S(VALUE_PREFIX.into()))
+            .consistent_read(true);
+        let keys = self.table.query_all(query).await?;
+        for chunk in keys.chunks(PER_TRANSACTION) {
+            let mut items = vec![self.pool.fence_check(fence)?];
+            for item in chunk {
+                items.push(self.table.delete_in(item.clone(), None)?);
             }
             match self.pool.fenced(items).await? {
                 Fenced::Written => {}
