@@ -278,7 +278,11 @@ pub enum DriverKind {
 
 impl DriverKind {
     pub fn from_env() -> Result<Self, ConfigError> {
-        match std::env::var("SESSION_DRIVER").as_deref().unwrap_or("simulator") {
+        Self::parse(std::env::var("SESSION_DRIVER").as_deref().unwrap_or("simulator"))
+    }
+
+    pub fn parse(name: &str) -> Result<Self, ConfigError> {
+        match name {
             "simulator" => Ok(Self::Simulator),
             "whatsapp-web" => Ok(Self::WhatsAppWeb),
             other => Err(ConfigError::Invalid {

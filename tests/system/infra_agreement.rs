@@ -591,4 +591,14 @@ fn the_session_host_task_is_given_every_resource_it_reads() {
         }
     }
     assert_eq!(task["RuntimePlatform"]["CpuArchitecture"], "ARM64");
+    // The deployed host runs the WhatsApp Web driver unless told otherwise, and every
+    // driver the template offers is one the host knows.
+    assert_eq!(*env["SESSION_DRIVER"], json!({"Ref": "SessionDriver"}));
+    assert_eq!(*env["SESSION_WA_VERSION"], json!({"Ref": "WhatsAppWebVersion"}));
+    let parameter = &template["Parameters"]["SessionDriver"];
+    assert_eq!(parameter["Default"], "whatsapp-web");
+    for driver in parameter["AllowedValues"].as_array().expect("drivers") {
+        let name = driver.as_str().expect("name");
+        assert!(session_host::DriverKind::parse(name).is_ok(), "the host has no driver {name}");
+    }
 }
