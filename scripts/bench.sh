@@ -10,7 +10,9 @@
 #   - partner webhook delivery: events per second, latency, and fairness beside an endpoint
 #     that times out (scripts/bench/webhooks.sh);
 #   - WhatsApp Web sessions: connect -> QR latency, host memory per connected session at
-#     1,000 sessions, failover time after a SIGKILL (scripts/bench/sessions.sh).
+#     1,000 sessions, failover time after a SIGKILL (scripts/bench/sessions.sh);
+#   - the WhatsApp Web driver: RSS per idle whatsapp-rust client with the DynamoDB store,
+#     store operations per inbound message (scripts/bench/whatsapp_web.sh).
 #
 # BENCH_SMOKE=1 (what `make test` does) runs every section once with tiny counts on the
 # debug build that the tests already made, so that a benchmark that no longer runs fails
@@ -102,3 +104,5 @@ kill "$moto" "$api" 2>/dev/null || true
 scripts/bench/pacing.sh
 scripts/bench/webhooks.sh
 scripts/bench/sessions.sh
+echo "## WhatsApp Web driver (whatsapp-rust, DynamoDB store)"
+scripts/bench/whatsapp_web.sh
