@@ -465,7 +465,10 @@ impl<D: Driver> Session<D> {
 
     /// The device is gone: forget its keys, and free the slot.
     async fn logged_out(&mut self, detail: Option<&str>) -> Step {
-        self.client = None;
+        // Stopped before its keys are forgotten: a client flushes what it holds as it stops.
+        if let Some(client) = self.client.take() {
+            client.stop().await;
+        }
         self.driver_events = None;
         self.retry_at = None;
         match self.deps.pool.forget_device(&self.fence, &self.scope).await {

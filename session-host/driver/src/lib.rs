@@ -43,6 +43,7 @@ pub enum DriverEvent {
     /// Every QR was shown and none was scanned.
     PairingExpired,
     /// A phone linked the device: store the credentials (the driver connects next).
+    /// `phone_number` is E.164.
     Paired {
         phone_number: String,
         device_id: String,

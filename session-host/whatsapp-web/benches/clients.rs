@@ -102,7 +102,8 @@ async fn main() -> Result<(), Failure> {
     let counts = store.counts();
     let lost = store.lease_lost();
     let bob = launcher().launch(store, None, lost, events.clone()).await?;
-    let alice = launcher().launch(InMemoryBackend::new(), None, Arc::default(), events.clone()).await?;
+    let alice =
+        launcher().launch(InMemoryBackend::new(), None, Arc::default(), events.clone()).await?;
     let device = DynamoStore::open(keys, &member_scope(&bob_tenant), fence.clone())
         .await?
         .load()

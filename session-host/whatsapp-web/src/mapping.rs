@@ -55,7 +55,7 @@ pub fn session_event(
         }
         Event::PairingQrCodesExhausted(_) => vec![DriverEvent::PairingExpired],
         Event::PairSuccess(paired) => vec![DriverEvent::Paired {
-            phone_number: paired.id.user.to_string(),
+            phone_number: format!("+{}", paired.id.user),
             device_id: paired.id.device.to_string(),
             credentials: marker(&paired.id),
         }],

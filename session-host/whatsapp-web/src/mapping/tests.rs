@@ -56,7 +56,7 @@ fn a_pairing_gives_the_number_and_device_and_the_driver_marker() {
     ));
     match paired.as_slice() {
         [DriverEvent::Paired { phone_number, device_id, credentials }] => {
-            assert_eq!(phone_number, "15551230001");
+            assert_eq!(phone_number, "+15551230001", "E.164, as the API shows it");
             assert_eq!(device_id, "12");
             assert_eq!(credentials, b"marker");
         }
