@@ -91,10 +91,11 @@ async fn main() -> Result<(), Failure> {
         took.as_secs_f64(),
         took.as_secs_f64() * 1000.0 / n as f64,
     );
-    for session in &sessions {
-        session.stop().await;
+    let mut stopping = tokio::task::JoinSet::new();
+    for session in sessions {
+        stopping.spawn(async move { session.stop().await });
     }
-    drop(sessions);
+    stopping.join_all().await;
 
     // Store operations per inbound message.
     let bob_tenant = TenantId::generate();
@@ -146,7 +147,6 @@ async fn main() -> Result<(), Failure> {
         writes as f64 / count,
         rest.len()
     );
-    bob.stop().await;
-    alice.stop().await;
+    tokio::join!(bob.stop(), alice.stop());
     Ok(())
 }

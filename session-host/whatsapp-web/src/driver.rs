@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::info;
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::http::HttpClient;
 use whatsapp_rust::pair_code::PairCodeOptions;
@@ -315,6 +315,9 @@ impl Launcher {
     }
 }
 
+/// How long a stopping client may take to close before it is aborted.
+const STOP_WAIT: Duration = Duration::from_secs(3);
+
 /// Runs the client until it ends by itself or the session stops it.
 async fn watch(
     mut handle: BotHandle,
@@ -326,10 +329,13 @@ async fn watch(
         () = &mut handle => {
             let _ = raw.send(Raw::Ended);
         }
-        // Asked to stop, or the session was dropped.
+        // Asked to stop, or the session was dropped. A connected client stops at once
+        // (flushing what it holds); one still waiting for WhatsApp's handshake does not
+        // notice the request until the handshake times out, and has nothing to flush, so it
+        // is aborted after a while.
         _ = stop => {
-            if tokio::time::timeout(Duration::from_secs(10), handle.shutdown()).await.is_err() {
-                warn!("the whatsapp web client did not stop in 10 s; aborted");
+            if tokio::time::timeout(STOP_WAIT, handle.shutdown()).await.is_err() {
+                info!("the whatsapp web client did not stop in time; aborted");
             }
         }
     }
