@@ -15,6 +15,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> infra/template.yaml: cfn-lint (SAM and transformed)"
 scripts/lint-template.sh
 
+echo "==> infra/cdk: cdk synth offline, cfn-lint, the SAM template's resources"
+scripts/cdk-check.sh
+
 echo "==> cargo test (unit, and system tests against a moto emulator each test binary starts)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
