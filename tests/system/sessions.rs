@@ -9,7 +9,7 @@ use switchboard_tests::{
 const HOST: &str = env!("CARGO_BIN_EXE_session-host-under-test");
 
 /// A registered tenant whose channel is `web`.
-async fn web_tenant(app: &App, name: &str) -> Registered {
+pub(crate) async fn web_tenant(app: &App, name: &str) -> Registered {
     let owner = app.register(&email(name)).await;
     let (status, body) = app
         .call(

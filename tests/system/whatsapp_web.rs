@@ -10,7 +10,7 @@ use domain::tenant::Tier;
 use serde_json::json;
 use session_host::driver::{Driver, DriverSession, SessionSpec};
 use std::sync::Arc;
-use switchboard_tests::{App, Emulator, SessionHost, Stack, email, eventually, scope_of};
+use switchboard_tests::{App, Emulator, SessionHost, Stack, eventually, scope_of};
 use whatsapp_rust::store::traits::{DeviceStore, SignalStore};
 use whatsapp_web::conformance;
 use whatsapp_web::offline::{NoHttp, OfflineTransport, VERSION};
@@ -148,12 +148,8 @@ async fn the_session_host_runs_the_whatsapp_web_driver_by_configuration() {
     let app = App::spawn(&stack).await;
     let env = [("SESSION_DRIVER", "whatsapp-web"), ("TEST_WA_OFFLINE", "1")];
     let _host = SessionHost::start(HOST, &stack, &app.sandbox_url, &env).await;
-    let owner = app.register(&email("wa-web")).await;
+    let owner = crate::sessions::web_tenant(&app, "wa-web").await;
     let token = owner.access_token.as_str();
-    let (status, body) = app
-        .call("PUT", "/api/whatsapp/channel", Some(token), Some(json!({"provider": "web"})))
-        .await;
-    assert_eq!(status, 200, "{body}");
 
     let (status, body) = app.call("POST", "/api/whatsapp/channel/connect", Some(token), None).await;
     // WhatsApp's servers never answer offline: no QR comes, the session is pairing.

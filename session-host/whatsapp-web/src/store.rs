@@ -37,7 +37,7 @@
 
 use adapters::store::TenantScope;
 use adapters::store::pool::{Fence, Fenced};
-use adapters::store::session_keys::{Change, KeyRing, KeysError, SessionKeys};
+use adapters::store::session_keys::{Change, KeyRing, KeysError, SessionKeys, distinct};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
@@ -106,10 +106,6 @@ fn stamped(at: i64, value: &[u8]) -> Vec<u8> {
 fn unstamped(mut value: Vec<u8>) -> Vec<u8> {
     value.drain(..8.min(value.len()));
     value
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn three(a: &str, b: &str, c: &str) -> String {
@@ -186,30 +182,14 @@ impl DynamoStore {
         self.keys.list(&self.ring, namespace).await.map_err(failed)
     }
 
-    /// Writes the changes under the lease: one transaction (per 99 values). A value named
-    /// twice is written once, as its last change says (a transaction may not name an item
-    /// twice).
+    /// Writes the changes under the lease: one transaction (per 99 values; a value named
+    /// twice is written once).
     async fn write(&self, changes: &[Change]) -> Result<()> {
-        if changes.is_empty() {
+        let distinct = distinct(changes).len();
+        if distinct == 0 {
             return Ok(());
         }
-        let mut last = std::collections::HashMap::new();
-        for (i, change) in changes.iter().enumerate() {
-            last.insert((change.namespace.as_str(), change.name.as_str()), i);
-        }
-        let deduplicated: Vec<Change>;
-        let changes = if last.len() == changes.len() {
-            changes
-        } else {
-            deduplicated = changes
-                .iter()
-                .enumerate()
-                .filter(|(i, c)| last.get(&(c.namespace.as_str(), c.name.as_str())) == Some(i))
-                .map(|(_, c)| c.clone())
-                .collect();
-            &deduplicated
-        };
-        self.counts.writes.fetch_add(changes.len().div_ceil(99) as u64, Ordering::Relaxed);
+        self.counts.writes.fetch_add(distinct.div_ceil(99) as u64, Ordering::Relaxed);
         match self.keys.write(&self.fence, &self.ring, changes).await.map_err(failed)? {
             Fenced::Written => Ok(()),
             Fenced::LeaseLost | Fenced::NotMember => {
@@ -221,6 +201,17 @@ impl DynamoStore {
 
     async fn set(&self, namespace: &str, name: &str, value: Vec<u8>) -> Result<()> {
         self.write(&[Change::set(namespace, name, value)]).await
+    }
+
+    /// Sets several values of a namespace in one write.
+    async fn set_each<'a>(
+        &self,
+        namespace: &str,
+        values: impl Iterator<Item = (String, &'a [u8])> + Send,
+    ) -> Result<()> {
+        let changes: Vec<Change> =
+            values.map(|(name, value)| Change::set(namespace, name, value.to_vec())).collect();
+        self.write(&changes).await
     }
 
     async fn remove(&self, namespace: &str, name: &str) -> Result<()> {
@@ -248,9 +239,7 @@ impl SignalStore for DynamoStore {
     }
 
     async fn put_identities_batch(&self, identities: &[(Arc<str>, [u8; 32])]) -> Result<()> {
-        let changes: Vec<Change> =
-            identities.iter().map(|(a, k)| Change::set("id", a.as_ref(), k.to_vec())).collect();
-        self.write(&changes).await
+        self.set_each("id", identities.iter().map(|(a, k)| (a.to_string(), &k[..]))).await
     }
 
     async fn load_identity(&self, address: &str) -> Result<Option<[u8; 32]>> {
@@ -275,9 +264,7 @@ impl SignalStore for DynamoStore {
     }
 
     async fn put_sessions_batch(&self, sessions: &[(Arc<str>, Bytes)]) -> Result<()> {
-        let changes: Vec<Change> =
-            sessions.iter().map(|(a, s)| Change::set("ss", a.as_ref(), s.to_vec())).collect();
-        self.write(&changes).await
+        self.set_each("ss", sessions.iter().map(|(a, s)| (a.to_string(), &s[..]))).await
     }
 
     async fn delete_session(&self, address: &str) -> Result<()> {
@@ -300,9 +287,7 @@ impl SignalStore for DynamoStore {
     }
 
     async fn store_prekeys_batch(&self, keys: &[(u32, Bytes)], _uploaded: bool) -> Result<()> {
-        let changes: Vec<Change> =
-            keys.iter().map(|(id, r)| Change::set("pk", id.to_string(), r.to_vec())).collect();
-        self.write(&changes).await
+        self.set_each("pk", keys.iter().map(|(id, r)| (id.to_string(), &r[..]))).await
     }
 
     async fn load_prekey(&self, id: u32) -> Result<Option<Bytes>> {
@@ -359,9 +344,7 @@ impl SignalStore for DynamoStore {
     }
 
     async fn put_sender_keys_batch(&self, sender_keys: &[(Arc<str>, Bytes)]) -> Result<()> {
-        let changes: Vec<Change> =
-            sender_keys.iter().map(|(a, r)| Change::set("sk", a.as_ref(), r.to_vec())).collect();
-        self.write(&changes).await
+        self.set_each("sk", sender_keys.iter().map(|(a, r)| (a.to_string(), &r[..]))).await
     }
 
     async fn get_sender_key(&self, address: &str) -> Result<Option<Vec<u8>>> {
@@ -376,12 +359,12 @@ impl SignalStore for DynamoStore {
 #[async_trait]
 impl AppSyncStore for DynamoStore {
     async fn get_sync_key(&self, key_id: &[u8]) -> Result<Option<AppStateSyncKey>> {
-        self.get_json("sync", &hex(key_id)).await
+        self.get_json("sync", &hex::encode(key_id)).await
     }
 
     async fn set_sync_key(&self, key_id: &[u8], key: AppStateSyncKey) -> Result<()> {
         self.write(&[
-            Change::set("sync", hex(key_id), json(&key)?),
+            Change::set("sync", hex::encode(key_id), json(&key)?),
             Change::set("meta", LATEST_SYNC_KEY, key_id.to_vec()),
         ])
         .await
@@ -404,13 +387,13 @@ impl AppSyncStore for DynamoStore {
         let namespace = format!("mac.{name}");
         let changes: Vec<Change> = mutations
             .iter()
-            .map(|m| Change::set(&namespace, hex(&m.index_mac), m.value_mac.clone()))
+            .map(|m| Change::set(&namespace, hex::encode(&m.index_mac), m.value_mac.clone()))
             .collect();
         self.write(&changes).await
     }
 
     async fn get_mutation_mac(&self, name: &str, index_mac: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.get(&format!("mac.{name}"), &hex(index_mac)).await
+        self.get(&format!("mac.{name}"), &hex::encode(index_mac)).await
     }
 
     async fn get_mutation_macs(
@@ -418,15 +401,18 @@ impl AppSyncStore for DynamoStore {
         name: &str,
         index_macs: &[[u8; 32]],
     ) -> Result<HashMap<[u8; 32], Vec<u8>>> {
-        let names: Vec<String> = index_macs.iter().map(|m| hex(m)).collect();
+        let names: Vec<String> = index_macs.iter().map(hex::encode).collect();
         let found = self.get_many(&format!("mac.{name}"), &names).await?;
-        Ok(index_macs.iter().filter_map(|m| found.get(&hex(m)).map(|v| (*m, v.clone()))).collect())
+        Ok(index_macs
+            .iter()
+            .filter_map(|m| found.get(&hex::encode(m)).map(|v| (*m, v.clone())))
+            .collect())
     }
 
     async fn delete_mutation_macs(&self, name: &str, index_macs: &[Vec<u8>]) -> Result<()> {
         let namespace = format!("mac.{name}");
         let changes: Vec<Change> =
-            index_macs.iter().map(|m| Change::remove(&namespace, hex(m))).collect();
+            index_macs.iter().map(|m| Change::remove(&namespace, hex::encode(m))).collect();
         self.write(&changes).await
     }
 

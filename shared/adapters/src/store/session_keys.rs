@@ -72,6 +72,24 @@ impl Change {
     }
 }
 
+/// The changes with each value's last change only, in order: a transaction may not name
+/// an item twice.
+pub fn distinct(changes: &[Change]) -> std::borrow::Cow<'_, [Change]> {
+    let mut last = std::collections::HashMap::new();
+    for (i, change) in changes.iter().enumerate() {
+        last.insert((change.namespace.as_str(), change.name.as_str()), i);
+    }
+    if last.len() == changes.len() {
+        return std::borrow::Cow::Borrowed(changes);
+    }
+    changes
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| last.get(&(c.namespace.as_str(), c.name.as_str())) == Some(i))
+        .map(|(_, c)| c.clone())
+        .collect()
+}
+
 #[derive(Clone, Debug)]
 pub struct SessionKeys {
     table: Table,
@@ -195,14 +213,15 @@ impl SessionKeys {
         Ok(())
     }
 
-    /// Writes the changes under the fence: nothing is written once the lease is lost.
+    /// Writes the changes under the fence: nothing is written once the lease is lost. A
+    /// value named twice is written once, as its last change says ([`distinct`]).
     pub async fn write(
         &self,
         fence: &Fence,
         ring: &KeyRing,
         changes: &[Change],
     ) -> Result<Fenced, KeysError> {
-        for chunk in changes.chunks(PER_TRANSACTION) {
+        for chunk in distinct(changes).chunks(PER_TRANSACTION) {
             let mut items = vec![self.pool.fence_check(fence)?];
             for change in chunk {
                 let at = value_key(&ring.scope, &change.namespace, &change.name);
