@@ -32,7 +32,8 @@ export SWITCHBOARD_URL="http://127.0.0.1:$PORT"
 export WEBHOOK_ALLOWED_CIDRS="${WEBHOOK_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"
 export OPERATOR_EMAIL="${OPERATOR_EMAIL:-operator@switchboard.local}"
 export OPERATOR_PASSWORD="${OPERATOR_PASSWORD:-switchboard-operator}"
-logs="$root/.dev/logs"
+# Each component's log; DEV_LOGS puts them elsewhere (a second stack beside `make dev`).
+logs="${DEV_LOGS:-$root/.dev/logs}"
 mkdir -p "$logs"
 
 # A JWT key ring for this checkout, kept across runs so that tokens survive a restart.
@@ -50,6 +51,8 @@ port_free() {
   python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+# As the servers bind: a port whose last connections linger in TIME_WAIT is free.
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
@@ -127,7 +130,7 @@ for n in $(seq 1 "$SESSION_HOSTS"); do
   # NOTE: not among the servers watched below: a session host that stops (or is killed to
   # see a failover) leaves its sessions to the others, as in ECS.
   pids+=($!)
-  echo $! > "$root/.dev/session-host-$n.pid"
+  echo $! > "$logs/../session-host-$n.pid"
   wait_http "http://127.0.0.1:$port/health" "session-host-$n" "${pids[-1]}"
 done
 

@@ -18,6 +18,9 @@ scripts/lint-template.sh
 echo "==> infra/cdk: cdk synth offline, cfn-lint, the SAM template's resources"
 scripts/cdk-check.sh
 
+echo "==> docs/openapi.json: openapi-spec-validator (cargo test holds it to the code)"
+.venv/bin/openapi-spec-validator docs/openapi.json
+
 echo "==> cargo test (unit, and system tests against a moto emulator each test binary starts)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -25,6 +28,12 @@ set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+if [ "$status" -eq 0 ]; then
+  echo "==> schemathesis against a local stack (scripts/schemathesis.sh; ST_MAX_EXAMPLES for longer)"
+  scripts/schemathesis.sh > "$log.st" 2>&1 || { cat "$log.st"; status=1; echo "FAILED: schemathesis"; }
+  grep -E "^(Test cases:|  [0-9]+ generated)" -A1 "$log.st" | grep -v "^--" || true
+  rm -f "$log.st"
+fi
 if [ "$status" -eq 0 ]; then
   # Every benchmark once, with tiny counts: one that no longer runs fails here, not when
   # someone next wants its figures.

@@ -147,3 +147,29 @@ async fn unknown_routes_are_problem_json_and_huge_bodies_refused_as_api_gateway_
 
     stack.remove().await;
 }
+
+#[tokio::test]
+async fn the_api_serves_its_document_and_a_reference_page_without_credentials() {
+    let stack = Stack::new(Emulator::shared()).await;
+    let app = App::spawn(&stack).await;
+
+    let document = app.get("/api/openapi.json").await;
+    assert_eq!(document.status(), 200);
+    assert_eq!(document.headers()["content-type"], "application/json");
+    let text = document.text().await.expect("document");
+    assert_eq!(text, contract::openapi::document_json(), "served as generated");
+    let parsed: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(parsed["openapi"], "3.1.0");
+    assert!(parsed["paths"]["/api/messages"]["post"]["requestBody"].is_object());
+
+    let page = app.get("/api/docs").await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.expect("page");
+    assert!(html.contains("fetch(\"openapi.json\")"), "the page reads the document beside it");
+    for remote in ["http://", "https://", "//cdn"] {
+        assert!(!html.contains(remote), "the page loads nothing from elsewhere ({remote})");
+    }
+
+    stack.remove().await;
+}

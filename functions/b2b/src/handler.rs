@@ -177,7 +177,10 @@ async fn bulk(
                     user_id: named,
                     error: errors
                         .iter()
-                        .map(|e| format!("{} {}", e.field, e.message))
+                        .map(|e| match e.field.as_str() {
+                            "" => format!("row {}", e.message),
+                            field => format!("{field} {}", e.message),
+                        })
                         .collect::<Vec<_>>()
                         .join("; "),
                 },

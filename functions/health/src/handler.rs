@@ -62,10 +62,24 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lam
     let response = match of_request::<HealthRoute>(&request).map(|(route, _)| route) {
         Some(HealthRoute::Live) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         Some(HealthRoute::Health | HealthRoute::Ready) => readiness(deps).await,
+        Some(HealthRoute::OpenApi) => {
+            edge::http::typed(StatusCode::OK, "application/json", document().to_owned())
+        }
+        Some(HealthRoute::Docs) => edge::http::typed(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            contract::DOCS_PAGE.to_owned(),
+        ),
         Some(HealthRoute::Unmatched) => unmatched(&request).into_response(),
         None => ApiError::NotFound.into_response(),
     };
     Ok(response)
+}
+
+/// The OpenAPI document, built once per process.
+fn document() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(contract::openapi::document_json)
 }
 
 /// What API Gateway's `$default` route answers: no route has this path (404), or it has,

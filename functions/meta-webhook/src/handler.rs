@@ -242,8 +242,13 @@ async fn receive_gateway(deps: &Deps, request: &Request) -> Result<Response<Body
 async fn receive_platform(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
     use secrecy::ExposeSecret;
     let body = raw_body(request)?;
-    let secret = deps.platform.app_secret.as_ref().ok_or(ApiError::NotFound)?;
     let header = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    if header.is_none() {
+        // Unsigned is 401 whether or not this deployment has a platform app.
+        warn!("platform webhook without a signature");
+        return Err(ApiError::Unauthorized);
+    }
+    let secret = deps.platform.app_secret.as_ref().ok_or(ApiError::NotFound)?;
     if !signature_valid(secret.expose_secret().as_bytes(), body, header) {
         warn!("platform webhook signature missing or invalid");
         return Err(ApiError::Unauthorized);

@@ -75,6 +75,10 @@ fn unknown_fields(body: &Map<String, Value>, known: &[&str], errors: &mut Vec<Vi
     }
 }
 
+/// Not a user id: `/api/b2b/users/bulk` is the bulk create, so such a user could not be
+/// read at its own path.
+pub const RESERVED_USER_ID: &str = "bulk";
+
 /// A create's body (`fields` names the fields it may carry: a bulk row takes fewer).
 pub fn user_request(body: &Value, fields: &[&str]) -> Result<UserRequest, Vec<Violation>> {
     let Some(body) = body.as_object() else {
@@ -87,8 +91,10 @@ pub fn user_request(body: &Value, fields: &[&str]) -> Result<UserRequest, Vec<Vi
             let parsed = B2bUserId::parse(raw);
             if parsed.is_none() {
                 errors.push(Violation::new("userId", "must be 1 to 64 of A-Z a-z 0-9 . _ -"));
+            } else if raw == RESERVED_USER_ID {
+                errors.push(Violation::new("userId", "is reserved (/api/b2b/users/bulk)"));
             }
-            parsed
+            parsed.filter(|_| raw != RESERVED_USER_ID)
         }
         Some(_) => {
             errors.push(Violation::new("userId", "must be a string"));
@@ -158,6 +164,7 @@ mod tests {
         for (body, field) in [
             (json!({"platformUserId": "p"}), "userId"),
             (json!({"userId": long, "platformUserId": "p"}), "userId"),
+            (json!({"userId": "bulk", "platformUserId": "p"}), "userId"),
             (json!({"userId": "a b", "platformUserId": "p"}), "userId"),
             (json!({"userId": 7, "platformUserId": "p"}), "userId"),
             (json!({"userId": "u"}), "platformUserId"),

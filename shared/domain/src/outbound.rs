@@ -219,6 +219,10 @@ impl OutboundMessage {
         if KINDS.contains(&kind) && !object.is_object() {
             c.fail(kind, format!("a {kind} message needs a \"{kind}\" object"));
         }
+        // Another type's object would be silently dropped: said instead.
+        for other in KINDS.iter().filter(|k| **k != kind && !body[**k].is_null()) {
+            c.fail(*other, format!("is not part of a {kind} message"));
+        }
         let content = match kind {
             "text" => c.string(&object, "text.body", TEXT_MAX).map(|b| Content::Text {
                 body: b,
@@ -572,5 +576,10 @@ mod tests {
             &json!({"to": "+15551234567", "clientMessageId": "c", "type": "location", "location": {"latitude": 91, "longitude": 0}}),
         ));
         assert_eq!(location, vec!["location.latitude"]);
+        let mixed = fields(OutboundMessage::parse(
+            &json!({"to": "+15551234567", "clientMessageId": "c", "type": "text",
+            "text": {"body": "hi"}, "template": {}, "image": null}),
+        ));
+        assert_eq!(mixed, vec!["template"], "another type's object is refused, null is none");
     }
 }

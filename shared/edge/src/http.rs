@@ -268,6 +268,11 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     }
 }
 
+/// A body of another type (an HTML page, a document served as it is).
+pub fn typed(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    with_body(status, content_type, body.into())
+}
+
 /// A `text/csv` download.
 pub fn csv(text: String) -> Response<Body> {
     with_body(StatusCode::OK, "text/csv; charset=utf-8", text.into())

@@ -87,8 +87,9 @@ macro_rules! route_set {
 }
 
 route_set!(
-    /// `health`: health checks, and every request no other route matches.
-    HealthRoute { Health, Live, Ready, Unmatched }
+    /// `health`: health checks, the API's document and reference page, and every request no
+    /// other route matches.
+    HealthRoute { Health, Live, Ready, OpenApi, Docs, Unmatched }
 );
 route_set!(AuthRoute { Register, Login, Refresh, Logout, Me });
 route_set!(TenantsRoute {
@@ -243,6 +244,8 @@ pub const ROUTES: &[Route] = &[
     route(R::HealthRoute(HealthRoute::Health), "GET", "/api/health", Public),
     route(R::HealthRoute(HealthRoute::Live), "GET", "/api/health/live", Public),
     route(R::HealthRoute(HealthRoute::Ready), "GET", "/api/health/ready", Public),
+    route(R::HealthRoute(HealthRoute::OpenApi), "GET", "/api/openapi.json", Public),
+    route(R::HealthRoute(HealthRoute::Docs), "GET", "/api/docs", Public),
     route(R::AuthRoute(AuthRoute::Register), "POST", "/api/auth/register", Public),
     route(R::AuthRoute(AuthRoute::Login), "POST", "/api/auth/login", Public),
     route(R::AuthRoute(AuthRoute::Refresh), "POST", "/api/auth/refresh", Public),
@@ -329,14 +332,20 @@ pub const DEFAULT_ROUTE_KEY: &str = "$default";
 pub const DEFAULT_ROUTE: Route =
     route(RouteId::HealthRoute(HealthRoute::Unmatched), "ANY", DEFAULT_ROUTE_KEY, Access::Public);
 
-/// The methods a path can be called with (empty: no route has this path).
+/// The methods a path can be called with (empty: no route has this path): those of its
+/// most specific template, so `/api/b2b/users/bulk` is `POST` only, not also the methods
+/// of `/api/b2b/users/{userId}` (whose ids cannot be `bulk`).
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut methods: Vec<&'static str> = ROUTES
+    let matches: Vec<(Specificity, &Route)> = ROUTES
         .iter()
-        .filter(|route| match_template(route.path, &segments).is_some())
-        .map(|route| route.method)
+        .filter_map(|route| Some((match_template(route.path, &segments)?.1, route)))
         .collect();
+    let Some(best) = matches.iter().map(|(s, _)| s).max().cloned() else {
+        return Vec::new();
+    };
+    let mut methods: Vec<&'static str> =
+        matches.iter().filter(|(s, _)| *s == best).map(|(_, route)| route.method).collect();
     methods.sort_unstable();
     methods.dedup();
     methods
@@ -560,6 +569,9 @@ mod tests {
         assert_eq!(allowed_methods("/api/users"), vec!["GET", "POST"]);
         assert_eq!(allowed_methods("/api/users/usr_1"), vec!["DELETE", "PATCH"]);
         assert_eq!(allowed_methods("/api/nothing"), Vec::<&str>::new());
+        // The most specific template's methods only: `bulk` is no user id.
+        assert_eq!(allowed_methods("/api/b2b/users/bulk"), vec!["POST"]);
+        assert_eq!(allowed_methods("/api/b2b/users/shop-1"), vec!["DELETE", "GET", "PUT"]);
         assert_eq!(allowed_methods("/"), Vec::<&str>::new());
     }
 

@@ -65,7 +65,7 @@ pub struct Applied {
     pub new_conversation: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationView {
     pub id: String,
@@ -80,7 +80,7 @@ pub struct ConversationView {
     pub service_window_ends_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
     pub id: String,
@@ -100,7 +100,7 @@ pub struct MessageView {
     pub content: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateView {
     pub name: String,
@@ -130,7 +130,7 @@ fn template_from(item: &Item) -> Result<TemplateView, StoreError> {
     })
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StatusEntry {
     pub status: String,
     pub timestamp: String,

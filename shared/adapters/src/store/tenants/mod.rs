@@ -62,7 +62,7 @@ const AUDIT_TTL_SECS: i64 = 400 * 24 * 3600;
 /// The operator tenant: SYSTEM_ADMIN accounts live here, outside every customer tenant.
 pub const SYSTEM_TENANT: &str = "ten_system";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantRecord {
     pub id: TenantId,
@@ -85,7 +85,7 @@ pub struct B2bLink {
     pub platform_user_id: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRecord {
     pub id: UserId,
@@ -110,7 +110,7 @@ impl UserRecord {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyRecord {
     pub id: ApiKeyId,
