@@ -3,6 +3,8 @@ use adapters::store::messages::MessageStore;
 use adapters::store::tenants::TenantStore;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
+use contract::requests::ReplayRequest;
+use contract::views::Queued;
 use domain::Violation;
 use domain::ids::TenantId;
 use edge::http::{ApiError, into_response, json};
@@ -11,7 +13,6 @@ use edge::request::{DEFAULT_BODY_LIMIT, json_body, path_param, route_key};
 use edge::routes::AdminRoute;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 use tracing::{info, instrument};
 
 pub struct Deps {
@@ -72,12 +73,6 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
     }
 }
 
-#[derive(Deserialize)]
-struct ReplayBody {
-    /// RFC 3339: replay what was received from then on.
-    since: String,
-}
-
 /// Queues every stored raw webhook of the tenant received since `since` again. The
 /// processor is idempotent, so replaying what was already applied changes nothing; what
 /// failed (or was dead-lettered and has since been fixed) is applied now.
@@ -89,7 +84,7 @@ async fn replay(
     let tenant = path_param(request, "tenantId")
         .and_then(|t| TenantId::parse(&t))
         .ok_or(ApiError::NotFound)?;
-    let body: ReplayBody = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let body: ReplayRequest = json_body(request, DEFAULT_BODY_LIMIT)?;
     let since = DateTime::from_str(&body.since, Format::DateTime).map_err(|_| {
         ApiError::Validation(vec![Violation::new("since", "must be an RFC 3339 time")])
     })?;
@@ -101,5 +96,5 @@ async fn replay(
         .collect();
     deps.inbound.send_batch(&pointers).await?;
     info!(tenant_id = %tenant, operator, queued = ids.len(), "webhook events replayed");
-    Ok(json(StatusCode::ACCEPTED, &serde_json::json!({ "queued": ids.len() })))
+    Ok(json(StatusCode::ACCEPTED, &Queued { queued: ids.len() }))
 }

@@ -1,7 +1,9 @@
 //! Partner platforms, as the operator makes and sees them: create (the key shown once),
 //! list and read with their user counts, rotate the key.
 
+use adapters::store::page::Page;
 use adapters::store::tenants::{Platform, TenantStore};
+use contract::views::{PlatformKeyRotated, PlatformView};
 use domain::ids::PlatformId;
 use domain::secrets::{ApiKeySecret, PLATFORM_KEY_PREFIX};
 use domain::time::rfc3339;
@@ -9,20 +11,21 @@ use edge::http::{ApiError, FieldError, json};
 use edge::request::{DEFAULT_BODY_LIMIT, json_body, page_limit, path_param, query_param};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::info;
 
 const MAX_NAME: usize = 100;
 
-fn view(platform: &Platform, users: i64) -> Value {
-    json!({
-        "platformId": platform.platform_id,
-        "name": platform.name,
-        "tenantId": platform.tenant_id,
-        "keyPrefix": format!("{PLATFORM_KEY_PREFIX}{}", platform.key_lookup_id),
-        "userCount": users,
-        "createdAt": rfc3339(platform.created_at),
-    })
+fn view(platform: &Platform, users: i64) -> PlatformView {
+    PlatformView {
+        platform_id: platform.platform_id.to_string(),
+        name: platform.name.clone(),
+        tenant_id: platform.tenant_id.to_string(),
+        key_prefix: format!("{PLATFORM_KEY_PREFIX}{}", platform.key_lookup_id),
+        user_count: users,
+        created_at: rfc3339(platform.created_at),
+        api_key: None,
+    }
 }
 
 fn new_key() -> Result<ApiKeySecret, ApiError> {
@@ -47,8 +50,7 @@ pub(crate) async fn create(
     let key = new_key()?;
     let platform = tenants.platforms().create(&name, &key.lookup_id, &key.digest()).await?;
     info!(platform_id = %platform.platform_id, operator, "platform created");
-    let mut view = view(&platform, 0);
-    view["apiKey"] = json!(key.key);
+    let view = PlatformView { api_key: Some(key.key), ..view(&platform, 0) };
     Ok(json(StatusCode::CREATED, &view))
 }
 
@@ -81,7 +83,7 @@ pub(crate) async fn list(
             items.push(view(&platform, platforms.user_count(id).await?));
         }
     }
-    Ok(json(StatusCode::OK, &json!({"items": items, "nextCursor": page.next_cursor})))
+    Ok(json(StatusCode::OK, &Page { items, next_cursor: page.next_cursor }))
 }
 
 pub(crate) async fn rotate_key(
@@ -93,5 +95,6 @@ pub(crate) async fn rotate_key(
     let key = new_key()?;
     let until = tenants.platforms().rotate_key(&platform, &key.lookup_id, &key.digest()).await?;
     info!(platform_id = %platform.platform_id, operator, "platform key rotated");
-    Ok(json(StatusCode::OK, &json!({"apiKey": key.key, "previousKeyValidUntil": rfc3339(until)})))
+    let rotated = PlatformKeyRotated { api_key: key.key, previous_key_valid_until: rfc3339(until) };
+    Ok(json(StatusCode::OK, &rotated))
 }

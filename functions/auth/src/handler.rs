@@ -3,6 +3,8 @@ use adapters::store::attrs::now_secs;
 use adapters::store::tenants::{
     AuditEntry, NewUser, RefreshGrant, RotateOutcome, TenantStore, UserRecord,
 };
+use contract::requests::{LoginRequest, RefreshRequest, RegisterRequest};
+use contract::views::{LoggedIn, Me, Registered, TenantSummary, Tokens, UserView};
 use domain::Violation;
 use domain::ids::UserId;
 use domain::passwords::Passwords;
@@ -17,7 +19,6 @@ use edge::routes::AuthRoute;
 use edge::tokens::{ACCESS_TOKEN_TTL, TokenKeys};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tracing::{info, instrument, warn};
 
@@ -100,30 +101,6 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
     }
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UserView {
-    id: UserId,
-    email: String,
-    name: String,
-    role: Role,
-}
-
-impl From<&UserRecord> for UserView {
-    fn from(u: &UserRecord) -> Self {
-        Self { id: u.id.clone(), email: u.email.clone(), name: u.name.clone(), role: u.role }
-    }
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Tokens {
-    access_token: String,
-    refresh_token: String,
-    expires_in: u64,
-    token_type: &'static str,
-}
-
 fn violations(list: Vec<Violation>) -> Result<(), ApiError> {
     if list.is_empty() { Ok(()) } else { Err(ApiError::Validation(list)) }
 }
@@ -153,17 +130,8 @@ fn new_family_id() -> Result<String, ApiError> {
     domain::secrets::random_token(16).map_err(ApiError::internal)
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RegisterBody {
-    tenant_name: String,
-    email: String,
-    password: String,
-    name: String,
-}
-
 async fn register(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
-    let body: RegisterBody = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let body: RegisterRequest = json_body(request, DEFAULT_BODY_LIMIT)?;
     let mut errors = Vec::new();
     let tenant_name = check_name(&body.tenant_name)
         .map_err(|m| errors.push(Violation::new("tenantName", m)))
@@ -193,27 +161,13 @@ async fn register(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
     audit(deps, &user, "tenant.registered", None, serde_json::json!({})).await;
     info!(tenant_id = %tenant.id, "tenant registered");
 
-    Ok(json(
-        StatusCode::CREATED,
-        &serde_json::json!({
-            "tenant": { "id": tenant.id, "name": tenant.name, "tier": tenant.tier },
-            "user": UserView::from(&user),
-            "accessToken": tokens.access_token,
-            "refreshToken": tokens.refresh_token,
-            "expiresIn": tokens.expires_in,
-            "tokenType": tokens.token_type,
-        }),
-    ))
-}
-
-#[derive(Deserialize)]
-struct LoginBody {
-    email: String,
-    password: String,
+    let registered =
+        Registered { tenant: TenantSummary::from(&tenant), user: UserView::from(&user), tokens };
+    Ok(json(StatusCode::CREATED, &registered))
 }
 
 async fn login(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
-    let body: LoginBody = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let body: LoginRequest = json_body(request, DEFAULT_BODY_LIMIT)?;
     let email = Email::parse(&body.email)
         .map_err(|m| ApiError::Validation(vec![Violation::new("email", m)]))?;
     let email_scope = format!("email#{}", sha256_hex(email.as_str()));
@@ -240,16 +194,7 @@ async fn login(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiErro
 
     deps.store.logins().clear_failures(&email_scope).await?;
     let tokens = start_login(deps, &user).await?;
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "accessToken": tokens.access_token,
-            "refreshToken": tokens.refresh_token,
-            "expiresIn": tokens.expires_in,
-            "tokenType": tokens.token_type,
-            "user": UserView::from(&user),
-        }),
-    ))
+    Ok(json(StatusCode::OK, &LoggedIn { tokens, user: UserView::from(&user) }))
 }
 
 /// Counts a failed login against the email and the client address; returns the answer:
@@ -290,14 +235,8 @@ async fn failed_login(
     Ok(ApiError::RateLimited { retry_after_secs: policy.lock_secs.max(1) as u64 })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RefreshBody {
-    refresh_token: String,
-}
-
 async fn refresh(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiError> {
-    let body: RefreshBody = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let body: RefreshRequest = json_body(request, DEFAULT_BODY_LIMIT)?;
     let now = now_secs();
     let next = new_refresh_token().map_err(ApiError::internal)?;
     let outcome = deps
@@ -351,7 +290,7 @@ async fn logout(
     request: &Request,
     principal: &Principal,
 ) -> Result<Response<Body>, ApiError> {
-    let body: RefreshBody = json_body(request, DEFAULT_BODY_LIMIT)?;
+    let body: RefreshRequest = json_body(request, DEFAULT_BODY_LIMIT)?;
     // Only the caller's own login ends; an unknown or foreign token changes nothing, and
     // the answer is the same so that tokens cannot be probed.
     if let Some((grant, scope)) =
@@ -379,10 +318,7 @@ async fn me(deps: &Deps, principal: &Principal) -> Result<Response<Body>, ApiErr
     let tenant = deps.store.tenants().get(principal.scope()).await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({
-            "user": UserView::from(&user),
-            "tenant": { "id": tenant.id, "name": tenant.name, "tier": tenant.tier },
-        }),
+        &Me { user: UserView::from(&user), tenant: TenantSummary::from(&tenant) },
     ))
 }
 

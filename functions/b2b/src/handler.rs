@@ -1,5 +1,6 @@
 use adapters::queues::{Erasure, Queue};
 use adapters::store::tenants::{B2bUser, Created, NewB2bUser, TenantStore};
+use contract::views::{B2bUserPage, B2bUserView, BulkResult, BulkRowResult, PlatformStats};
 use domain::b2b::{MAX_BULK_USERS, UserRequest, user_changes, user_request};
 use domain::ids::{B2bUserId, PlatformId};
 use domain::time::rfc3339;
@@ -57,21 +58,22 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
 }
 
 /// A user as the API shows it.
-fn view(user: &B2bUser) -> Value {
-    let mut view = json!({
-        "userId": user.user_id,
-        "tenantId": user.tenant_id,
-        "platformId": user.platform_id,
-        "platformUserId": user.platform_user_id,
-        "tier": user.tier.as_str(),
-        "state": user.session_state,
-        "createdAt": rfc3339(user.created_at),
-        "updatedAt": rfc3339(user.updated_at),
-    });
-    if let Some(name) = &user.platform_name {
-        view["platformName"] = json!(name);
+fn view(user: &B2bUser) -> B2bUserView {
+    B2bUserView {
+        user_id: user.user_id.to_string(),
+        tenant_id: user.tenant_id.to_string(),
+        platform_id: user.platform_id.to_string(),
+        platform_user_id: user.platform_user_id.clone(),
+        platform_name: user.platform_name.clone(),
+        tier: user.tier,
+        state: user.session_state.clone(),
+        created_at: rfc3339(user.created_at),
+        updated_at: rfc3339(user.updated_at),
     }
-    view
+}
+
+fn outcome(user_id: String, status: &'static str) -> BulkRowResult {
+    BulkRowResult { user_id: Some(user_id), status, tenant_id: None, error: None }
 }
 
 fn new_user(request: UserRequest) -> NewB2bUser {
@@ -202,21 +204,31 @@ async fn bulk(
         let result = match row {
             Row::Failed { user_id, error } => {
                 failed += 1;
-                json!({"userId": user_id, "status": "failed", "error": error})
+                BulkRowResult {
+                    user_id: user_id.clone(),
+                    status: "failed",
+                    tenant_id: None,
+                    error: Some(error.clone()),
+                }
             }
             Row::Valid(asked) => match outcomes.next() {
                 Some(Created::Created(user)) => {
                     created += 1;
-                    json!({"userId": user.user_id, "status": "created", "tenantId": user.tenant_id})
+                    let tenant_id = Some(user.tenant_id.to_string());
+                    BulkRowResult { tenant_id, ..outcome(user.user_id.to_string(), "created") }
                 }
                 Some(Created::Existing(user)) => {
                     existing += 1;
-                    json!({"userId": user.user_id, "status": "existing", "tenantId": user.tenant_id})
+                    let tenant_id = Some(user.tenant_id.to_string());
+                    BulkRowResult { tenant_id, ..outcome(user.user_id.to_string(), "existing") }
                 }
                 Some(Created::Conflict(_)) => {
                     failed += 1;
-                    json!({"userId": asked.user_id, "status": "failed",
-                        "error": "the user exists with other fields (409 user_exists)"})
+                    let error = "the user exists with other fields (409 user_exists)";
+                    BulkRowResult {
+                        error: Some(error.to_owned()),
+                        ..outcome(asked.user_id.to_string(), "failed")
+                    }
                 }
                 None => return Err(ApiError::internal("a bulk row without an outcome")),
             },
@@ -228,10 +240,7 @@ async fn bulk(
         principal.audit(&deps.tenants, "b2b.users_created", Some("bulk"), detail).await;
     }
     info!(platform_id = %platform, created, existing, failed, "B2B users created in bulk");
-    Ok(json(
-        StatusCode::OK,
-        &json!({"created": created, "existing": existing, "failed": failed, "results": results}),
-    ))
+    Ok(json(StatusCode::OK, &BulkResult { created, existing, failed, results }))
 }
 
 async fn update(
@@ -317,13 +326,13 @@ async fn stats(
     let average = if stats.users > 0 { stats.messages as f64 / stats.users as f64 } else { 0.0 };
     Ok(json(
         StatusCode::OK,
-        &json!({
-            "totalUsers": stats.users,
-            "activeUsers": stats.active_users,
-            "totalMessages": stats.messages,
-            "averageMessagesPerUser": (average * 100.0).round() / 100.0,
-            "sessions": stats.sessions,
-        }),
+        &PlatformStats {
+            total_users: stats.users,
+            active_users: stats.active_users,
+            total_messages: stats.messages,
+            average_messages_per_user: (average * 100.0).round() / 100.0,
+            sessions: stats.sessions,
+        },
     ))
 }
 
@@ -354,14 +363,11 @@ async fn list(
         let skipped = platforms.users(platform, limit, cursor.as_deref()).await?;
         cursor = skipped.next_cursor;
         if cursor.is_none() {
-            return Ok(json(StatusCode::OK, &json!({"items": [], "nextCursor": null})));
+            let past_the_end = B2bUserPage { items: Vec::new(), next_cursor: None, page };
+            return Ok(json(StatusCode::OK, &past_the_end));
         }
     }
     let found = platforms.users(platform, limit, cursor.as_deref()).await?;
-    let items: Vec<Value> = found.items.iter().map(view).collect();
-    let mut body = json!({"items": items, "nextCursor": found.next_cursor});
-    if let Some(page) = page {
-        body["page"] = json!(page);
-    }
-    Ok(json(StatusCode::OK, &body))
+    let items = found.items.iter().map(view).collect();
+    Ok(json(StatusCode::OK, &B2bUserPage { items, next_cursor: found.next_cursor, page }))
 }

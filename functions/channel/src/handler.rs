@@ -3,6 +3,7 @@ use adapters::graph::{GraphConfig, HealthChecker};
 use adapters::sessions::Sessions;
 use adapters::store::channels::ChannelRecord;
 use adapters::store::tenants::TenantStore;
+use contract::views::ChannelView;
 use domain::Violation;
 use domain::channel::{
     API_KEY_HEADER, API_URL, ChannelConfig, DEFAULT_HEALTH_CHECK_INTERVAL, HEALTH_CHECK_INTERVAL,
@@ -77,9 +78,8 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
     }
 }
 
-fn view(channel: &ChannelRecord) -> Value {
-    let mut out = Map::new();
-    out.insert("provider".into(), json!(channel.config.provider().as_str()));
+fn view(channel: &ChannelRecord) -> ChannelView {
+    let mut out = BTreeMap::new();
     for (k, v) in channel.config.settings() {
         out.insert(k.to_owned(), json!(v));
     }
@@ -99,10 +99,13 @@ fn view(channel: &ChannelRecord) -> Value {
         // NOTE: an empty hint (a short secret) still shows that the secret is set.
         out.insert(k.clone(), json!(format!("••••{last4}")));
     }
-    out.insert("healthStatus".into(), json!(channel.health_status));
-    out.insert("lastHealthCheck".into(), json!(channel.last_health_check));
-    out.insert("updatedAt".into(), json!(channel.updated_at));
-    Value::Object(out)
+    ChannelView {
+        provider: channel.config.provider().as_str().to_owned(),
+        health_status: channel.health_status.clone(),
+        last_health_check: channel.last_health_check.clone(),
+        updated_at: channel.updated_at.clone(),
+        settings: out,
+    }
 }
 
 async fn put(

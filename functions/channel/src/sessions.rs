@@ -9,6 +9,7 @@
 use crate::Deps;
 use adapters::store::pool::{Joined, SessionRecord};
 use adapters::store::tenants::TenantRecord;
+use contract::views::{ConnectAnswer, LogoutAnswer, SessionStatus};
 use domain::Violation;
 use domain::channel::Provider;
 use domain::sessions::{SessionState, SessionWork};
@@ -55,10 +56,7 @@ pub async fn connect(
         && session.state == SessionState::Connected
         && session.connection_id.is_some()
     {
-        return Ok(json(
-            StatusCode::OK,
-            &json!({ "state": "connected", "phoneNumber": session.phone_number }),
-        ));
+        return Ok(json(StatusCode::OK, &ConnectAnswer::connected(session.phone_number.clone())));
     }
     // Already pairing with a QR that is still good (and the same kind of pairing): that
     // QR, without starting another pairing.
@@ -112,7 +110,7 @@ pub async fn connect(
             if session.state == SessionState::Connected {
                 return Ok(json(
                     StatusCode::OK,
-                    &json!({ "state": "connected", "phoneNumber": session.phone_number }),
+                    &ConnectAnswer::connected(session.phone_number.clone()),
                 ));
             }
             let fresh_qr = session.qr.is_some()
@@ -130,22 +128,22 @@ pub async fn connect(
             let state = if state.can_send() { state } else { SessionState::Pairing };
             return Ok(json(
                 StatusCode::ACCEPTED,
-                &json!({ "state": state.as_str(), "qr": null, "expiresAt": null, "detail": "The session host has not answered yet; read the session's status for the QR." }),
+                &ConnectAnswer::waiting(
+                    state.as_str(),
+                    "The session host has not answered yet; read the session's status for the QR.",
+                ),
             ));
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
-fn pairing_view(session: &SessionRecord) -> Value {
-    let mut out = Map::new();
-    out.insert("state".into(), json!("pairing"));
-    out.insert("qr".into(), json!(session.qr));
-    if let Some(code) = &session.pairing_code {
-        out.insert("pairingCode".into(), json!(code));
-    }
-    out.insert("expiresAt".into(), json!(session.expires_at.map(rfc3339)));
-    Value::Object(out)
+fn pairing_view(session: &SessionRecord) -> ConnectAnswer {
+    ConnectAnswer::pairing(
+        session.qr.clone(),
+        session.pairing_code.clone(),
+        session.expires_at.map(rfc3339),
+    )
 }
 
 /// `{"phoneNumber"?}`: E.164, for a pairing code. An empty body is no number.
@@ -187,19 +185,20 @@ pub async fn status(deps: &Deps, principal: &Principal) -> Result<Response<Body>
     {
         state = SessionState::Reconnecting;
     }
-    let mut out = json!({
-        "state": state.as_str(),
-        "tier": tenant.tier.as_str(),
-        "connectionId": session.as_ref().and_then(|s| s.connection_id.clone()),
-        "phoneNumber": session.as_ref().and_then(|s| s.phone_number.clone()),
-        "lastSeenAt": session.as_ref().and_then(|s| s.last_seen_at).map(rfc3339),
-    });
+    let mut out = SessionStatus {
+        state: state.as_str().to_owned(),
+        tier: tenant.tier,
+        connection_id: session.as_ref().and_then(|s| s.connection_id.clone()),
+        phone_number: session.as_ref().and_then(|s| s.phone_number.clone()),
+        last_seen_at: session.as_ref().and_then(|s| s.last_seen_at).map(rfc3339),
+        qr: None,
+        expires_at: None,
+        pairing_code: None,
+    };
     if let Some(session) = session.filter(|s| s.state == SessionState::Pairing) {
-        out["qr"] = json!(session.qr);
-        out["expiresAt"] = json!(session.expires_at.map(rfc3339));
-        if let Some(code) = session.pairing_code {
-            out["pairingCode"] = json!(code);
-        }
+        out.qr = Some(session.qr);
+        out.expires_at = Some(session.expires_at.map(rfc3339));
+        out.pairing_code = session.pairing_code;
     }
     Ok(json(StatusCode::OK, &out))
 }
@@ -216,7 +215,10 @@ pub async fn logout(deps: &Deps, principal: &Principal) -> Result<Response<Body>
         });
     };
     if session.state == SessionState::LoggedOut {
-        return Ok(json(StatusCode::OK, &json!({ "state": "logged_out" })));
+        return Ok(json(
+            StatusCode::OK,
+            &LogoutAnswer { state: "logged_out".into(), detail: None },
+        ));
     }
     let Some(connection) = session.connection_id.clone() else {
         return Err(ApiError::Conflict {
@@ -236,13 +238,21 @@ pub async fn logout(deps: &Deps, principal: &Principal) -> Result<Response<Body>
     loop {
         let state = deps.sessions.pool.session(scope).await?.map(|s| s.state);
         if state == Some(SessionState::LoggedOut) {
-            return Ok(json(StatusCode::OK, &json!({ "state": "logged_out" })));
+            return Ok(json(
+                StatusCode::OK,
+                &LogoutAnswer { state: "logged_out".into(), detail: None },
+            ));
         }
         if tokio::time::Instant::now() >= deadline {
             let state = state.unwrap_or(SessionState::Disconnected);
             return Ok(json(
                 StatusCode::ACCEPTED,
-                &json!({ "state": state.as_str(), "detail": "The logout is queued; the session host has not confirmed it yet." }),
+                &LogoutAnswer {
+                    state: state.as_str().into(),
+                    detail: Some(
+                        "The logout is queued; the session host has not confirmed it yet.".into(),
+                    ),
+                },
             ));
         }
         tokio::time::sleep(POLL).await;

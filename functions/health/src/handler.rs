@@ -5,12 +5,14 @@ use adapters::telemetry::error_chain;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kms::types::KeyState;
 use aws_sdk_sqs::types::QueueAttributeName;
+use contract::views::{
+    CheckState as Check, HealthChecks as Checks, HealthReport as Report, Liveness,
+};
 use edge::http::{ApiError, json};
 use edge::request::request_id;
 use edge::routes::{HealthRoute, allowed_methods, of_request};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
 use std::time::Duration;
 use tracing::{instrument, warn};
 
@@ -29,38 +31,12 @@ impl Deps {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Check {
-    Ok,
-    Error,
-}
-
-#[derive(Debug, Serialize)]
-struct Checks {
-    dynamodb: Check,
-    sqs: Check,
-    kms: Check,
-}
-
-impl Checks {
-    fn all_ok(&self) -> bool {
-        [self.dynamodb, self.sqs, self.kms].iter().all(|c| *c == Check::Ok)
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    status: &'static str,
-    checks: Checks,
-}
-
 /// Routes on API Gateway's route key, so the function answers only for the routes it is
 /// deployed behind.
 #[instrument(skip_all, fields(request_id = %request_id(&request)))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let response = match of_request::<HealthRoute>(&request).map(|(route, _)| route) {
-        Some(HealthRoute::Live) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        Some(HealthRoute::Live) => json(StatusCode::OK, &Liveness { status: "ok" }),
         Some(HealthRoute::Health | HealthRoute::Ready) => readiness(deps).await,
         Some(HealthRoute::OpenApi) => {
             edge::http::typed(StatusCode::OK, "application/json", document().to_owned())
@@ -96,7 +72,7 @@ async fn readiness(deps: &Deps) -> Response<Body> {
         check("kms", kms_ok(deps)),
     );
     let checks = Checks { dynamodb, sqs, kms };
-    if checks.all_ok() {
+    if [dynamodb, sqs, kms].iter().all(|c| *c == Check::Ok) {
         json(StatusCode::OK, &Report { status: "ok", checks })
     } else {
         json(StatusCode::SERVICE_UNAVAILABLE, &Report { status: "unavailable", checks })

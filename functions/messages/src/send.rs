@@ -5,6 +5,7 @@ use adapters::queues::SendJob;
 use adapters::store::attrs::now_secs;
 use adapters::store::messages::SERVICE_WINDOW_SECS;
 use adapters::store::messages::outbox::{Accepted, NewOutbound};
+use contract::views::SendAnswer;
 use domain::channel::Provider;
 use domain::outbound::{Content, OutboundMessage};
 use domain::secrets::sha256_hex;
@@ -14,11 +15,16 @@ use edge::principal::Principal;
 use edge::request::{DEFAULT_BODY_LIMIT, json_body};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::{info, warn};
 
 fn accepted(status: StatusCode, id: &str, state: &str, client_message_id: &str) -> Response<Body> {
-    json(status, &json!({ "id": id, "status": state, "clientMessageId": client_message_id }))
+    let answer = SendAnswer {
+        id: id.to_owned(),
+        status: state.to_owned(),
+        client_message_id: client_message_id.to_owned(),
+    };
+    json(status, &answer)
 }
 
 pub async fn send(

@@ -4,6 +4,7 @@
 use crate::handler::Deps;
 use adapters::graph::Target;
 use adapters::store::messages::TemplateView;
+use adapters::store::page::Page;
 use domain::meta::graph_error;
 use edge::http::{ApiError, FieldError, empty, json};
 use edge::principal::Principal;
@@ -24,7 +25,7 @@ fn valid_name(name: &str) -> bool {
 pub async fn list(deps: &Deps, principal: &Principal) -> Result<Response<Body>, ApiError> {
     let mut items = deps.messages.templates().list(principal.scope()).await?;
     items.sort_by(|a, b| (&a.name, &a.language).cmp(&(&b.name, &b.language)));
-    Ok(json(StatusCode::OK, &json!({ "items": items, "nextCursor": null })))
+    Ok(json(StatusCode::OK, &Page { items, next_cursor: None }))
 }
 
 /// The channel's Cloud API endpoints, or a clear conflict when it has none.

@@ -2,28 +2,15 @@
 
 use adapters::store::attrs::{now_secs, rfc3339};
 use adapters::store::messages::MessageStore;
+use contract::views::{UsageReport, UsageRow as Row};
 use edge::http::{ApiError, FieldError, csv, json};
 use edge::principal::Principal;
 use edge::request::query_param;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
-use serde_json::json;
 
 /// A year at most per request.
 const MAX_DAYS: i64 = 366;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Row {
-    date: String,
-    inbound: i64,
-    outbound: i64,
-    delivered: i64,
-    read: i64,
-    failed: i64,
-    conversations_opened: i64,
-}
 
 /// Days since the epoch of `yyyy-mm-dd` (a real calendar date), and back.
 fn day_number(date: &str) -> Option<i64> {
@@ -103,5 +90,5 @@ pub async fn usage(
         }
         return Ok(csv(text));
     }
-    Ok(json(StatusCode::OK, &json!({ "from": date_of(from), "to": date_of(to), "items": rows })))
+    Ok(json(StatusCode::OK, &UsageReport { from: date_of(from), to: date_of(to), items: rows }))
 }

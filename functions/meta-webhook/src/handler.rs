@@ -2,6 +2,7 @@ use adapters::channel::Channels;
 use adapters::queues::{Queue, WebhookPointer};
 use adapters::store::TenantScope;
 use adapters::store::messages::MessageStore;
+use contract::views::Received;
 use domain::channel::{ChannelConfig, SecretName};
 use domain::ids::TenantId;
 use domain::meta::signature_valid;
@@ -188,7 +189,7 @@ async fn receive(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiEr
         return Err(ApiError::Unauthorized);
     };
     store_and_queue(deps, &channel.scope, body, "meta").await?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
+    Ok(json(StatusCode::OK, &Received { received: true }))
 }
 
 /// Persist first, queue after; a body that is not JSON goes to the DLQ with its reason.
@@ -232,7 +233,7 @@ async fn receive_gateway(deps: &Deps, request: &Request) -> Result<Response<Body
         return Err(ApiError::Unauthorized);
     };
     store_and_queue(deps, &channel.scope, body, "gateway").await?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
+    Ok(json(StatusCode::OK, &Received { received: true }))
 }
 
 /// The platform app's webhook: one payload may carry several tenants' numbers. Each
@@ -256,7 +257,7 @@ async fn receive_platform(deps: &Deps, request: &Request) -> Result<Response<Bod
     let platform = TenantScope::platform_webhooks();
     let Ok(payload) = serde_json::from_slice::<serde_json::Value>(body) else {
         store_and_queue(deps, &platform, body, "meta-platform").await?;
-        return Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })));
+        return Ok(json(StatusCode::OK, &Received { received: true }));
     };
     let original = deps.messages.raw_events().put(&platform, body, "meta-platform").await?;
 
@@ -290,5 +291,5 @@ async fn receive_platform(deps: &Deps, request: &Request) -> Result<Response<Bod
         format!("routed; {unrouted} changes unrouted")
     };
     deps.messages.raw_events().mark(&platform, &original, &outcome).await?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
+    Ok(json(StatusCode::OK, &Received { received: true }))
 }

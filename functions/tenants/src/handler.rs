@@ -1,5 +1,7 @@
 use adapters::store::tenant_data::TenantData;
 use adapters::store::tenants::{NewUser, TenantStore};
+use contract::requests::{self, NewApiKey, UserUpdate};
+use contract::views::{ApiKeyCreated, ExportItem, ExportPage, TenantView};
 use domain::Violation;
 use domain::ids::{ApiKeyId, UserId};
 use domain::passwords::Passwords;
@@ -12,7 +14,6 @@ use edge::request::{DEFAULT_BODY_LIMIT, json_body, path_param, query_param, rout
 use edge::routes::TenantsRoute;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 use tracing::instrument;
 
 pub struct Deps {
@@ -88,11 +89,8 @@ impl Ctx<'_> {
         Ok((limit, query_param(self.request, "cursor")))
     }
 
-    async fn tenant_view(&self) -> Result<serde_json::Value, ApiError> {
-        let tenant = self.deps.store.tenants().get(self.principal.scope()).await?;
-        let mut view = serde_json::to_value(&tenant).map_err(ApiError::internal)?;
-        view["limits"] = serde_json::to_value(tenant.tier.limits()).map_err(ApiError::internal)?;
-        Ok(view)
+    async fn tenant_view(&self) -> Result<TenantView, ApiError> {
+        Ok(self.deps.store.tenants().get(self.principal.scope()).await?.into())
     }
 
     /// Everything stored for the tenant (GDPR access), a page at a time: `limit` items (1 to
@@ -110,23 +108,17 @@ impl Ctx<'_> {
         let cursor = query_param(self.request, "cursor");
         let page = data.export_page(self.principal.scope(), limit, cursor.as_deref()).await?;
         let next_cursor = page.next_cursor;
-        let items: Vec<serde_json::Value> = page
+        let items: Vec<ExportItem> = page
             .items
             .into_iter()
-            .map(|(table, item)| serde_json::json!({"table": table, "item": item}))
+            .map(|(table, item)| ExportItem { table: table.to_owned(), item })
             .collect();
         if next_cursor.is_none() {
             // Once the last page is read, so that an export never shows its own entry.
             self.audit("tenant.exported", None, serde_json::json!({})).await;
         }
-        Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({
-                "tenantId": self.principal.tenant_id(),
-                "items": items,
-                "nextCursor": next_cursor,
-            }),
-        ))
+        let tenant_id = self.principal.tenant_id().to_string();
+        Ok(json(StatusCode::OK, &ExportPage { tenant_id, items, next_cursor }))
     }
 
     async fn get_tenant(&self) -> Result<Response<Body>, ApiError> {
@@ -178,14 +170,7 @@ impl Ctx<'_> {
     }
 
     async fn create_user(&self) -> Result<Response<Body>, ApiError> {
-        #[derive(Deserialize)]
-        struct Body {
-            email: String,
-            name: String,
-            role: String,
-            password: String,
-        }
-        let body: Body = json_body(self.request, DEFAULT_BODY_LIMIT)?;
+        let body: requests::NewUser = json_body(self.request, DEFAULT_BODY_LIMIT)?;
         let mut errors = Vec::new();
         let email =
             Email::parse(&body.email).map_err(|m| errors.push(Violation::new("email", m))).ok();
@@ -229,12 +214,7 @@ impl Ctx<'_> {
             .await?
             .ok_or(ApiError::NotFound)?;
         self.authorize()?;
-        #[derive(Deserialize)]
-        struct Body {
-            name: Option<String>,
-            role: Option<String>,
-        }
-        let body: Body = json_body(self.request, DEFAULT_BODY_LIMIT)?;
+        let body: UserUpdate = json_body(self.request, DEFAULT_BODY_LIMIT)?;
         let mut errors = Vec::new();
         let name = body
             .name
@@ -278,11 +258,7 @@ impl Ctx<'_> {
     }
 
     async fn create_api_key(&self) -> Result<Response<Body>, ApiError> {
-        #[derive(Deserialize)]
-        struct Body {
-            name: String,
-        }
-        let body: Body = json_body(self.request, DEFAULT_BODY_LIMIT)?;
+        let body: NewApiKey = json_body(self.request, DEFAULT_BODY_LIMIT)?;
         let name = check_name(&body.name)
             .map_err(|m| ApiError::Validation(vec![Violation::new("name", m)]))?;
         let secret = ApiKeySecret::generate().map_err(ApiError::internal)?;
@@ -295,10 +271,8 @@ impl Ctx<'_> {
             .await?;
         self.audit("api_key.created", Some(id.to_string()), serde_json::json!({ "name": name }))
             .await;
-        let mut view = serde_json::to_value(&record).map_err(ApiError::internal)?;
         // The only time the key is ever shown.
-        view["key"] = serde_json::Value::String(secret.key);
-        Ok(json(StatusCode::CREATED, &view))
+        Ok(json(StatusCode::CREATED, &ApiKeyCreated { record, key: secret.key }))
     }
 
     async fn list_api_keys(&self) -> Result<Response<Body>, ApiError> {

@@ -4,8 +4,10 @@ use adapters::events::PartnerEvents;
 use adapters::queues::{DeliveryAttempt, PartnerEvent, Queue, SettleParked, WebhookWork};
 use adapters::store::attrs::now_secs;
 use adapters::store::messages::{DELIVERY_TTL_SECS, Delivery, MessageStore};
+use adapters::store::page::Page;
 use adapters::store::tenants::{Subscription, SubscriptionChanges, TenantStore};
 use adapters::webhook_client::{Refused, WebhookClient, parse_url};
+use contract::views::{Queued, Redelivery, SecretRotated, SubscriptionCreated, TestDelivery};
 use domain::time::{parse_rfc3339, rfc3339};
 use domain::webhooks::{
     EventFilter, ROTATION_OVERLAP_SECS, TEST_EVENT, body, delivery_id, description, new_secret,
@@ -46,8 +48,8 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
         WebhooksRoute::Create => create(deps, request, principal).await,
         WebhooksRoute::List => {
             let list = deps.tenants.webhooks().list(principal.scope()).await?;
-            let items: Vec<Value> = list.iter().map(views::subscription).collect();
-            Ok(json(StatusCode::OK, &json!({ "items": items, "nextCursor": null })))
+            let items = list.iter().map(views::subscription).collect();
+            Ok(json(StatusCode::OK, &Page { items, next_cursor: None }))
         }
         WebhooksRoute::Get => {
             let subscription = find(deps, principal, &id()?).await?;
@@ -130,8 +132,7 @@ async fn create(
     let target = Some(subscription.subscription_id.as_str());
     principal.audit(&deps.tenants, "webhook.created", target, detail).await;
     info!(tenant_id = %principal.tenant_id(), subscription_id = subscription.subscription_id, "webhook subscription created");
-    let mut view = views::subscription(&subscription);
-    view["secret"] = json!(secret);
+    let view = SubscriptionCreated { subscription: views::subscription(&subscription), secret };
     Ok(json(StatusCode::CREATED, &view))
 }
 
@@ -210,10 +211,7 @@ async fn rotate(deps: &Deps, principal: &Principal, id: &str) -> Result<Response
         .await?;
     let detail = json!({ "previousSecretUntil": rfc3339(until) });
     principal.audit(&deps.tenants, "webhook.secret_rotated", Some(id), detail).await;
-    Ok(json(
-        StatusCode::OK,
-        &json!({ "secret": secret, "previousSecretValidUntil": rfc3339(until) }),
-    ))
+    Ok(json(StatusCode::OK, &SecretRotated { secret, previous_secret_valid_until: rfc3339(until) }))
 }
 
 /// A `webhook.test` event for this subscription alone, through the same path as every
@@ -249,7 +247,7 @@ async fn send_test(
         }
         return Err(e.into());
     }
-    Ok(json(StatusCode::ACCEPTED, &json!({ "deliveryId": delivery, "eventId": event.id })))
+    Ok(json(StatusCode::ACCEPTED, &TestDelivery { delivery_id: delivery, event_id: event.id }))
 }
 
 async fn deliveries(
@@ -275,8 +273,8 @@ async fn deliveries(
         .webhook_deliveries()
         .list(principal.scope(), id, status.as_deref(), limit, cursor.as_deref())
         .await?;
-    let items: Vec<Value> = page.items.iter().map(views::delivery_summary).collect();
-    Ok(json(StatusCode::OK, &json!({ "items": items, "nextCursor": page.next_cursor })))
+    let items = page.items.iter().map(views::delivery_summary).collect();
+    Ok(json(StatusCode::OK, &Page { items, next_cursor: page.next_cursor }))
 }
 
 /// One more attempt of a finished delivery, with the same `webhook-id`; the dispatcher
@@ -300,7 +298,7 @@ async fn redeliver(
     }
     let attempt = manual_attempt(principal, &delivery.delivery_id, delivery.attempts);
     deps.retries.send_delayed(&[(&attempt, Duration::ZERO)]).await?;
-    Ok(json(StatusCode::ACCEPTED, &json!({ "deliveryId": delivery.delivery_id })))
+    Ok(json(StatusCode::ACCEPTED, &Redelivery { delivery_id: delivery.delivery_id }))
 }
 
 fn manual_attempt(principal: &Principal, delivery_id: &str, attempts: u32) -> WebhookWork {
@@ -382,5 +380,5 @@ async fn recover(
         attempts.iter().map(|a| (a, Duration::ZERO)).collect();
     deps.retries.send_delayed(&delayed).await?;
     info!(tenant_id = %principal.tenant_id(), subscription_id = id, queued = attempts.len(), "failed deliveries recovered");
-    Ok(json(StatusCode::ACCEPTED, &json!({ "queued": attempts.len() })))
+    Ok(json(StatusCode::ACCEPTED, &Queued { queued: attempts.len() }))
 }

@@ -462,7 +462,7 @@ fn operation(
     errors.push(503);
     errors.sort_unstable();
     errors.dedup();
-    let problem = schemas.of::<v::Problem>();
+    let problem = schemas.of::<edge::http::Problem>();
     for status in errors {
         let mut response = ResponseBuilder::new()
             .description(problem_description(status))

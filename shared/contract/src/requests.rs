@@ -69,7 +69,9 @@ pub struct NewUser {
     /// 1 to 200 characters once trimmed.
     #[schema(min_length = 1)]
     pub name: String,
-    pub role: AssignableRole,
+    /// Checked by the handler, which names the roles in its error.
+    #[schema(value_type = AssignableRole)]
+    pub role: String,
     /// The initial password.
     #[schema(min_length = 12, max_length = 256)]
     pub password: String,
@@ -80,7 +82,8 @@ pub struct NewUser {
 pub struct UserUpdate {
     #[schema(min_length = 1)]
     pub name: Option<String>,
-    pub role: Option<AssignableRole>,
+    #[schema(value_type = Option<AssignableRole>)]
+    pub role: Option<String>,
 }
 
 /// `POST /api/api-keys`.

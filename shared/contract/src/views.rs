@@ -8,27 +8,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-/// RFC 9457 problem details (`application/problem+json`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    /// A stable, machine-readable reason, e.g. `validation_failed`, `not_found`.
-    pub code: String,
-    /// Every failing field, for 422.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Vec<FieldProblem>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FieldProblem {
-    pub field: String,
-    pub message: String,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckState {
@@ -170,7 +149,7 @@ pub struct ChannelView {
     /// `healthy`, `unhealthy` or `unknown`.
     pub health_status: String,
     pub last_health_check: Option<String>,
-    pub updated_at: Option<String>,
+    pub updated_at: String,
     /// The provider's other settings (`phoneNumberId`, `apiUrl`, `messagesPerSecond`, …).
     #[serde(flatten)]
     #[schema(additional_properties)]
@@ -193,6 +172,44 @@ pub struct ConnectAnswer {
     pub expires_at: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl ConnectAnswer {
+    fn state(state: &str) -> Self {
+        Self {
+            state: state.to_owned(),
+            phone_number: None,
+            qr: None,
+            pairing_code: None,
+            expires_at: None,
+            detail: None,
+        }
+    }
+
+    /// Paired: the linked number.
+    pub fn connected(phone_number: Option<String>) -> Self {
+        Self { phone_number: Some(phone_number), ..Self::state("connected") }
+    }
+
+    /// A QR to scan (and a code to enter, when a number was given).
+    pub fn pairing(qr: Option<String>, code: Option<String>, expires_at: Option<String>) -> Self {
+        Self {
+            qr: Some(qr),
+            pairing_code: code,
+            expires_at: Some(expires_at),
+            ..Self::state("pairing")
+        }
+    }
+
+    /// No host has answered yet.
+    pub fn waiting(state: &str, detail: &str) -> Self {
+        Self {
+            qr: Some(None),
+            expires_at: Some(None),
+            detail: Some(detail.to_owned()),
+            ..Self::state(state)
+        }
+    }
 }
 
 /// `GET /api/whatsapp/channel/session`, `GET /api/b2b/users/{userId}/status`.
@@ -232,7 +249,7 @@ pub struct Received {
 pub struct SendAnswer {
     pub id: String,
     pub status: String,
-    pub client_message_id: Option<String>,
+    pub client_message_id: String,
 }
 
 /// One UTC day of `GET /api/analytics/usage`.
@@ -424,7 +441,8 @@ pub struct B2bUserPage {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkRowResult {
-    pub user_id: Value,
+    /// As the row gave it (null when it gave none).
+    pub user_id: Option<String>,
     /// `created`, `existing` or `failed`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]

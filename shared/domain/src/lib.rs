@@ -22,7 +22,8 @@ pub mod user;
 pub mod webhooks;
 
 /// One input field that breaks a rule: what a 422 lists in `errors`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = FieldProblem)]
 pub struct Violation {
     pub field: String,
     pub message: String,

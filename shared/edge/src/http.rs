@@ -159,17 +159,19 @@ impl ApiError {
             _ => {}
         }
         let status = self.status();
-        let mut body = serde_json::json!({
-            "type": format!("/problems/{}", self.code()),
-            "title": self.title(),
-            "status": status.as_u16(),
-            "detail": self.detail(),
-            "code": self.code(),
-        });
-        if let Self::Validation(errors) = &self {
-            body["errors"] = serde_json::json!(errors);
-        }
-        let mut response = with_body(status, PROBLEM_JSON, body.to_string().into());
+        let body = Problem {
+            kind: format!("/problems/{}", self.code()),
+            title: self.title().to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: self.code().to_owned(),
+            errors: match &self {
+                Self::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        };
+        let text = serde_json::to_string(&body).unwrap_or_default();
+        let mut response = with_body(status, PROBLEM_JSON, text.into());
         match self {
             Self::RateLimited { retry_after_secs } | Self::Full { retry_after_secs, .. } => {
                 response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -183,6 +185,22 @@ impl ApiError {
         }
         response
     }
+}
+
+/// RFC 9457 problem details (`application/problem+json`): every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `/problems/<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// A stable, machine-readable reason, e.g. `validation_failed`, `not_found`.
+    pub code: String,
+    /// Every failing field, for 422.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
 }
 
 // The one mapping from the adapters' errors to HTTP: the adapters know nothing of it.
