@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the whole system locally, `make test` runs every check.
-.PHONY: dev test lint-template lambda bench
+.PHONY: dev test lint-template lambda bench cost
 
 dev:
 	@scripts/dev.sh
@@ -17,3 +17,7 @@ lambda:
 # The figures in BENCHMARKS.md.
 bench:
 	@scripts/bench.sh
+
+# Dollars per million messages and per session-month, from the counted AWS requests.
+cost:
+	@scripts/cost.sh

@@ -14,6 +14,8 @@
 // Test code: a failed expectation is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cost;
+
 use adapters::aws::{AwsClients, bootstrap};
 use adapters::config::Resources;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -103,14 +105,40 @@ impl Drop for Emulator {
     }
 }
 
-/// Counts every request the SDK sends (retries included), by `Service.Operation`.
+/// Counts every request the SDK sends (retries included), by `Service.Operation`, and
+/// keeps each request and its answer, which `make cost` prices (see [`cost`]).
 #[derive(Debug, Default, Clone)]
-pub struct RequestCounter(std::sync::Arc<Mutex<std::collections::BTreeMap<String, u32>>>);
+pub struct RequestCounter {
+    counts: std::sync::Arc<Mutex<std::collections::BTreeMap<String, u32>>>,
+    calls: std::sync::Arc<Mutex<Vec<cost::Call>>>,
+    /// The calls of the phase the last [`RequestCounter::take`] ended.
+    taken: std::sync::Arc<Mutex<Vec<cost::Call>>>,
+}
+
+/// Which call a response belongs to (requests of one client may be in flight together).
+#[derive(Debug, Clone, Copy)]
+struct CallIndex(usize);
+
+impl aws_smithy_types::config_bag::Storable for CallIndex {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
 
 impl RequestCounter {
+    /// The counts since the last take; the calls behind them move to [`Self::taken_calls`].
     pub fn take(&self) -> std::collections::BTreeMap<String, u32> {
-        std::mem::take(&mut *self.0.lock().expect("lock"))
+        let calls = std::mem::take(&mut *self.calls.lock().expect("lock"));
+        *self.taken.lock().expect("lock") = calls;
+        std::mem::take(&mut *self.counts.lock().expect("lock"))
     }
+
+    /// The requests (and answers) the last [`Self::take`] counted.
+    pub fn taken_calls(&self) -> Vec<cost::Call> {
+        self.taken.lock().expect("lock").clone()
+    }
+}
+
+fn json_body(bytes: Option<&[u8]>) -> serde_json::Value {
+    bytes.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(serde_json::Value::Null)
 }
 
 impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter {
@@ -120,13 +148,32 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter 
 
     fn read_before_transmit(
         &self,
-        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
         _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
             let key = format!("{}.{}", meta.service(), meta.name());
-            *self.0.lock().expect("lock").entry(key).or_default() += 1;
+            *self.counts.lock().expect("lock").entry(key.clone()).or_default() += 1;
+            let request = json_body(context.request().body().bytes());
+            let mut calls = self.calls.lock().expect("lock");
+            calls.push(cost::Call { op: key, request, response: serde_json::Value::Null });
+            let index = CallIndex(calls.len() - 1);
+            cfg.interceptor_state().store_put(index);
+        }
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(CallIndex(i)) = cfg.load::<CallIndex>().copied()
+            && let Some(call) = self.calls.lock().expect("lock").get_mut(i)
+        {
+            call.response = json_body(context.response().body().bytes());
         }
         Ok(())
     }

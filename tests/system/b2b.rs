@@ -287,7 +287,8 @@ async fn another_platforms_users_are_404_on_every_route() {
 
 #[tokio::test]
 async fn aws_requests_per_user_of_a_bulk_create_are_counted() {
-    use switchboard_tests::RequestCounter;
+    use std::time::Instant;
+    use switchboard_tests::{RequestCounter, cost};
     let (stack, _app, _operator, platform, key) = with_platform("Counted").await;
 
     let counter = RequestCounter::default();
@@ -323,9 +324,11 @@ async fn aws_requests_per_user_of_a_bulk_create_are_counted() {
     stats_event["body"] = Value::Null;
 
     counter.take();
+    let started = Instant::now();
     let response = b2b::handle(&b2b, request()).await.expect("handled");
     assert_eq!(response.status(), 200);
     let created = counter.take();
+    cost::record("b2b.bulk_create", &counter.taken_calls(), started.elapsed(), 100);
     let response = b2b::handle(&b2b, request()).await.expect("handled");
     assert_eq!(response.status(), 200);
     let repeated = counter.take();
@@ -346,6 +349,7 @@ async fn aws_requests_per_user_of_a_bulk_create_are_counted() {
     assert_eq!(response.status(), 200);
     let read = counter.take();
     println!("platform stats: {read:?}");
+    cost::record_items(&stack).await;
     // The key; the user counters (one query); active days and message counters (one batch).
     assert_eq!(count(&read, "DynamoDB.GetItem"), 1, "{read:?}");
     assert_eq!(count(&read, "DynamoDB.Query"), 1, "{read:?}");

@@ -666,7 +666,8 @@ async fn aws_requests_per_inbound_message_are_counted() {
     use adapters::aws::envelope::Envelopes;
     use adapters::channel::{Channels, SandboxCredentials};
     use adapters::store::channels::ChannelStore;
-    use switchboard_tests::RequestCounter;
+    use std::time::Instant;
+    use switchboard_tests::{RequestCounter, cost};
 
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::spawn(&stack).await;
@@ -691,32 +692,42 @@ async fn aws_requests_per_inbound_message_are_counted() {
         r.dlq_url(&adapters::resources::INBOUND_EVENTS_QUEUE).to_owned(),
     );
     let processor = webhook_processor::Deps::new(&clients, r);
+    // Compact, as Meta sends it (the fixture is indented for reading): the raw item's size,
+    // and so its write units, are a real webhook's.
     let message = |n: u32| {
-        fixture("meta/inbound/text_message.json").replace(
+        let text = fixture("meta/inbound/text_message.json").replace(
             "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",
             &format!("wamid.count{n}"),
-        )
+        );
+        serde_json::from_str::<Value>(&text).expect("fixture").to_string()
     };
 
+    let started = Instant::now();
     let cold = meta_webhook::handle(&ingest, webhook_request(&owner.tenant_id, &message(1)))
         .await
         .expect("ingest");
     assert_eq!(cold.status(), 200);
     let cold_ingest = counter.take();
+    cost::record("inbound.ingest.cold", &counter.taken_calls(), started.elapsed(), 1);
+    let started = Instant::now();
     let warm = meta_webhook::handle(&ingest, webhook_request(&owner.tenant_id, &message(2)))
         .await
         .expect("ingest");
     assert_eq!(warm.status(), 200);
     let warm_ingest = counter.take();
+    cost::record("inbound.ingest.warm", &counter.taken_calls(), started.elapsed(), 1);
 
     // The processor, for the first message (new contact) and the second (known contact).
     let mut per_message = Vec::new();
-    for _ in 0..2 {
+    for step in ["inbound.process.new_contact", "inbound.process.known_contact"] {
         let event = stack.take_event(&r.inbound_events_queue_url, 1).await;
         counter.take();
+        let started = Instant::now();
         assert!(webhook_processor::handle(&processor, event).await.batch_item_failures.is_empty());
         per_message.push(counter.take());
+        cost::record(step, &counter.taken_calls(), started.elapsed(), 1);
     }
+    cost::record_items(&stack).await;
 
     println!("ingest, cold: {cold_ingest:?}");
     println!("ingest, warm: {warm_ingest:?}");
@@ -1003,5 +1014,52 @@ async fn the_platform_app_credentials_are_read_from_secrets_manager() {
         Some("platform-secret".to_owned())
     );
     assert!(app.verify_token.is_none(), "an empty field is unset: the route answers 404");
+    stack.remove().await;
+}
+
+/// Statuses in order cost one write each (recorded and the state moved forward together);
+/// one that comes after a later one is recorded too (a refused write and a second one),
+/// and the state stays where it was.
+#[tokio::test]
+async fn each_status_in_order_is_one_write_and_a_late_one_never_moves_the_state_back() {
+    use adapters::store::messages::MessageStore;
+    use domain::meta::{DeliveryStatus, StatusUpdate};
+    use switchboard_tests::RequestCounter;
+
+    let stack = Stack::new(Emulator::shared()).await;
+    let counter = RequestCounter::default();
+    let clients = Emulator::shared().counted_clients(&counter).await;
+    let store = MessageStore::new(clients.dynamodb.clone(), stack.resources.messages_table.clone());
+    let tenant = domain::ids::TenantId::generate();
+    let scope = switchboard_tests::scope_of(&tenant);
+    let status = |status: DeliveryStatus, timestamp: i64| StatusUpdate {
+        phone_number_id: None,
+        wamid: "wamid.ordered".into(),
+        status,
+        recipient: None,
+        timestamp,
+        error: None,
+        raw: json!({"status": status.as_str()}),
+    };
+    let updates = |counts: std::collections::BTreeMap<String, u32>| {
+        // A status other than `sent` also counts in the day's usage: one more write.
+        counts.get("DynamoDB.UpdateItem").copied().unwrap_or(0)
+    };
+    let deliveries = store.deliveries();
+    assert!(deliveries.apply(&scope, &status(DeliveryStatus::Sent, 100)).await.expect("sent").new);
+    assert_eq!(updates(counter.take()), 1);
+    assert!(deliveries.apply(&scope, &status(DeliveryStatus::Read, 300)).await.expect("read").new);
+    assert_eq!(updates(counter.take()), 2, "the status, and the day's read count");
+    let late = deliveries.apply(&scope, &status(DeliveryStatus::Delivered, 200)).await;
+    assert!(late.expect("delivered").new, "recorded, and counted once");
+    assert_eq!(updates(counter.take()), 3, "refused, recorded, counted");
+    let again = deliveries.apply(&scope, &status(DeliveryStatus::Delivered, 200)).await;
+    assert!(!again.expect("again").new, "a repeat is not new");
+    counter.take();
+    let (state, history) =
+        deliveries.state(&scope, "wamid.ordered").await.expect("state").expect("stored");
+    assert_eq!(state, "read", "a late status never moves the state back");
+    let seen: Vec<&str> = history.iter().map(|h| h.status.as_str()).collect();
+    assert!(["sent", "delivered", "read"].iter().all(|s| seen.contains(s)), "{seen:?}");
     stack.remove().await;
 }

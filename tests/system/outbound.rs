@@ -820,7 +820,8 @@ async fn aws_requests_per_outbound_message_are_counted() {
     use adapters::store::channels::ChannelStore;
     use adapters::store::messages::MessageStore;
     use adapters::store::tenants::TenantStore;
-    use switchboard_tests::RequestCounter;
+    use std::time::Instant;
+    use switchboard_tests::{RequestCounter, cost};
 
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::without_processors(&stack).await;
@@ -870,11 +871,13 @@ async fn aws_requests_per_outbound_message_are_counted() {
         lambda_http::request::from_str(&event.to_string()).expect("event")
     };
     let mut accepted = Vec::new();
-    for n in 0..2 {
+    for (n, step) in [(0, "outbound.accept.first"), (1, "outbound.accept.next")] {
         counter.take();
+        let started = Instant::now();
         let response = messages::handle(&api, request(n)).await.expect("handled");
         assert_eq!(response.status(), 202);
         accepted.push(counter.take());
+        cost::record(step, &counter.taken_calls(), started.elapsed(), 1);
     }
 
     let sender = message_sender::Deps::build(
@@ -888,11 +891,13 @@ async fn aws_requests_per_outbound_message_are_counted() {
     )
     .expect("deps");
     let mut sent = Vec::new();
-    for _ in 0..2 {
+    for step in ["outbound.send.cold", "outbound.send.warm"] {
         let event = stack.take_event(&r.outbound_standard_queue_url, 1).await;
         counter.take();
+        let started = Instant::now();
         assert!(message_sender::handle(&sender, event).await.batch_item_failures.is_empty());
         sent.push(counter.take());
+        cost::record(step, &counter.taken_calls(), started.elapsed(), 1);
     }
     // A full batch of ten, warm: what each message costs when the queue is busy.
     for n in 2..12 {
@@ -901,8 +906,31 @@ async fn aws_requests_per_outbound_message_are_counted() {
     }
     let batch = stack.take_event(&r.outbound_standard_queue_url, 10).await;
     counter.take();
+    let started = Instant::now();
     assert!(message_sender::handle(&sender, batch).await.batch_item_failures.is_empty());
     let batch_of_ten = counter.take();
+    cost::record("outbound.send.batch_of_ten", &counter.taken_calls(), started.elapsed(), 10);
+    // Meta's `sent`, `delivered` and `read` webhooks follow each message (the sandbox sends
+    // them to the app, whose ingest stores and queues them): six of them processed, one at
+    // a time, as part of what an outbound message costs.
+    let processor = webhook_processor::Deps::new(&clients, r);
+    let (mut statuses, mut busy) = (Vec::new(), std::time::Duration::ZERO);
+    for _ in 0..6 {
+        let event = stack.take_event(&r.inbound_events_queue_url, 1).await;
+        counter.take();
+        let started = Instant::now();
+        assert!(webhook_processor::handle(&processor, event).await.batch_item_failures.is_empty());
+        busy += started.elapsed();
+        counter.take();
+        statuses.extend(counter.taken_calls());
+    }
+    cost::record("outbound.status", &statuses, busy, 6);
+    let ops = |op: &str| statuses.iter().filter(|c| c.op == op).count();
+    // Each status: the raw event read, its wamid item written (once when in order), the
+    // day's count (not for `sent`), the event's outcome; its partner event queued.
+    assert_eq!((ops("DynamoDB.GetItem"), ops("SQS.SendMessageBatch")), (6, 6));
+    assert!((12..=6 * 4).contains(&ops("DynamoDB.UpdateItem")), "{}", ops("DynamoDB.UpdateItem"));
+    cost::record_items(&stack).await;
     let sandbox = app.sandbox_stats().await;
     assert_eq!(sandbox["sends"], 12, "every message reached the sandbox once");
 

@@ -577,7 +577,8 @@ async fn subscriptions_are_listed_updated_and_deleted_by_an_admin_or_an_api_key(
 /// subscription (BENCHMARKS.md quotes these).
 #[tokio::test]
 async fn aws_requests_per_delivered_event_are_counted() {
-    use switchboard_tests::RequestCounter;
+    use std::time::Instant;
+    use switchboard_tests::{RequestCounter, cost};
     let stack = Stack::new(Emulator::shared()).await;
     let app = App::spawn_keeping_partner_events(&stack).await;
     let owner = app.register(&email("webhooks-counted")).await;
@@ -602,15 +603,18 @@ async fn aws_requests_per_delivered_event_are_counted() {
     let config = switchboard_tests::test_webhook_config();
     let dispatcher = webhook_dispatcher::Deps::build(&clients, &stack.resources, &config);
     let mut batches = Vec::new();
-    for from in [0, 10] {
+    for (from, step) in [(0, "webhooks.deliver.cold"), (10, "webhooks.deliver.warm")] {
         events.emit(&emit(from)).await.expect("queued");
         let batch = stack.take_event(&stack.resources.partner_events_queue_url, 10).await;
         counter.take();
+        let started = Instant::now();
         assert!(
             webhook_dispatcher::handle(&dispatcher, batch).await.batch_item_failures.is_empty()
         );
         batches.push(counter.take());
+        cost::record(step, &counter.taken_calls(), started.elapsed(), 10);
     }
+    cost::record_items(&stack).await;
     assert_eq!(received(&app, &url).await.len(), 20, "every event delivered once");
     println!("dispatcher, cold, a batch of ten: {:?}", batches[0]);
     println!("dispatcher, warm, a batch of ten: {:?}", batches[1]);
