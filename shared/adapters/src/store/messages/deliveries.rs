@@ -26,26 +26,23 @@ impl Deliveries<'_> {
     ) -> Result<StatusApplied, StoreError> {
         let status = update.status.as_str();
         let ts = if update.timestamp > 0 { update.timestamp } else { now_secs() };
-        let recorded = self.table.update(wamid_key(scope, &update.wamid))
-            .update_expression(format!(
-                "SET at_{status} = if_not_exists(at_{status}, :ts), raw_{status} = if_not_exists(raw_{status}, :raw), \
-                 direction = if_not_exists(direction, :out)"
-            ))
-            .expression_attribute_values(":ts", n(ts))
-            .expression_attribute_values(":raw", s(update.raw.to_string()))
-            .expression_attribute_values(":out", s("outbound"))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(dynamo_err)?;
-        let old = recorded.attributes();
-        let new = old.is_none_or(|old| !old.contains_key(&format!("at_{status}")));
-        let message_id = old.and_then(|old| opt_s(old, "messageId")).map(str::to_owned);
-
-        let mut forward = self
-            .table
-            .update(wamid_key(scope, &update.wamid))
-            .update_expression("SET #status = :status, statusRank = :rank")
+        let record = format!(
+            "SET at_{status} = if_not_exists(at_{status}, :ts), raw_{status} = if_not_exists(raw_{status}, :raw), \
+             direction = if_not_exists(direction, :out)"
+        );
+        let recorded = |expression: String| {
+            self.table
+                .update(wamid_key(scope, &update.wamid))
+                .update_expression(expression)
+                .expression_attribute_values(":ts", n(ts))
+                .expression_attribute_values(":raw", s(update.raw.to_string()))
+                .expression_attribute_values(":out", s("outbound"))
+                .return_values(ReturnValue::AllOld)
+        };
+        // Statuses mostly come in order: one write records this one and moves the state
+        // forward. One that comes after a later status is only recorded (a second write;
+        // the refused first one is billed too, as a write).
+        let mut forward = recorded(format!("{record}, #status = :status, statusRank = :rank"))
             .condition_expression("attribute_not_exists(statusRank) OR statusRank < :rank")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status))
@@ -53,15 +50,23 @@ impl Deliveries<'_> {
         if let Some((code, title)) = &update.error {
             let error = serde_json::json!({ "code": code, "title": title }).to_string();
             forward = forward
-                .update_expression("SET #status = :status, statusRank = :rank, #error = :error")
+                .update_expression(format!(
+                    "{record}, #status = :status, statusRank = :rank, #error = :error"
+                ))
                 .expression_attribute_names("#error", "error")
                 .expression_attribute_values(":error", s(error));
         }
-        match forward.send().await {
-            Ok(_) => {}
-            Err(e) if condition_failed(&e) => {}
+        let old = match forward.send().await {
+            Ok(out) => out.attributes,
+            Err(e) if condition_failed(&e) => {
+                recorded(record).send().await.map_err(dynamo_err)?.attributes
+            }
             Err(e) => return Err(dynamo_err(e)),
-        }
+        };
+        let old = old.as_ref();
+        let new = old.is_none_or(|old| !old.contains_key(&format!("at_{status}")));
+        let message_id = old.and_then(|old| opt_s(old, "messageId")).map(str::to_owned);
+
         if new && update.status != DeliveryStatus::Sent {
             self.table
                 .update(usage_key(scope, ts, &update.wamid))
