@@ -22,7 +22,11 @@ every item the flows left in the tables. Prices each request:
 - A Lambda reading SQS costs the event source's ReceiveMessage and DeleteMessageBatch per
   batch; idle long polls are a fixed cost, left out.
 
-Usage: scripts/cost.py RECORDS.jsonl [--markdown OUT.md]
+- Meta's webhooks (inbound messages, and the status webhooks that follow each outbound
+  message) come through the meta-webhook function's URL (template output MetaWebhookUrl),
+  not API Gateway; `--meta-through-api-gateway` prices them as if given the API's address.
+
+Usage: scripts/cost.py RECORDS.jsonl [--markdown OUT.md] [--meta-through-api-gateway]
 """
 
 import json
@@ -33,6 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+META_THROUGH_API_GATEWAY = False
 PRICES = json.loads((ROOT / "infra/prices-us-east-1.json").read_text())
 
 
@@ -249,7 +254,8 @@ def statuses(flow, steps, count):
         for c in step["calls"]
         if c["op"] == "DynamoDB.GetItem" and (key_of(c["request"]["Key"])[1] or "").startswith("RAW#")
     ]
-    flow.api_call(count)
+    if META_THROUGH_API_GATEWAY:
+        flow.api_call(count)
     flow.lambda_run("meta-webhook", ingest, count)
     flow.lines["DynamoDB writes"] += sum(raw_puts) * per * PRICES["dynamodb"]["write_request_unit"]
     flow.counts["WRU"] += sum(raw_puts) * per
@@ -264,7 +270,8 @@ def flows(steps):
     out = []
 
     inbound = Flow("inbound message (Cloud API webhook, warm, known contact)", "per million")
-    inbound.api_call()
+    if META_THROUGH_API_GATEWAY:
+        inbound.api_call()
     inbound.add_calls(steps["inbound.ingest.warm"])
     inbound.lambda_run("meta-webhook", steps["inbound.ingest.warm"])
     inbound.add_calls(steps["inbound.process.known_contact"])
@@ -347,7 +354,9 @@ def money(x):
 def report(all_flows):
     columns = ["API Gateway", "Lambda requests", "Lambda duration", "DynamoDB writes",
                "DynamoDB reads", "SQS", "KMS"]
-    out = [f"Prices: infra/prices-us-east-1.json (checked {PRICES['checked']}), us-east-1 list prices.", ""]
+    entry = "API Gateway" if META_THROUGH_API_GATEWAY else "the meta-webhook function's URL"
+    out = [f"Prices: infra/prices-us-east-1.json (checked {PRICES['checked']}), us-east-1 list prices. "
+           f"Meta's webhooks through {entry}.", ""]
     out.append("| per million | " + " | ".join(columns) + " | **total** | largest |")
     out.append("|---|" + "---|" * (len(columns) + 2))
     for flow in all_flows:
@@ -376,7 +385,8 @@ def report(all_flows):
 def main():
     path = Path(sys.argv[1])
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    global ITEMS, MEMORY
+    global ITEMS, MEMORY, META_THROUGH_API_GATEWAY
+    META_THROUGH_API_GATEWAY = "--meta-through-api-gateway" in sys.argv
     ITEMS = Items(records)
     MEMORY = memory_sizes()
     steps = {r["step"]: r for r in records if "step" in r}

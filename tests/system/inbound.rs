@@ -658,6 +658,21 @@ fn webhook_request(tenant: &str, body: &str) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).expect("event")
 }
 
+/// Meta's webhook as the function's URL delivers it: no route key of its own, no path
+/// parameters.
+fn function_url_request(tenant: &str, body: &str) -> lambda_http::Request {
+    let path = format!("/api/whatsapp/webhook/{tenant}");
+    let event = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": {"content-type": "application/json", "x-hub-signature-256": signature_header(APP_SECRET.as_bytes(), body.as_bytes())},
+        "requestContext": {"http": {"method": "POST", "path": path, "sourceIp": "203.0.113.1"},
+                           "routeKey": "$default", "requestId": "r", "stage": "$default",
+                           "domainName": "abc.lambda-url.us-east-1.on.aws"},
+        "body": body, "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("event")
+}
+
 /// The figure BENCHMARKS.md records as "AWS requests per inbound message": every request
 /// the webhook function and the processor make for one new text message, counted by an
 /// SDK interceptor. A change in these numbers is a change in cost; update both.
@@ -716,6 +731,13 @@ async fn aws_requests_per_inbound_message_are_counted() {
     assert_eq!(warm.status(), 200);
     let warm_ingest = counter.take();
     cost::record("inbound.ingest.warm", &counter.taken_calls(), started.elapsed(), 1);
+    // The same through the function's URL (no API Gateway): routed and stored alike.
+    let via_url =
+        meta_webhook::handle(&ingest, function_url_request(&owner.tenant_id, &message(3)))
+            .await
+            .expect("ingest");
+    assert_eq!(via_url.status(), 200);
+    assert_eq!(counter.take(), warm_ingest, "the function URL's webhook costs the same");
 
     // The processor, for the first message (new contact) and the second (known contact).
     let mut per_message = Vec::new();

@@ -113,6 +113,9 @@ impl Deps {
 
 #[instrument(skip_all, fields(request_id = %edge::request::request_id(&request), route = route_key(&request).unwrap_or_default()))]
 pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+    // Meta's webhooks may come through the function's URL rather than API Gateway (one
+    // API Gateway request less per webhook; see BENCHMARKS.md, "Cost"): routed the same.
+    let request = edge::routes::through_function_url(request, edge::routes::META_WEBHOOK);
     // Every route here is public: a webhook's signature, checked with its channel's
     // secret, is what authenticates it.
     let result = match of_request::<MetaWebhookRoute>(&request).map(|(route, _)| route) {

@@ -325,6 +325,35 @@ pub fn of_request<S: RouteSet>(request: &lambda_http::Request) -> Option<(S, &'s
     Some((S::of(route.id)?, route))
 }
 
+/// A request that reached a function without API Gateway (its Lambda function URL, whose
+/// events say `$default` and carry no path parameters), routed as API Gateway would route
+/// it: the route key and path parameters of the route its method and path match, when
+/// that route is `function`'s. Any other request is returned as it came.
+pub fn through_function_url(
+    mut request: lambda_http::Request,
+    function: FunctionName,
+) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    if crate::request::route_key(&request) != Some(DEFAULT_ROUTE_KEY) {
+        return request;
+    }
+    let Some(matched) = find(request.method().as_str(), request.uri().path()) else {
+        return request;
+    };
+    if matched.route.function != function {
+        return request;
+    }
+    if let Some(RequestContext::ApiGatewayV2(context)) =
+        request.extensions_mut().get_mut::<RequestContext>()
+    {
+        context.route_key = Some(matched.route.key());
+    }
+    let parameters: std::collections::HashMap<String, String> =
+        matched.path_parameters.into_iter().collect();
+    request.with_path_parameters(parameters)
+}
+
 /// API Gateway's catch-all route: every request no route of [`ROUTES`] matches. The health
 /// function serves it (it is small and always warm enough), answering problem+json 404, or
 /// 405 with `Allow` for a known path called with another method.
@@ -569,6 +598,42 @@ mod tests {
         assert_eq!(allowed_methods("/api/users"), vec!["GET", "POST"]);
         assert_eq!(allowed_methods("/api/users/usr_1"), vec!["DELETE", "PATCH"]);
         assert_eq!(allowed_methods("/api/nothing"), Vec::<&str>::new());
+    }
+
+    fn function_url_event(method: &str, path: &str) -> lambda_http::Request {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+            "headers": {}, "requestContext": {"http": {"method": method, "path": path},
+            "routeKey": "$default", "requestId": "r", "stage": "$default"}, "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("event")
+    }
+
+    #[test]
+    fn a_function_url_request_is_routed_as_api_gateway_would_route_it() {
+        use lambda_http::RequestExt;
+        let routed = through_function_url(
+            function_url_event("POST", "/api/whatsapp/webhook/ten_1/ep_9"),
+            META_WEBHOOK,
+        );
+        assert_eq!(
+            crate::request::route_key(&routed),
+            Some("POST /api/whatsapp/webhook/{tenantId}/{endpointId}")
+        );
+        let params = routed.path_parameters();
+        assert_eq!(
+            (params.first("tenantId"), params.first("endpointId")),
+            (Some("ten_1"), Some("ep_9"))
+        );
+        // Another function's route, or no route: left as it came (the handler answers 404).
+        for (method, path) in [("GET", "/api/users"), ("DELETE", "/api/whatsapp/webhook/ten_1")] {
+            let left = through_function_url(function_url_event(method, path), META_WEBHOOK);
+            assert_eq!(
+                crate::request::route_key(&left),
+                Some(DEFAULT_ROUTE_KEY),
+                "{method} {path}"
+            );
+        }
         // The most specific template's methods only: `bulk` is no user id.
         assert_eq!(allowed_methods("/api/b2b/users/bulk"), vec!["POST"]);
         assert_eq!(allowed_methods("/api/b2b/users/shop-1"), vec!["DELETE", "GET", "PUT"]);
