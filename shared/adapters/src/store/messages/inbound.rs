@@ -17,8 +17,9 @@ pub struct Inbound<'a> {
 
 impl Inbound<'_> {
     /// Stores an inbound message once, with its conversation (created on the contact's
-    /// first message), the contact's service window and the day's usage, in one
-    /// transaction keyed on the wamid.
+    /// first message, with the contact), its service window and the day's usage, in one
+    /// transaction keyed on the wamid. A known contact's item is only read: the window
+    /// (`lastInboundAt`) lives on the conversation, whose update carries the guard.
     pub async fn apply(
         &self,
         scope: &TenantScope,
@@ -50,7 +51,14 @@ impl Inbound<'_> {
                 None => (format!("conv_{}", uuid::Uuid::new_v4().simple()), true),
             };
             let message_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-            let seen = contact.as_ref().and_then(|c| opt_n(c, "lastInboundAt"));
+            let seen = match contact {
+                None => None,
+                Some(_) => self
+                    .table
+                    .get(key(&pk, format!("CONV#{conversation_id}")))
+                    .await?
+                    .and_then(|c| opt_n(&c, "lastInboundAt")),
+            };
             match self
                 .transaction(scope, message, &conversation_id, &message_id, contact.is_some(), seen)
                 .await
@@ -118,37 +126,18 @@ impl Inbound<'_> {
         }
 
         // NOTE: messages of one contact may be applied out of order and concurrently. The
-        // contact's last inbound time only grows, and is written on the condition that it is
-        // still what was read; a concurrent writer makes this transaction retry.
+        // conversation's last inbound time only grows, and is written on the condition that
+        // it is still what was read; a concurrent writer makes this transaction retry. A new
+        // contact's item is made here (once: a racing first message retries and finds it);
+        // a known contact's is not written at all.
         let newest = seen_last_inbound.map_or(ts, |seen| seen.max(ts));
         let is_latest = seen_last_inbound.is_none_or(|seen| ts >= seen);
-        let contact_key = key(&pk, format!("CONTACT#{}", message.from));
-        let contact = match seen_last_inbound {
-            _ if new_contact => {
-                let mut c = contact_key;
-                c.insert("conversationId".into(), s(conversation_id));
-                c.insert("lastInboundAt".into(), n(ts));
-                self.table.put_in(c, Some("attribute_not_exists(pk)"))?
-            }
-            Some(seen) => self.table.update_in(
-                Update::builder()
-                    .table_name(self.table.name())
-                    .set_key(Some(contact_key))
-                    .update_expression("SET lastInboundAt = :newest")
-                    .condition_expression("lastInboundAt = :seen")
-                    .expression_attribute_values(":newest", n(newest))
-                    .expression_attribute_values(":seen", n(seen)),
-            )?,
-            None => self.table.update_in(
-                Update::builder()
-                    .table_name(self.table.name())
-                    .set_key(Some(contact_key))
-                    .update_expression("SET lastInboundAt = :newest")
-                    .condition_expression(
-                        "attribute_exists(pk) AND attribute_not_exists(lastInboundAt)",
-                    )
-                    .expression_attribute_values(":newest", n(newest)),
-            )?,
+        let contact = if new_contact {
+            let mut c = key(&pk, format!("CONTACT#{}", message.from));
+            c.insert("conversationId".into(), s(conversation_id));
+            Some(self.table.put_in(c, Some("attribute_not_exists(pk)"))?)
+        } else {
+            None
         };
 
         let mut sets = vec![
@@ -184,6 +173,12 @@ impl Inbound<'_> {
             conversation = conversation.expression_attribute_values(":name", s(name));
         }
         let conversation = conversation.update_expression(format!("SET {}", sets.join(", ")));
+        let conversation = match seen_last_inbound {
+            Some(seen) => conversation
+                .condition_expression("lastInboundAt = :seen")
+                .expression_attribute_values(":seen", n(seen)),
+            None => conversation.condition_expression("attribute_not_exists(lastInboundAt)"),
+        };
 
         let usage = Update::builder()
             .table_name(self.table.name())
@@ -192,13 +187,13 @@ impl Inbound<'_> {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":opened", n(i64::from(new_contact)));
 
-        let items = vec![
+        let mut items = vec![
             self.table.update_in(wamid)?,
             self.table.put_in(item, None)?,
-            contact,
             self.table.update_in(conversation)?,
             self.table.update_in(usage)?,
         ];
+        items.extend(contact);
         match self.table.transact(items).await {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {

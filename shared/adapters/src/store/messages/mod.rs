@@ -8,7 +8,7 @@
 //! | message | shard of the message id | `MSG#<id>` | gsi2: `CONV#<tid>#<conversation>` / `<timestamp>#<id>` |
 //! | client message id | shard of the client id | `CLIENT#<id>` | names the message it created |
 //! | usage | shard of what is counted | `USAGE#<yyyy-mm-dd>` | counters; a day's usage adds up every shard |
-//! | contact | `TENANT#<tid>` | `CONTACT#<wa id>` | its conversation, last inbound time |
+//! | contact | `TENANT#<tid>` | `CONTACT#<wa id>` | its conversation (written once; the service window is the conversation's `lastInboundAt`) |
 //! | conversation | `TENANT#<tid>` | `CONV#<id>` | gsi1: `CONVS#<tid>#<0-7>` / `<last activity>#<id>` |
 //! | template | `TENANT#<tid>` | `TEMPLATE#<name>#<language>` | status from Meta |
 //! | channel event | `TENANT#<tid>` | `EVENT#<event id>#<n>` | quality, account and other updates, raw |

@@ -112,15 +112,22 @@ pub struct Outbox<'a> {
 }
 
 impl Outbox<'_> {
-    /// The contact's conversation and last inbound time (epoch seconds), if known.
+    /// The contact's conversation and last inbound time (epoch seconds, kept on the
+    /// conversation), if known.
     pub async fn contact(
         &self,
         scope: &TenantScope,
         wa_id: &str,
     ) -> Result<Option<(String, Option<i64>)>, StoreError> {
-        let item = self.table.get(key(scope.pk(), format!("CONTACT#{wa_id}"))).await?;
-        item.map(|c| Ok((get_s(&c, "conversationId")?.to_owned(), opt_n(&c, "lastInboundAt"))))
-            .transpose()
+        let Some(contact) = self.table.get(key(scope.pk(), format!("CONTACT#{wa_id}"))).await?
+        else {
+            return Ok(None);
+        };
+        let conversation_id = get_s(&contact, "conversationId")?.to_owned();
+        let conversation =
+            self.table.get(key(scope.pk(), format!("CONV#{conversation_id}"))).await?;
+        let last_inbound = conversation.as_ref().and_then(|c| opt_n(c, "lastInboundAt"));
+        Ok(Some((conversation_id, last_inbound)))
     }
 
     /// The message a client message id created, with its request digest.
