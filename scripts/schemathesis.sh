@@ -14,8 +14,9 @@ work=$(mktemp -d)
 export PORT="$port" SANDBOX_PORT=$((port + 1)) MOTO_PORT=$((port + 2)) HEALTH_PORT=$((port + 10))
 export STACK_PREFIX="fuzz-$$" DEV_LOGS="$work/logs"
 export OPERATOR_EMAIL="operator@switchboard.local" OPERATOR_PASSWORD="switchboard-operator"
+export SANDBOX_VERIFY_TOKEN="fuzz-verify-token"
 # Less noise: the stack's logs are kept only when the run fails.
-export RUST_LOG="warn"
+export RUST_LOG="${ST_RUST_LOG:-warn}"
 unset AWS_ENDPOINT_URL
 base="http://127.0.0.1:$port"
 
@@ -25,7 +26,7 @@ finish() {
   status=$?
   kill "$dev" 2>/dev/null || true
   wait "$dev" 2>/dev/null || true
-  if [ "$status" -ne 0 ]; then
+  if [ "$status" -ne 0 ] || [ -n "${ST_KEEP_LOGS:-}" ]; then
     echo "--- the stack's logs ($work) ---"
     tail -n 40 "$work/dev.log" "$work"/logs/*.log 2>/dev/null || true
   else
@@ -42,6 +43,8 @@ done
 grep -q "Switchboard is ready" "$work/dev.log" || { echo "the stack did not start"; exit 1; }
 
 eval "$(.venv/bin/python tests/schemathesis/credentials.py "$base" "http://127.0.0.1:$SANDBOX_PORT")"
+# The resources the requests address (ids, not credentials), to read a failure by.
+env | grep -E '^ST_(TENANT_ID|PLATFORM_ID|OTHER_PLATFORM_ID|B2B_USER|SUBSCRIPTION_ID|DELIVERY_ID|CONVERSATION_ID|MESSAGE_ID)=' | sort
 
 .venv/bin/schemathesis --config-file tests/schemathesis/schemathesis.toml run "$base/api/openapi.json" \
   --url "$base" \

@@ -64,6 +64,7 @@ async fn dispatch(deps: &Deps, request: &Request) -> Result<Response<Body>, ApiE
                 return Err(ApiError::NotFound);
             }
             principal.audit(&deps.tenants, "webhook.deleted", Some(&id), json!({})).await;
+            info!(tenant_id = %principal.tenant_id(), subscription_id = id, "webhook subscription deleted");
             Ok(empty(StatusCode::NO_CONTENT))
         }
         WebhooksRoute::RotateSecret => rotate(deps, principal, &id()?).await,
