@@ -34,7 +34,7 @@ export OPERATOR_EMAIL="${OPERATOR_EMAIL:-operator@switchboard.local}"
 export OPERATOR_PASSWORD="${OPERATOR_PASSWORD:-switchboard-operator}"
 # Each component's log; DEV_LOGS puts them elsewhere (a second stack beside `make dev`).
 logs="${DEV_LOGS:-$root/.dev/logs}"
-mkdir -p "$logs"
+mkdir -p "$root/.dev" "$logs"
 
 # A JWT key ring for this checkout, kept across runs so that tokens survive a restart.
 if [ -z "${JWT_SIGNING_KEYS:-}" ]; then
