@@ -646,30 +646,31 @@ async fn channel_secrets_are_sealed_per_tenant_and_shown_masked() {
 
 /// An API Gateway v2 event for a signed POST to the tenant's webhook route.
 fn webhook_request(tenant: &str, body: &str) -> lambda_http::Request {
-    let event = json!({
-        "version": "2.0", "routeKey": "POST /api/whatsapp/webhook/{tenantId}",
-        "rawPath": format!("/api/whatsapp/webhook/{tenant}"), "rawQueryString": "",
-        "headers": {"content-type": "application/json", "x-hub-signature-256": signature_header(APP_SECRET.as_bytes(), body.as_bytes())},
-        "pathParameters": {"tenantId": tenant},
-        "requestContext": {"http": {"method": "POST", "path": format!("/api/whatsapp/webhook/{tenant}"), "sourceIp": "203.0.113.1"},
-                           "routeKey": "POST /api/whatsapp/webhook/{tenantId}", "requestId": "r", "stage": "$default"},
-        "body": body, "isBase64Encoded": false
-    });
-    lambda_http::request::from_str(&event.to_string()).expect("event")
+    meta_event(tenant, body, true)
 }
 
 /// Meta's webhook as the function's URL delivers it: no route key of its own, no path
 /// parameters.
 fn function_url_request(tenant: &str, body: &str) -> lambda_http::Request {
+    meta_event(tenant, body, false)
+}
+
+/// A signed webhook of Meta's for `tenant`, as API Gateway or the function's URL passes it.
+fn meta_event(tenant: &str, body: &str, through_api_gateway: bool) -> lambda_http::Request {
     let path = format!("/api/whatsapp/webhook/{tenant}");
-    let event = json!({
+    let mut event = json!({
         "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
         "headers": {"content-type": "application/json", "x-hub-signature-256": signature_header(APP_SECRET.as_bytes(), body.as_bytes())},
         "requestContext": {"http": {"method": "POST", "path": path, "sourceIp": "203.0.113.1"},
-                           "routeKey": "$default", "requestId": "r", "stage": "$default",
-                           "domainName": "abc.lambda-url.us-east-1.on.aws"},
+                           "routeKey": "$default", "requestId": "r", "stage": "$default"},
         "body": body, "isBase64Encoded": false
     });
+    if through_api_gateway {
+        let key = json!("POST /api/whatsapp/webhook/{tenantId}");
+        event["routeKey"] = key.clone();
+        event["requestContext"]["routeKey"] = key;
+        event["pathParameters"] = json!({"tenantId": tenant});
+    }
     lambda_http::request::from_str(&event.to_string()).expect("event")
 }
 

@@ -141,37 +141,22 @@ impl Entry {
         self
     }
 
-    fn json(mut self, status: u16, description: &'static str, schema: RefOr<Schema>) -> Self {
-        self.answers.push(Answer {
-            status,
-            description,
-            body: Some(Body::Json(Box::new(schema))),
-            links: Vec::new(),
-            also: Vec::new(),
-        });
+    fn answer(mut self, status: u16, description: &'static str, body: Option<Body>) -> Self {
+        let (links, also) = (Vec::new(), Vec::new());
+        self.answers.push(Answer { status, description, body, links, also });
         self
     }
 
-    fn text(mut self, status: u16, description: &'static str, mime: &'static str) -> Self {
-        self.answers.push(Answer {
-            status,
-            description,
-            body: Some(Body::Text(mime)),
-            links: Vec::new(),
-            also: Vec::new(),
-        });
-        self
+    fn json(self, status: u16, description: &'static str, schema: RefOr<Schema>) -> Self {
+        self.answer(status, description, Some(Body::Json(Box::new(schema))))
     }
 
-    fn empty(mut self, status: u16, description: &'static str) -> Self {
-        self.answers.push(Answer {
-            status,
-            description,
-            body: None,
-            links: Vec::new(),
-            also: Vec::new(),
-        });
-        self
+    fn text(self, status: u16, description: &'static str, mime: &'static str) -> Self {
+        self.answer(status, description, Some(Body::Text(mime)))
+    }
+
+    fn empty(self, status: u16, description: &'static str) -> Self {
+        self.answer(status, description, None)
     }
 
     /// The last answer's `field` is `parameter` of the operation `to`.
@@ -379,41 +364,33 @@ fn operation(
         .summary(Some(entry.summary))
         .tag(entry.tag);
     for name in path_parameters(route.path) {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(name)
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .schema(Some(string())),
-        );
+        op = op.parameter(parameter(name, ParameterIn::Path, true, None, string()));
     }
     let has_query = !entry.query.is_empty();
     for q in entry.query {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(q.name)
-                .parameter_in(ParameterIn::Query)
-                .required(if q.required { Required::True } else { Required::False })
-                .description(Some(q.description))
-                .schema(Some(q.schema)),
-        );
+        op = op.parameter(parameter(
+            q.name,
+            ParameterIn::Query,
+            q.required,
+            Some(q.description),
+            q.schema,
+        ));
     }
-    for (name, description, required) in &entry.headers {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(*name)
-                .parameter_in(ParameterIn::Header)
-                .required(if *required { Required::True } else { Required::False })
-                .description(Some(*description))
-                .schema(Some(string())),
-        );
+    for (name, description, is_required) in entry.headers {
+        op = op.parameter(parameter(
+            name,
+            ParameterIn::Header,
+            is_required,
+            Some(description),
+            string(),
+        ));
     }
     let has_body = entry.body.is_some();
     if let Some((schema, required)) = entry.body {
         op = op.request_body(Some(
             RequestBodyBuilder::new()
                 .content(JSON, ContentBuilder::new().schema(Some(schema)).build())
-                .required(Some(if required { Required::True } else { Required::False }))
+                .required(Some(required_if(required)))
                 .build(),
         ));
     }
@@ -482,6 +459,25 @@ fn operation(
         op = op.security(SecurityRequirement::new(scheme, Vec::<String>::new()));
     }
     op.build()
+}
+
+fn required_if(required: bool) -> Required {
+    if required { Required::True } else { Required::False }
+}
+
+fn parameter(
+    name: &str,
+    place: ParameterIn,
+    required: bool,
+    description: Option<&str>,
+    schema: RefOr<Schema>,
+) -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(place)
+        .required(required_if(required))
+        .description(description)
+        .schema(Some(schema))
 }
 
 fn problem_description(status: u16) -> &'static str {
